@@ -1,0 +1,147 @@
+"""Built-in admission: the checks and mutations kube-apiserver's default plugins make.
+
+NamespaceLifecycle (no new content in a missing or terminating namespace; the four system
+namespaces cannot be deleted) and the Service IP / node port allocation that kube-apiserver's
+service REST storage performs. Each create hook returns an undo callable, run if the write does
+not happen, so a failed or dry-run create leaves no allocation behind.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from navio.api import errors
+from navio.api.errors import cause
+from navio.api.registry import Kind
+
+if TYPE_CHECKING:
+    from navio.apiserver.resources import Resources
+
+__all__ = ["IMMORTAL_NAMESPACES", "check_namespace", "admit_create", "admit_update",
+           "after_delete", "check_delete"]
+
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+
+Undo = Callable[[], None]
+
+
+def _noop() -> None:
+    pass
+
+
+async def check_namespace(resources: "Resources", kind: Kind, namespace: str) -> None:
+    """NamespaceLifecycle for creates: the namespace must exist and not be terminating."""
+    if not kind.namespaced:
+        return
+    ns_kind = resources.registry.resource("", "v1", "namespaces")
+    assert ns_kind is not None
+    cache = resources.cache(ns_kind)
+    ns = cache.get(ns_kind.storage_key(None, namespace))
+    if ns is None:
+        await cache.consistent()
+        ns = cache.get(ns_kind.storage_key(None, namespace))
+    if ns is None:
+        raise errors.NotFound(f'namespaces "{namespace}" not found',
+                              details={"name": namespace, "kind": "namespaces"})
+    if ns.get("metadata", {}).get("deletionTimestamp") or \
+            ns.get("status", {}).get("phase") == "Terminating":
+        raise errors.Forbidden(
+            f"{kind.plural} \"{'<name>'}\" is forbidden: unable to create new content in "
+            f"namespace {namespace} because it is being terminated",
+            details={"kind": kind.plural, "causes": [{
+                "reason": "NamespaceTerminating",
+                "message": f"namespace {namespace} is being terminated",
+                "field": "metadata.namespace"}]})
+
+
+def check_delete(kind: Kind, name: str) -> None:
+    if kind.group == "" and kind.kind == "Namespace" and name in IMMORTAL_NAMESPACES:
+        raise errors.Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be '
+                               f'deleted', details={"name": name, "kind": "namespaces"})
+
+
+def admit_create(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> Undo:
+    if kind.group == "" and kind.kind == "Service":
+        return _allocate_service(resources, obj, None)
+    return _noop
+
+
+def admit_update(resources: "Resources", kind: Kind, new: dict[str, Any],
+                 old: dict[str, Any]) -> Undo:
+    if kind.group == "" and kind.kind == "Service":
+        return _allocate_service(resources, new, old)
+    return _noop
+
+
+def after_delete(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> None:
+    if kind.group == "" and kind.kind == "Service":
+        spec = obj.get("spec", {})
+        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
+            resources.service_ips.release(ip)
+        for p in spec.get("ports", ()):
+            resources.node_ports.release(p.get("nodePort"))
+
+
+def _invalid(obj: dict[str, Any], field: str, value: Any, detail: str) -> errors.Invalid:
+    return errors.Invalid("Service", obj.get("metadata", {}).get("name", ""),
+                          [cause("FieldValueInvalid", field, detail, value)])
+
+
+def _allocate_service(resources: "Resources", obj: dict[str, Any],
+                      old: dict[str, Any] | None) -> Undo:
+    """Give a Service its cluster IP and node ports, keeping those it already holds."""
+    spec = obj.setdefault("spec", {})
+    old_spec = (old or {}).get("spec", {})
+    svc_type = spec.get("type", "ClusterIP")
+    undo: list[Callable[[], None]] = []
+    ips = resources.service_ips
+    try:
+        if svc_type != "ExternalName":
+            old_ip = old_spec.get("clusterIP")
+            ip = spec.get("clusterIP")
+            if old is not None and old_ip and (not ip or ip == old_ip):
+                spec["clusterIP"] = old_ip
+                spec["clusterIPs"] = old_spec.get("clusterIPs") or [old_ip]
+            elif ip == "None":
+                spec["clusterIPs"] = ["None"]
+            elif ip:
+                try:
+                    ips.reserve(ip)
+                except ValueError as exc:
+                    raise _invalid(obj, "spec.clusterIPs", [ip], str(exc)) from None
+                undo.append(lambda ip=ip: ips.release(ip))
+                spec["clusterIPs"] = [ip]
+            else:
+                ip = ips.allocate()
+                undo.append(lambda ip=ip: ips.release(ip))
+                spec["clusterIP"] = ip
+                spec["clusterIPs"] = [ip]
+        if svc_type in ("NodePort", "LoadBalancer"):
+            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                         for p in old_spec.get("ports", ())}
+            for i, p in enumerate(spec.get("ports", ())):
+                held = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+                want = p.get("nodePort")
+                if want and want == held:
+                    continue
+                if want:
+                    try:
+                        resources.node_ports.reserve(want)
+                    except ValueError as exc:
+                        raise _invalid(obj, f"spec.ports[{i}].nodePort", want, str(exc)) from None
+                elif held:
+                    p["nodePort"] = held
+                    continue
+                else:
+                    want = resources.node_ports.allocate()
+                    p["nodePort"] = want
+                undo.append(lambda port=want: resources.node_ports.release(port))
+    except Exception:
+        for u in undo:
+            u()
+        raise
+
+    def rollback() -> None:
+        for u in undo:
+            u()
+    return rollback

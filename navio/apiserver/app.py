@@ -1,0 +1,202 @@
+"""The API server's aiohttp application: authentication, errors, and routing.
+
+Every request passes one middleware that authenticates it (client certificates signed by the
+cluster CA; anonymous only for health and version) and turns any failure into a Kubernetes
+`Status`: typed API errors keep their code and reason, anything unexpected becomes a 500 whose
+traceback is logged and never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import platform
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from navio import KUBERNETES_VERSION, __version__
+from navio.api import errors, openapi
+from navio.api.registry import Registry
+from navio.apiserver import discovery
+from navio.apiserver.authn import UserInfo, authenticate
+from navio.apiserver.handlers import ResourceHandlers, json_response
+from navio.apiserver.requestinfo import parse_request
+from navio.apiserver.resources import Resources
+
+__all__ = ["ApiServer", "ApiServerConfig", "tls_context", "version_info"]
+
+log = logging.getLogger(__name__)
+
+_PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+
+
+@dataclass(frozen=True)
+class ApiServerConfig:
+    bind_address: str = "127.0.0.1"
+    secure_port: int = 6443
+    service_cidr: str = "10.96.0.0/12"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    advertise: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.secure_port < 65536:
+            raise ValueError(f"--secure-port {self.secure_port} is not a valid port")
+
+
+def version_info() -> dict[str, str]:
+    major, minor, _ = KUBERNETES_VERSION.lstrip("v").split(".")
+    return {"major": major, "minor": minor, "gitVersion": f"{KUBERNETES_VERSION}+navio",
+            "gitCommit": f"navio-{__version__}", "gitTreeState": "clean",
+            "buildDate": "2026-11-25T00:00:00Z", "goVersion": f"python{platform.python_version()}",
+            "compiler": "cpython", "platform": f"linux/{_arch()}"}
+
+
+def _arch() -> str:
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
+
+
+def tls_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
+    """TLS 1.2+ serving context that asks for (but does not require) a client certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    ctx.load_verify_locations(client_ca)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiServer:
+    def __init__(self, config: ApiServerConfig, resources: Resources) -> None:
+        self.config = config
+        self.resources = resources
+        self.registry: Registry = resources.registry
+        self.handlers = ResourceHandlers(resources)
+        self.ready = False
+        self._openapi_v3: dict[str, tuple[bytes, str]] = {}
+        self._openapi_v2: bytes | None = None
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=4 << 20)
+        self.app.router.add_route("*", "/{tail:.*}", self._route)
+
+    # -- middleware ----------------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            user = authenticate(request)
+            if user is None and request.path not in _PUBLIC_PATHS:
+                raise errors.Unauthorized("Unauthorized")
+            request["user"] = user or UserInfo("system:anonymous", ("system:unauthenticated",))
+            return await handler(request)
+        except errors.ApiError as exc:
+            return json_response(errors.to_status(exc), exc.code)
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("request failed", extra={"method": request.method,
+                                                   "path": request.path})
+            exc = errors.InternalError("an error on the server has prevented the request from "
+                                       "succeeding")
+            return json_response(errors.to_status(exc), 500)
+
+    # -- routing -------------------------------------------------------------------------------
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/healthz", "/livez", "/readyz"):
+            if path == "/readyz" and not self.ready:
+                return web.Response(text="[-]informer-sync failed: not ready\nreadyz check "
+                                         "failed\n", status=500)
+            return web.Response(text="ok", content_type="text/plain")
+        if path == "/version":
+            return json_response(version_info())
+        if path.startswith("/openapi/"):
+            return self._openapi(request)
+        info = parse_request(request.method, path, request.query)
+        if info.is_resource:
+            return await self.handlers.handle(request, info)
+        if request.method != "GET":
+            raise errors.MethodNotAllowed("the server does not allow this method on the "
+                                          "requested resource")
+        return self._discovery(request, path)
+
+    def _discovery(self, request: web.Request, path: str) -> web.Response:
+        parts = [p for p in path.split("/") if p]
+        agg = discovery.wants_aggregated(request.headers.get("Accept"))
+        if parts == ["api"]:
+            if agg:
+                return json_response(discovery.aggregated(self.registry, legacy=True,
+                                                          version=agg),
+                                     content_type=discovery.AGGREGATED_CONTENT_TYPE
+                                     .replace("v=v2", f"v={agg}"))
+            return json_response(discovery.api_versions(request.host))
+        if parts == ["apis"]:
+            if agg:
+                return json_response(discovery.aggregated(self.registry, legacy=False,
+                                                          version=agg),
+                                     content_type=discovery.AGGREGATED_CONTENT_TYPE
+                                     .replace("v=v2", f"v={agg}"))
+            return json_response(discovery.api_group_list(self.registry))
+        body: dict[str, Any] | None = None
+        if len(parts) == 2 and parts[0] == "api":
+            body = discovery.resource_list(self.registry, "", parts[1])
+        elif len(parts) == 2 and parts[0] == "apis":
+            body = discovery.api_group(self.registry, parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            body = discovery.resource_list(self.registry, parts[1], parts[2])
+        elif not parts:
+            body = {"paths": sorted({"/api", "/api/v1", "/apis", "/healthz", "/livez",
+                                     "/readyz", "/version", "/openapi/v2", "/openapi/v3"}
+                                    | {f"/apis/{g}" for g, _ in self.registry.groups() if g})}
+        if body is None:
+            raise errors.NotFound("the server could not find the requested resource")
+        return json_response(body)
+
+    def _openapi(self, request: web.Request) -> web.Response:
+        path = request.path
+        if path == "/openapi/v2":
+            if self._openapi_v2 is None:
+                self._openapi_v2 = orjson.dumps(openapi.v2_document(self.registry))
+            return web.Response(body=self._openapi_v2, content_type="application/json")
+        if path == "/openapi/v3":
+            return json_response(openapi.v3_index(self.registry))
+        if path.startswith("/openapi/v3/"):
+            gv = path[len("/openapi/v3/"):]
+            doc = self._openapi_v3.get(gv)
+            if doc is None:
+                parts = gv.split("/")
+                if parts[0] == "api" and len(parts) == 2:
+                    data = openapi.v3_document(self.registry, "", parts[1])
+                elif parts[0] == "apis" and len(parts) == 3:
+                    data = openapi.v3_document(self.registry, parts[1], parts[2])
+                else:
+                    raise errors.NotFound("the server could not find the requested resource")
+                if not data or not data.get("paths"):
+                    raise errors.NotFound("the server could not find the requested resource")
+                raw = orjson.dumps(data)
+                doc = (raw, hashlib.sha512(raw).hexdigest().upper())
+                self._openapi_v3[gv] = doc
+            headers = {"Content-Type": "application/json", "ETag": f'"{doc[1]}"'}
+            if request.query.get("hash"):
+                headers["Cache-Control"] = "public, immutable"
+            else:
+                headers["Cache-Control"] = "no-cache, private"
+            return web.Response(body=doc[0], headers=headers)
+        raise errors.NotFound("the server could not find the requested resource")
+
+    def invalidate_openapi(self) -> None:
+        """Drop cached documents after the registry changed (CRDs)."""
+        self._openapi_v3.clear()
+        self._openapi_v2 = None

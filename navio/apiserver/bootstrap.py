@@ -1,0 +1,46 @@
+"""Objects every cluster starts with: the system namespaces and the `kubernetes` Service."""
+
+from __future__ import annotations
+
+import logging
+
+from navio.api import errors
+from navio.apiserver.resources import Resources, WriteOptions
+
+__all__ = ["ensure_bootstrap_objects"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_OPTS = WriteOptions(field_manager="kube-apiserver")
+
+
+async def _ensure(resources: Resources, plural: str, namespace: str, obj: dict) -> None:
+    kind = resources.registry.resource("", "v1", plural)
+    assert kind is not None
+    try:
+        await resources.get(kind, namespace, obj["metadata"]["name"])
+    except errors.NotFound:
+        try:
+            await resources.create(kind, namespace, obj, _OPTS)
+            log.info("bootstrap object created", extra={"resource": plural,
+                                                        "name": obj["metadata"]["name"]})
+        except errors.AlreadyExists:
+            pass
+
+
+async def ensure_bootstrap_objects(resources: Resources, host: str, port: int) -> None:
+    for ns in SYSTEM_NAMESPACES:
+        await _ensure(resources, "namespaces", "", {"metadata": {"name": ns}})
+    first_ip = str(resources.service_ips.network.network_address + 1)
+    await _ensure(resources, "services", "default", {
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",
+                                                      "provider": "kubernetes"}},
+        "spec": {"clusterIP": first_ip, "type": "ClusterIP", "sessionAffinity": "None",
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                            "targetPort": port}]}})
+    await _ensure(resources, "endpoints", "default", {
+        "metadata": {"name": "kubernetes", "labels": {
+            "endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": host}],
+                     "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]})

@@ -1,0 +1,422 @@
+"""Generic object semantics for every kind: kube-apiserver's generic registry store.
+
+One code path creates, reads, updates, patches and deletes objects of any registered kind:
+server-owned metadata, defaulting, admission, validation, managed fields, optimistic
+concurrency, finalizers and graceful deletion. Per-kind differences come from data (the
+registry, `strategy`, `defaults`, `validation`), never from per-kind handlers.
+
+Writes are all-or-nothing: an object is checked completely before the one storage write that
+stores it, and a failed write leaves nothing behind (allocations are undone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import orjson
+
+from navio.api import errors, managedfields, validation
+from navio.api.defaults import apply_defaults
+from navio.api.registry import Kind, Registry
+from navio.apiserver import admission, strategy
+from navio.apiserver.allocators import IPAllocator, PortAllocator
+from navio.apiserver.watchcache import WatchCache, decode_object
+from navio.storage.protocol import (KeyExists, KeyNotFound, RevisionConflict, Store)
+
+__all__ = ["Resources", "WriteOptions", "now_rfc3339"]
+
+log = logging.getLogger(__name__)
+
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_UPDATE_RETRIES = 16
+
+
+def now_rfc3339(clock: Callable[[], dt.datetime] | None = None) -> str:
+    t = clock() if clock else dt.datetime.now(dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOptions:
+    dry_run: bool = False
+    field_manager: str = ""
+    user_agent: str = ""
+
+    def manager(self) -> str:
+        """The field manager name: the given one, else the user agent's program name, as
+        kube-apiserver derives it."""
+        if self.field_manager:
+            return self.field_manager
+        return (self.user_agent.split("/", 1)[0] or "unknown")[:128]
+
+
+def _conflict(kind: Kind, name: str) -> errors.Conflict:
+    return errors.Conflict(
+        f'Operation cannot be fulfilled on {kind.resource_name} "{name}": the object has been '
+        f"modified; please apply your changes to the latest version and try again",
+        details={"name": name, "group": kind.group, "kind": kind.plural})
+
+
+def not_found(kind: Kind, name: str) -> errors.NotFound:
+    return errors.NotFound(f'{kind.resource_name} "{name}" not found',
+                           details={"name": name, "group": kind.group, "kind": kind.plural})
+
+
+def _already_exists(kind: Kind, name: str) -> errors.AlreadyExists:
+    return errors.AlreadyExists(f'{kind.resource_name} "{name}" already exists',
+                                details={"name": name, "group": kind.group, "kind": kind.plural})
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    """The stored form: the object without its resourceVersion (the store's revision is)."""
+    meta = obj.get("metadata", {})
+    if "resourceVersion" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+    return orjson.dumps(obj)
+
+
+class Resources:
+    """All served resources over one store: their caches, allocators and the write path."""
+
+    def __init__(self, registry: Registry, store: Store, *, service_cidr: str = "10.96.0.0/12",
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.registry = registry
+        self.store = store
+        self.clock = clock
+        self.service_ips = IPAllocator(service_cidr)
+        self.node_ports = PortAllocator()
+        self._caches: dict[tuple[str, str], WatchCache] = {}
+        self._cache_lock = asyncio.Lock()
+
+    # -- caches -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for kind in self.registry.kinds():
+            if not kind.virtual:
+                await self._start_cache(kind)
+        svc_kind = self.registry.resource("", "v1", "services")
+        if svc_kind is not None:
+            services = [o for _, o in self.cache(svc_kind).list()]
+            self.service_ips.rebuild(ip for s in services
+                                     for ip in (s.get("spec", {}).get("clusterIPs") or ()))
+            self.node_ports.rebuild(p.get("nodePort", 0) for s in services
+                                    for p in s.get("spec", {}).get("ports", ()))
+
+    async def _start_cache(self, kind: Kind) -> WatchCache:
+        key = (kind.group, kind.plural)
+        cache = self._caches.get(key)
+        if cache is None:
+            cache = WatchCache(kind, self.store)
+            self._caches[key] = cache
+            await cache.start()
+        return cache
+
+    async def stop(self) -> None:
+        for cache in self._caches.values():
+            await cache.stop()
+
+    def cache(self, kind: Kind) -> WatchCache:
+        return self._caches[(kind.group, kind.plural)]
+
+    def now(self) -> str:
+        return now_rfc3339(self.clock)
+
+    # -- reads --------------------------------------------------------------------------------
+    async def get(self, kind: Kind, namespace: str, name: str, *,
+                  resource_version: str = "") -> dict[str, Any]:
+        cache = self.cache(kind)
+        if resource_version != "0":
+            await cache.consistent()
+        obj = cache.get(kind.storage_key(namespace, name))
+        if obj is None:
+            raise not_found(kind, name)
+        return obj
+
+    async def _current(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        """The stored object, read from the store itself (what a conditional write needs)."""
+        _, kv = await self.store.get(kind.storage_key(namespace, name))
+        return decode_object(kv.value, kv.mod_revision) if kv else None
+
+    # -- create -------------------------------------------------------------------------------
+    async def create(self, kind: Kind, namespace: str, obj: dict[str, Any],
+                     opts: WriteOptions) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.BadRequest("metadata must be an object")
+        obj["apiVersion"], obj["kind"] = kind.group_version, kind.kind
+        if kind.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        await admission.check_namespace(self, kind, namespace)
+        generated = not meta.get("name") and bool(meta.get("generateName"))
+        for attempt in range(8):
+            if generated:
+                meta["name"] = meta["generateName"] + "".join(
+                    secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+            try:
+                return await self._create_once(kind, obj, opts)
+            except errors.AlreadyExists:
+                if not generated or attempt == 7:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _create_once(self, kind: Kind, obj: dict[str, Any],
+                           opts: WriteOptions) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        now = self.now()
+        strategy.prepare_for_create(kind, obj, now)
+        apply_defaults(kind.group, kind.kind, obj)
+        undo = admission.admit_create(self, kind, obj)
+        try:
+            self._validate(kind, obj, None)
+            obj = self._track_fields(kind, None, obj, opts, now)
+            name = obj["metadata"].get("name", "")
+            key = kind.storage_key(obj["metadata"].get("namespace"), name)
+            if opts.dry_run:
+                if self.cache(kind).get(key) is not None:
+                    raise _already_exists(kind, name)
+                undo()
+                return obj
+            try:
+                rev = await self.store.create(key, _encode(obj))
+            except KeyExists:
+                raise _already_exists(kind, name) from None
+        except BaseException:
+            undo()
+            raise
+        obj["metadata"]["resourceVersion"] = str(rev)
+        return obj
+
+    def _validate(self, kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        causes = validation.validate(kind.group, kind.kind, obj, old)
+        if causes:
+            raise errors.Invalid(kind.kind, obj.get("metadata", {}).get("name", ""), causes,
+                                 group=kind.group)
+
+    def _track_fields(self, kind: Kind, old: dict[str, Any] | None, new: dict[str, Any],
+                      opts: WriteOptions, now: str, subresource: str = "") -> dict[str, Any]:
+        schema_name = kind.schema_name
+        if schema_name is None:
+            return new
+        return managedfields.update_managed_fields(old, new, manager=opts.manager(),
+                                                   subresource=subresource, schema=schema_name,
+                                                   now=now)
+
+    # -- update -------------------------------------------------------------------------------
+    async def update(self, kind: Kind, namespace: str, name: str,
+                     mutate: Callable[[dict[str, Any] | None], dict[str, Any]],
+                     opts: WriteOptions, *, subresource: str = "",
+                     create_if_missing: bool = False,
+                     track_fields: bool = True) -> tuple[dict[str, Any], bool]:
+        """Read-modify-write: `mutate(current)` returns the desired object (it must not
+        mutate its argument); retried on a concurrent write unless the desired object pins a
+        resourceVersion. Returns (stored object, created)."""
+        for _ in range(_MAX_UPDATE_RETRIES):
+            current = await self._current(kind, namespace, name)
+            desired = mutate(current)
+            if current is None:
+                if not create_if_missing:
+                    raise not_found(kind, name)
+                desired = copy.deepcopy(desired)
+                desired.setdefault("metadata", {})["name"] = name
+                desired["metadata"].pop("resourceVersion", None)
+                await admission.check_namespace(self, kind, namespace)
+                if kind.namespaced:
+                    desired["metadata"]["namespace"] = namespace
+                desired["apiVersion"], desired["kind"] = kind.group_version, kind.kind
+                try:
+                    return await self._create_once(kind, desired, opts), True
+                except errors.AlreadyExists:
+                    continue
+            pinned = str(desired.get("metadata", {}).get("resourceVersion") or "")
+            if pinned and pinned != current["metadata"]["resourceVersion"]:
+                raise _conflict(kind, name)
+            try:
+                return await self._update_once(kind, current, desired, opts, subresource,
+                                               track_fields), False
+            except RevisionConflict:
+                if pinned:
+                    raise _conflict(kind, name) from None
+                continue
+            except KeyNotFound:
+                if pinned:
+                    raise not_found(kind, name) from None
+                continue
+        raise _conflict(kind, name)
+
+    async def _update_once(self, kind: Kind, current: dict[str, Any], desired: dict[str, Any],
+                           opts: WriteOptions, subresource: str,
+                           track_fields: bool) -> dict[str, Any]:
+        now = self.now()
+        name = current["metadata"]["name"]
+        new = copy.deepcopy(desired)
+        new["apiVersion"], new["kind"] = kind.group_version, kind.kind
+        meta = new.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.BadRequest("metadata must be an object")
+        if meta.get("name", name) != name:
+            raise errors.BadRequest(f"the name of the object ({meta.get('name')}) does not "
+                                    f"match the name on the URL ({name})")
+        meta["name"] = name
+        if kind.namespaced:
+            meta["namespace"] = current["metadata"].get("namespace")
+        if subresource == "status":
+            new = strategy.prepare_status_update(kind, new, current)
+        elif subresource != "binding":
+            # A binding is built by the server from the stored pod: nothing to protect.
+            strategy.prepare_for_update(kind, new, current)
+            if subresource == "finalize":
+                new["status"] = copy.deepcopy(current.get("status", {}))
+        apply_defaults(kind.group, kind.kind, new)
+        undo = admission.admit_update(self, kind, new, current)
+        try:
+            if subresource != "binding":
+                self._validate(kind, new, current)
+            if track_fields:
+                new = self._track_fields(kind, current, new, opts, now, subresource)
+            rv = current["metadata"]["resourceVersion"]
+            new["metadata"]["resourceVersion"] = rv
+            if new == current:
+                undo()
+                return current
+            if opts.dry_run:
+                undo()
+                return new
+            key = kind.storage_key(current["metadata"].get("namespace"), name)
+            if self._finalized(kind, new):
+                rev, _ = await self.store.delete(key, expect_revision=int(rv))
+                admission.after_delete(self, kind, new)
+                new["metadata"]["resourceVersion"] = str(rev)
+                return new
+            rev = await self.store.update(key, _encode(new), expect_revision=int(rv))
+        except BaseException:
+            undo()
+            raise
+        new["metadata"]["resourceVersion"] = str(rev)
+        return new
+
+    @staticmethod
+    def _finalized(kind: Kind, obj: dict[str, Any]) -> bool:
+        """A deleting object whose last finalizer is gone: the update completes the delete."""
+        meta = obj.get("metadata", {})
+        if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+            return False
+        if kind.group == "" and kind.kind == "Namespace":
+            return not obj.get("spec", {}).get("finalizers")
+        if kind.group == "" and kind.kind == "Pod":
+            # A terminating pod is removed by its kubelet (grace 0), not by an update.
+            return int(meta.get("deletionGracePeriodSeconds") or 0) == 0
+        return True
+
+    # -- delete -------------------------------------------------------------------------------
+    async def delete(self, kind: Kind, namespace: str, name: str, options: dict[str, Any],
+                     opts: WriteOptions) -> tuple[dict[str, Any], bool]:
+        """Delete, gracefully or through finalizers where they apply. Returns (object,
+        gone): `gone` False means the object still exists with a deletionTimestamp."""
+        admission.check_delete(kind, name)
+        for _ in range(_MAX_UPDATE_RETRIES):
+            current = await self._current(kind, namespace, name)
+            if current is None:
+                raise not_found(kind, name)
+            _check_preconditions(kind, name, current, options.get("preconditions") or {})
+            pending = self._deletion_update(kind, current, options)
+            key = kind.storage_key(namespace, name)
+            rv = int(current["metadata"]["resourceVersion"])
+            try:
+                if pending is not None:
+                    if pending == current or opts.dry_run:
+                        return pending, False
+                    rev = await self.store.update(key, _encode(pending), expect_revision=rv)
+                    pending["metadata"]["resourceVersion"] = str(rev)
+                    return pending, False
+                if opts.dry_run:
+                    return current, True
+                rev, _ = await self.store.delete(key, expect_revision=rv)
+            except (RevisionConflict, KeyNotFound):
+                continue
+            admission.after_delete(self, kind, current)
+            gone = copy.deepcopy(current)
+            gone["metadata"]["resourceVersion"] = str(rev)
+            return gone, True
+        raise _conflict(kind, name)
+
+    def _deletion_update(self, kind: Kind, current: dict[str, Any],
+                         options: dict[str, Any]) -> dict[str, Any] | None:
+        """The object as it must be stored instead of deleted (finalizers to run, or a pod's
+        graceful termination), or None to delete it now."""
+        meta = current.get("metadata", {})
+        new = copy.deepcopy(current)
+        nmeta = new["metadata"]
+        finalizers = list(nmeta.get("finalizers") or [])
+        policy = options.get("propagationPolicy")
+        if policy is None and options.get("orphanDependents") is not None:
+            policy = "Orphan" if options["orphanDependents"] else "Background"
+        if policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+        if policy in ("Foreground", "Background"):
+            finalizers = [f for f in finalizers if f != "orphan" or policy != "Background"]
+        is_ns = kind.group == "" and kind.kind == "Namespace"
+        ns_finalizers = is_ns and bool(current.get("spec", {}).get("finalizers"))
+        grace = self._grace_period(kind, current, options)
+        if not finalizers and not ns_finalizers and not grace:
+            return None
+        if finalizers:
+            nmeta["finalizers"] = finalizers
+        if not meta.get("deletionTimestamp"):
+            when = self.now()
+            if grace:
+                when = now_rfc3339(lambda: (self.clock() if self.clock else
+                                            dt.datetime.now(dt.timezone.utc))
+                                   + dt.timedelta(seconds=grace))
+            nmeta["deletionTimestamp"] = when
+            nmeta["deletionGracePeriodSeconds"] = grace
+        elif grace is not None and grace < int(meta.get("deletionGracePeriodSeconds") or 0):
+            nmeta["deletionGracePeriodSeconds"] = grace
+        if is_ns:
+            new.setdefault("status", {})["phase"] = "Terminating"
+        return new
+
+    @staticmethod
+    def _grace_period(kind: Kind, obj: dict[str, Any], options: dict[str, Any]) -> int:
+        """Seconds of graceful termination: only pods bound to a node and still running get
+        any; everything else is deleted at once (kube's pod strategy CheckGracefulDelete)."""
+        if not (kind.group == "" and kind.kind == "Pod"):
+            return 0
+        spec, status = obj.get("spec", {}), obj.get("status", {})
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = spec.get("terminationGracePeriodSeconds", 30)
+        grace = int(grace)
+        meta = obj.get("metadata", {})
+        if meta.get("deletionTimestamp") and grace >= int(meta.get("deletionGracePeriodSeconds")
+                                                         or 0):
+            return int(meta.get("deletionGracePeriodSeconds") or 0)
+        return max(grace, 0) if grace != 0 else 0
+
+
+def _check_preconditions(kind: Kind, name: str, obj: dict[str, Any],
+                         pre: dict[str, Any]) -> None:
+    meta = obj.get("metadata", {})
+    uid, rv = pre.get("uid"), pre.get("resourceVersion")
+    if uid and uid != meta.get("uid"):
+        raise errors.Conflict(
+            f"Operation cannot be fulfilled on {kind.resource_name} \"{name}\": Precondition "
+            f"failed: UID in precondition: {uid}, UID in object meta: {meta.get('uid')}",
+            details={"name": name, "group": kind.group, "kind": kind.plural})
+    if rv and rv != meta.get("resourceVersion"):
+        raise errors.Conflict(
+            f"Operation cannot be fulfilled on {kind.resource_name} \"{name}\": Precondition "
+            f"failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: "
+            f"{meta.get('resourceVersion')}",
+            details={"name": name, "group": kind.group, "kind": kind.plural})

@@ -1,0 +1,118 @@
+"""Per-kind write rules that are neither defaulting nor validation (kube's REST strategies).
+
+What a create resets, what a main-resource update must not touch (status), what a status
+update must not touch (everything else), and which kinds count `metadata.generation`. These
+mirror `PrepareForCreate` / `PrepareForUpdate` in kubernetes/pkg/registry/*/strategy.go.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from navio.api.registry import Kind
+
+__all__ = ["tracks_generation", "prepare_for_create", "prepare_for_update",
+           "prepare_status_update", "spec_changed"]
+
+# Kinds whose strategies bump metadata.generation on spec changes (pods do not in 1.32).
+_GENERATION_KINDS = frozenset({
+    ("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "DaemonSet"),
+    ("apps", "StatefulSet"), ("batch", "Job"), ("batch", "CronJob"),
+    ("", "ReplicationController"), ("policy", "PodDisruptionBudget"),
+    ("networking.k8s.io", "Ingress"), ("networking.k8s.io", "NetworkPolicy"),
+    ("scheduling.navio.dev", "PodGroup"),
+})
+
+# Kinds whose status a create resets to empty (their controllers fill it in).
+_RESET_STATUS_ON_CREATE = _GENERATION_KINDS | {("", "PersistentVolumeClaim"),
+                                               ("", "PersistentVolume"),
+                                               ("", "ResourceQuota")}
+
+# metadata fields the server owns: a client's value on update is replaced by the stored one.
+_SERVER_OWNED_META = ("uid", "creationTimestamp", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "generation", "selfLink")
+
+
+def tracks_generation(kind: Kind) -> bool:
+    return (kind.group, kind.kind) in _GENERATION_KINDS or kind.group.endswith(".custom")
+
+
+def prepare_for_create(kind: Kind, obj: dict[str, Any], now: str) -> None:
+    """Set what the server owns on a new object (uid, timestamps, generation) in place."""
+    meta = obj.setdefault("metadata", {})
+    for f in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink",
+              "generation"):
+        meta.pop(f, None)
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = now
+    if tracks_generation(kind):
+        meta["generation"] = 1
+    key = (kind.group, kind.kind)
+    if key in _RESET_STATUS_ON_CREATE:
+        obj["status"] = {}
+    elif key == ("", "Pod"):
+        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj.get("spec", {}))}
+    elif key == ("", "Namespace"):
+        obj["status"] = {"phase": "Active"}
+    elif key == ("", "Service"):
+        obj["status"] = {"loadBalancer": {}}
+
+
+def spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether anything but metadata and status differs: what bumps generation."""
+    keys = (set(old) | set(new)) - {"metadata", "status", "apiVersion", "kind"}
+    return any(old.get(k) != new.get(k) for k in keys)
+
+
+def prepare_for_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A main-resource update: keep server-owned metadata and (if the kind has a status
+    subresource) the stored status; bump generation on a spec change."""
+    meta = new.setdefault("metadata", {})
+    old_meta = old.get("metadata", {})
+    for f in _SERVER_OWNED_META:
+        if f in old_meta:
+            meta[f] = old_meta[f]
+        else:
+            meta.pop(f, None)
+    if kind.subresource("status") is not None:
+        if "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        else:
+            new.pop("status", None)
+    if tracks_generation(kind) and spec_changed(old, new):
+        meta["generation"] = int(old_meta.get("generation", 1)) + 1
+
+
+def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]
+                          ) -> dict[str, Any]:
+    """A /status write: the stored object with only status (and managed fields) taken from
+    `new`."""
+    result = copy.deepcopy(old)
+    if "status" in new:
+        result["status"] = new["status"]
+    else:
+        result.pop("status", None)
+    mf = new.get("metadata", {}).get("managedFields")
+    if mf is not None:
+        result["metadata"]["managedFields"] = mf
+    return result
+
+
+def _qos_class(spec: dict[str, Any]) -> str:
+    """Pod QoS as kubelet's GetPodQOS computes it (cpu and memory only)."""
+    containers = list(spec.get("containers", ())) + list(spec.get("initContainers", ()))
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        if any(r in req or r in lim for r in ("cpu", "memory")):
+            any_set = True
+        for r in ("cpu", "memory"):
+            if r not in lim or str(req.get(r, lim[r])) != str(lim[r]):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"

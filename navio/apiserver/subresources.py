@@ -1,0 +1,200 @@
+"""Subresources: status, scale, binding, finalize, eviction, and the node-side streams.
+
+`status` and `finalize` are views of the object itself; `scale` reads and writes an
+`autoscaling/v1 Scale` mapped onto `spec.replicas`; `binding` assigns a pod to a node exactly
+once (kube's BindingREST). Logs, exec, attach and port-forward are served by the node's kubelet
+and proxied there by `nodeproxy`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from navio.api import errors, selectors
+from navio.api.registry import Kind
+from navio.apiserver.negotiation import decode_body, media_type
+from navio.apiserver.requestinfo import RequestInfo
+from navio.apiserver.resources import not_found
+
+if TYPE_CHECKING:
+    from navio.apiserver.handlers import ResourceHandlers
+
+__all__ = ["handle", "handle_virtual", "to_scale"]
+
+_NODE_STREAMS = ("log", "exec", "attach", "portforward", "proxy")
+
+
+async def handle(h: "ResourceHandlers", request: web.Request, info: RequestInfo,
+                 kind: Kind) -> web.StreamResponse:
+    sub = kind.subresource(info.subresource)
+    if sub is None:
+        raise errors.NotFound("the server could not find the requested resource")
+    verb = info.verb
+    if verb not in sub.verbs and not (info.subresource in _NODE_STREAMS):
+        raise errors.MethodNotAllowed("the server does not allow this method on the "
+                                      "requested resource")
+    ns = info.namespace if kind.namespaced else ""
+    name = info.name
+    if info.subresource in ("status", "finalize", "ephemeralcontainers"):
+        if verb == "get":
+            return h.respond(request, kind, await h.resources.get(kind, ns, name))
+        if verb == "update":
+            return await h.update(request, kind, ns, name, subresource=info.subresource)
+        return await h.patch(request, kind, ns, name, subresource=info.subresource)
+    if info.subresource == "scale":
+        return await _scale(h, request, kind, ns, name)
+    if info.subresource == "binding":
+        body = decode_body(await _body(request), request.headers.get("Content-Type"))
+        return await _bind(h, request, kind, ns, name, body)
+    if info.subresource == "eviction":
+        return await _evict(h, request, kind, ns, name)
+    if info.subresource in _NODE_STREAMS:
+        from navio.apiserver import nodeproxy
+        return await nodeproxy.proxy(h, request, info, kind)
+    raise errors.NotFound("the server could not find the requested resource")
+
+
+async def handle_virtual(h: "ResourceHandlers", request: web.Request, info: RequestInfo,
+                         kind: Kind) -> web.StreamResponse:
+    """Resources that exist only as an action: `POST namespaces/<ns>/bindings`."""
+    if kind.group == "" and kind.kind == "Binding" and info.verb == "create":
+        body = decode_body(await _body(request), request.headers.get("Content-Type"))
+        if not isinstance(body, dict):
+            raise errors.BadRequest("the object provided is unrecognized")
+        pod_kind = h.resources.registry.resource("", "v1", "pods")
+        assert pod_kind is not None
+        name = (body.get("metadata") or {}).get("name", "")
+        return await _bind(h, request, pod_kind, info.namespace, name, body)
+    raise errors.MethodNotAllowed("the server does not allow this method on the requested "
+                                  "resource")
+
+
+async def _body(request: web.Request) -> bytes:
+    from navio.apiserver.handlers import read_body
+    return await read_body(request)
+
+
+def _scale_selector(kind: Kind, obj: dict[str, Any]) -> str:
+    sel = obj.get("spec", {}).get("selector")
+    if kind.kind == "ReplicationController":
+        return ",".join(f"{k}={v}" for k, v in sorted((sel or {}).items()))
+    return selectors.format_label_selector(sel) if sel else ""
+
+
+def to_scale(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata", {})
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                          "creationTimestamp") if k in meta},
+        "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+        "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                   "selector": _scale_selector(kind, obj)},
+    }
+
+
+async def _scale(h: "ResourceHandlers", request: web.Request, kind: Kind, ns: str,
+                 name: str) -> web.Response:
+    from navio.apiserver.handlers import _write_options, apply_patch, json_response, read_body
+    if request.method == "GET":
+        return json_response(to_scale(kind, await h.resources.get(kind, ns, name)))
+    opts = _write_options(request)
+    is_patch = request.method == "PATCH"
+    ct = media_type(request.headers.get("Content-Type"))
+    body = decode_body(await read_body(request), ct, patch=is_patch)
+    if is_patch and ct == "application/apply-patch+yaml":
+        raise errors.UnsupportedMediaType("apply is not supported on the scale subresource")
+
+    def mutate(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            return {}
+        scale = to_scale(kind, current)
+        if is_patch:
+            new_scale = apply_patch(ct, scale, body, "io.k8s.api.autoscaling.v1.Scale")
+        else:
+            if not isinstance(body, dict):
+                raise errors.BadRequest("the object provided is unrecognized")
+            new_scale = body
+        replicas = new_scale.get("spec", {}).get("replicas", 0)
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.Invalid("Scale", name, [errors.cause(
+                "FieldValueInvalid", "spec.replicas", "must be greater than or equal to 0",
+                replicas)], group="autoscaling")
+        result = copy.deepcopy(current)
+        result.setdefault("spec", {})["replicas"] = replicas
+        pinned = (new_scale.get("metadata") or {}).get("resourceVersion")
+        if pinned and not is_patch:
+            result["metadata"]["resourceVersion"] = pinned
+        else:
+            result["metadata"].pop("resourceVersion", None)
+        return result
+
+    obj, _ = await h.resources.update(kind, ns, name, mutate, opts, subresource="scale")
+    return json_response(to_scale(kind, obj))
+
+
+async def _bind(h: "ResourceHandlers", request: web.Request, kind: Kind, ns: str, name: str,
+                body: Any) -> web.Response:
+    from navio.apiserver.handlers import _write_options, json_response
+    opts = _write_options(request)
+    if not isinstance(body, dict):
+        raise errors.BadRequest("the object provided is unrecognized")
+    target = body.get("target") or {}
+    node = target.get("name", "")
+    if not node:
+        raise errors.Invalid("Binding", name, [errors.cause("FieldValueRequired", "target.name")])
+    bind_name = (body.get("metadata") or {}).get("name") or name
+    if bind_name != name:
+        raise errors.BadRequest(f"the name of the object ({bind_name}) does not match the "
+                                f"name on the URL ({name})")
+    want_uid = (body.get("metadata") or {}).get("uid")
+
+    def mutate(current: dict[str, Any] | None) -> dict[str, Any]:
+        if current is None:
+            return {}
+        meta = current["metadata"]
+        if want_uid and want_uid != meta.get("uid"):
+            raise errors.Conflict(f"Operation cannot be fulfilled on pods/binding \"{name}\": "
+                                  f"the UID in the binding ({want_uid}) does not match the pod "
+                                  f"({meta.get('uid')})")
+        if meta.get("deletionTimestamp"):
+            raise errors.Conflict(f"Operation cannot be fulfilled on pods/binding \"{name}\": "
+                                  f"pod {name} is being deleted, cannot be assigned to a host")
+        if current.get("spec", {}).get("nodeName"):
+            raise errors.Conflict(f"Operation cannot be fulfilled on pods/binding \"{name}\": "
+                                  f"pod {name} is already assigned to node "
+                                  f"\"{current['spec']['nodeName']}\"")
+        new = copy.deepcopy(current)
+        new["spec"]["nodeName"] = node
+        new["metadata"].pop("resourceVersion", None)
+        ann = (body.get("metadata") or {}).get("annotations")
+        if ann:
+            new["metadata"].setdefault("annotations", {}).update(ann)
+        conds = [c for c in new.setdefault("status", {}).get("conditions", [])
+                 if c.get("type") != "PodScheduled"]
+        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                      "lastTransitionTime": h.resources.now()})
+        new["status"]["conditions"] = conds
+        return new
+
+    try:
+        await h.resources.update(kind, ns, name, mutate, opts, subresource="binding")
+    except errors.NotFound:
+        raise not_found(kind, name) from None
+    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                          "status": "Success", "code": 201}, 201)
+
+
+async def _evict(h: "ResourceHandlers", request: web.Request, kind: Kind, ns: str,
+                 name: str) -> web.Response:
+    """Eviction = a delete that PodDisruptionBudgets may refuse (budgets come with policy)."""
+    from navio.apiserver.handlers import _write_options, json_response
+    opts = _write_options(request)
+    body = decode_body(await _body(request), request.headers.get("Content-Type"))
+    options = (body or {}).get("deleteOptions") or {}
+    await h.resources.delete(kind, ns, name, options, opts)
+    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                          "status": "Success", "code": 201}, 201)

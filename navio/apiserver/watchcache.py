@@ -1,0 +1,280 @@
+"""The watch cache: one resource's objects in memory, kept current by one storage watch.
+
+Every list, get and watch of a resource is served from here, so the store sees one watch per
+resource however many clients watch. The cache holds the current objects and a window of recent
+events; a watch from a resourceVersion inside the window replays from it, an older one gets 410
+Expired. Consistent reads wait until the cache has caught up with the store's revision, which the
+store's watch reports with every commit (progress), so a client always reads its own writes.
+
+Guarantees: events reach each watcher in revision order, without gaps or duplicates; a watcher
+that cannot keep up is closed (the client re-watches) instead of buffering without bound.
+Cached objects are shared: callers must copy before mutating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import orjson
+
+from navio.api import errors
+from navio.api.registry import Kind
+from navio.storage.protocol import Compacted, Store, StoreEvent
+
+__all__ = ["CacheEvent", "Watcher", "WatchCache"]
+
+log = logging.getLogger(__name__)
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+_WATCHER_QUEUE = 10_000
+
+
+@dataclass(slots=True)
+class CacheEvent:
+    type: str                      # ADDED, MODIFIED, DELETED
+    revision: int
+    key: str
+    namespace: str
+    object: dict[str, Any]
+    prev: dict[str, Any] | None
+    _json: dict[str, bytes] = field(default_factory=dict)
+
+    def encoded(self, event_type: str) -> bytes:
+        """The event as one line of a JSON watch stream, encoded once per type."""
+        line = self._json.get(event_type)
+        if line is None:
+            line = orjson.dumps({"type": event_type, "object": self.object}) + b"\n"
+            self._json[event_type] = line
+        return line
+
+
+class Watcher:
+    """One client's watch: a bounded queue of (type, CacheEvent) to send."""
+
+    def __init__(self, cache: "WatchCache", namespace: str, predicate: Predicate | None,
+                 after: int = 0) -> None:
+        self.cache = cache
+        self.after = after
+        self.namespace = namespace
+        self.predicate = predicate
+        self.queue: asyncio.Queue[tuple[str, CacheEvent] | None] = asyncio.Queue(_WATCHER_QUEUE)
+        self.closed = False
+        self.overflowed = False
+
+    def offer(self, ev: CacheEvent) -> None:
+        if self.closed or ev.revision <= self.after or (
+                self.namespace and ev.namespace != self.namespace):
+            return
+        kind = _event_type_for(ev, self.predicate)
+        if kind is None:
+            return
+        try:
+            self.queue.put_nowait((kind, ev))
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.cache._watchers.discard(self)
+            try:
+                self.queue.put_nowait(None)
+            except asyncio.QueueFull:
+                pass
+
+    async def next(self, timeout: float | None) -> tuple[str, CacheEvent] | None:
+        """The next event, None when closed; raises TimeoutError after `timeout` seconds."""
+        if self.closed and self.queue.empty():
+            return None
+        async with asyncio.timeout(timeout):
+            return await self.queue.get()
+
+
+def _event_type_for(ev: CacheEvent, predicate: Predicate | None) -> str | None:
+    """The event a filtered watcher sees: an update moving an object into or out of the
+    selection becomes ADDED or DELETED, as kube-apiserver's cacher does."""
+    if predicate is None:
+        return ev.type
+    if ev.type == "ADDED":
+        return "ADDED" if predicate(ev.object) else None
+    if ev.type == "DELETED":
+        return "DELETED" if predicate(ev.object) else None
+    now = predicate(ev.object)
+    before = ev.prev is not None and predicate(ev.prev)
+    if now and before:
+        return "MODIFIED"
+    if now:
+        return "ADDED"
+    if before:
+        return "DELETED"
+    return None
+
+
+def decode_object(value: bytes, revision: int) -> dict[str, Any]:
+    obj = orjson.loads(value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return obj
+
+
+def namespace_of_key(kind: Kind, key: str) -> str:
+    if not kind.namespaced:
+        return ""
+    rest = key[len(kind.storage_prefix()):]
+    return rest.split("/", 1)[0]
+
+
+class WatchCache:
+    def __init__(self, kind: Kind, store: Store, *, window: int = 20_000) -> None:
+        self.kind = kind
+        self.store = store
+        self.prefix = kind.storage_prefix()
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.revision = 0
+        self.events: deque[CacheEvent] = deque(maxlen=window)
+        self._watchers: set[Watcher] = set()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._failed: BaseException | None = None
+
+    async def start(self) -> None:
+        rev, items, _ = await self.store.list(self.prefix)
+        self.objects = {kv.key: decode_object(kv.value, kv.mod_revision) for kv in items}
+        self.revision = rev
+        self._task = asyncio.create_task(self._run(rev), name=f"watchcache {self.prefix}")
+        self._ready.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for w in list(self._watchers):
+            w.close()
+
+    async def _run(self, from_revision: int) -> None:
+        while True:
+            try:
+                async for batch in self.store.watch(self.prefix, from_revision=from_revision):
+                    events, revision = batch
+                    self._apply(events, revision)
+                    from_revision = self.revision
+                return
+            except asyncio.CancelledError:
+                raise
+            except Compacted:
+                # We fell behind compaction: start over from a fresh list. Watchers must
+                # re-list too, since events were lost.
+                log.warning("watch cache relist", extra={"prefix": self.prefix})
+                for w in list(self._watchers):
+                    w.close()
+                rev, items, _ = await self.store.list(self.prefix)
+                self.objects = {kv.key: decode_object(kv.value, kv.mod_revision) for kv in items}
+                self.events.clear()
+                from_revision = rev
+                self._advance(rev)
+            except Exception:
+                log.exception("watch cache storage watch failed", extra={"prefix": self.prefix})
+                await asyncio.sleep(0.5)
+
+    def _apply(self, events: list[StoreEvent], revision: int) -> None:
+        for se in events:
+            key = se.kv.key
+            ns = namespace_of_key(self.kind, key)
+            if se.type == "DELETE":
+                prev = self.objects.pop(key, None)
+                if prev is None and se.prev is not None:
+                    prev = decode_object(se.prev.value, se.prev.mod_revision)
+                if prev is None:
+                    prev = decode_object(se.kv.value, se.kv.mod_revision)
+                obj = {**prev, "metadata": {**prev.get("metadata", {}),
+                                            "resourceVersion": str(se.kv.mod_revision)}}
+                ev = CacheEvent("DELETED", se.kv.mod_revision, key, ns, obj, prev)
+            else:
+                obj = decode_object(se.kv.value, se.kv.mod_revision)
+                prev = self.objects.get(key)
+                self.objects[key] = obj
+                ev = CacheEvent("ADDED" if prev is None else "MODIFIED", se.kv.mod_revision,
+                                key, ns, obj, prev)
+            self.events.append(ev)
+            for w in tuple(self._watchers):
+                w.offer(ev)
+        self._advance(revision)
+
+    def _advance(self, revision: int) -> None:
+        if revision <= self.revision:
+            return
+        self.revision = revision
+        if self._waiters:
+            still = []
+            for rv, fut in self._waiters:
+                if rv <= revision:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    still.append((rv, fut))
+            self._waiters = still
+
+    async def wait_for(self, revision: int, timeout: float = 3.0) -> None:
+        """Return once the cache reflects every write up to `revision`."""
+        await self._ready.wait()
+        if self.revision >= revision:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((revision, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise errors.Timeout(
+                f"Too large resource version: {revision}, current: {self.revision}",
+                details={"causes": [{"reason": "ResourceVersionTooLarge",
+                                     "message": "Too large resource version"}],
+                         "retryAfterSeconds": 1}) from None
+
+    async def consistent(self) -> None:
+        """Wait until the cache has every write acknowledged before this call."""
+        await self.wait_for(await self.store.current_revision())
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.objects.get(key)
+
+    def list(self, namespace: str = "") -> list[tuple[str, dict[str, Any]]]:
+        """(key, object) pairs in key order, within `namespace` when given."""
+        if namespace and self.kind.namespaced:
+            prefix = self.kind.storage_prefix(namespace)
+            items = [(k, v) for k, v in self.objects.items() if k.startswith(prefix)]
+        else:
+            items = list(self.objects.items())
+        items.sort(key=lambda kv: kv[0])
+        return items
+
+    def watch(self, from_revision: int, namespace: str, predicate: Predicate | None) -> Watcher:
+        """A watcher receiving every event after `from_revision`; raises Expired if the window
+        no longer reaches back that far."""
+        w = Watcher(self, namespace, predicate, from_revision)
+        if from_revision < self.revision:
+            oldest = self.events[0].revision if self.events else self.revision + 1
+            if from_revision < oldest - 1:
+                raise errors.Expired(f"too old resource version: {from_revision} ({oldest - 1})")
+            for ev in self.events:
+                if ev.revision > from_revision:
+                    w.offer(ev)
+        self._watchers.add(w)
+        return w
+
+    def watch_from_now(self, namespace: str, predicate: Predicate | None
+                       ) -> tuple[Watcher, list[dict[str, Any]]]:
+        """The current objects (for synthetic ADDED events) and a watcher for what follows,
+        taken at one instant so that nothing falls between them."""
+        w = Watcher(self, namespace, predicate)
+        objs = [o for _, o in self.list(namespace) if predicate is None or predicate(o)]
+        self._watchers.add(w)
+        return w, objs

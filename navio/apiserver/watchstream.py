@@ -1,0 +1,130 @@
+"""Watch responses: a chunked stream of JSON events, one per line, flushed as they happen.
+
+Starts after the requested resourceVersion (no replay of what the client listed), or with
+synthetic ADDED events for the current state when none is given. Sends BOOKMARKs only when the
+client allows them, ends after `timeoutSeconds` when given and otherwise only when the client
+leaves, and answers a too-old resourceVersion with 410 Expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import TYPE_CHECKING, Any, Callable
+
+import orjson
+from aiohttp import web
+
+from navio.api.registry import Kind
+from navio.api.tables import build_table
+from navio.apiserver.listing import ListOptions
+from navio.apiserver.negotiation import choose_output, partial_metadata
+
+if TYPE_CHECKING:
+    from navio.apiserver.handlers import ResourceHandlers
+
+__all__ = ["serve"]
+
+_BOOKMARK_INTERVAL = 60.0
+_IDLE_CHECK = 5.0
+
+
+async def serve(handlers: "ResourceHandlers", request: web.Request, kind: Kind, ns: str,
+                opts: ListOptions, predicate: Callable[[dict[str, Any]], bool] | None
+                ) -> web.StreamResponse:
+    cache = handlers.resources.cache(kind)
+    out = choose_output(request.headers.get("Accept"), listing=False)
+    initial: list[dict[str, Any]] = []
+    rv = opts.resource_version
+    send_initial = opts.send_initial_events
+    if send_initial is None:
+        send_initial = rv in ("", "0")
+    if rv and rv != "0":
+        await cache.wait_for(int(rv))
+    if send_initial:
+        if rv == "":
+            await cache.consistent()
+        watcher, initial = cache.watch_from_now(ns, predicate)
+    else:
+        watcher = cache.watch(int(rv) if rv else cache.revision, ns, predicate)
+
+    resp = web.StreamResponse(status=200, headers={"Content-Type": out.content_type,
+                                                   "Cache-Control": "no-cache, private"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    first_table = [True]
+
+    def encode(event_type: str, obj: dict[str, Any], cached: Any = None) -> bytes:
+        if out.is_table and event_type != "BOOKMARK":
+            table = build_table(kind.group, kind.kind, [obj], handlers.now(),
+                                include_object=request.query.get("includeObject", "Metadata"),
+                                with_columns=first_table[0])
+            first_table[0] = False
+            table["metadata"] = {"resourceVersion":
+                                 obj.get("metadata", {}).get("resourceVersion", "")}
+            return orjson.dumps({"type": event_type, "object": table}) + b"\n"
+        if out.form == "metadata" and event_type != "BOOKMARK":
+            return orjson.dumps({"type": event_type, "object": partial_metadata(obj)}) + b"\n"
+        if cached is not None:
+            return cached.encoded(event_type)
+        return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+
+    def bookmark(revision: int, initial_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return orjson.dumps({"type": "BOOKMARK", "object": {
+            "kind": kind.kind, "apiVersion": kind.group_version, "metadata": meta}}) + b"\n"
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + opts.timeout_seconds if opts.timeout_seconds else None
+    # Spread bookmarks like kube-apiserver does, so that watchers do not all wake together.
+    next_bookmark = loop.time() + _BOOKMARK_INTERVAL * random.uniform(0.8, 1.0)
+    try:
+        for obj in initial:
+            await resp.write(encode("ADDED", obj))
+        if opts.send_initial_events and opts.allow_bookmarks:
+            await resp.write(bookmark(cache.revision, initial_end=True))
+        while True:
+            now = loop.time()
+            wait = _IDLE_CHECK
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if opts.allow_bookmarks:
+                wait = min(wait, next_bookmark - now)
+            if wait <= 0:
+                if deadline is not None and now >= deadline:
+                    break
+                if opts.allow_bookmarks and now >= next_bookmark:
+                    await resp.write(bookmark(cache.revision))
+                    next_bookmark = now + _BOOKMARK_INTERVAL
+                continue
+            try:
+                item = await watcher.next(wait)
+            except TimeoutError:
+                if request.transport is None or request.transport.is_closing():
+                    break
+                continue
+            if item is None:
+                break
+            event_type, ev = item
+            await resp.write(encode(event_type, ev.object, ev))
+            # Drain whatever else is queued before yielding again: fewer wake-ups under load.
+            while not watcher.queue.empty():
+                more = watcher.queue.get_nowait()
+                if more is None:
+                    watcher.closed = True
+                    break
+                await resp.write(encode(more[0], more[1].object, more[1]))
+            if watcher.closed and watcher.queue.empty():
+                break
+    except (ConnectionResetError, asyncio.CancelledError):
+        watcher.close()
+        raise
+    finally:
+        watcher.close()
+    try:
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass
+    return resp

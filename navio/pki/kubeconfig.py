@@ -1,0 +1,34 @@
+"""kubeconfig files: what kubectl and navio's own components read to reach the API server."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import yaml
+
+from navio.pki.certs import CertPair, write_private
+
+__all__ = ["write_kubeconfig"]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def write_kubeconfig(path: Path, *, server: str, ca_cert: Path, client: CertPair,
+                     user: str, cluster: str = "navio") -> None:
+    """Write a kubeconfig (0600) with the CA and client credentials embedded."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {
+            "server": server, "certificate-authority-data": _b64(ca_cert.read_bytes())}}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": _b64(client.cert_pem()),
+            "client-key-data": _b64(client.key_pem())}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
+        "current-context": cluster,
+        "preferences": {},
+    }
+    write_private(path, yaml.safe_dump(config, sort_keys=False).encode())

@@ -1,0 +1,99 @@
+"""The storage contract every backend (SQLite, etcd) implements.
+
+Keys are Kubernetes registry paths (`/registry/<group>/<resource>/<ns>/<name>`), values opaque
+bytes. One global, strictly increasing revision orders every write; each call returns the
+store's revision as of the call. Conditional writes compare against the `mod_revision` the
+caller read, which is what an object's `metadata.resourceVersion` holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import AsyncIterator, Literal, Protocol
+
+__all__ = ["KeyValue", "StoreEvent", "Store", "StorageError", "KeyExists", "KeyNotFound",
+           "RevisionConflict", "Compacted"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreEvent:
+    """One write as a watcher sees it. `kv` is the new value (for a delete: the value as it was
+    deleted, with `mod_revision` = the delete's revision); `prev` the value before the write."""
+
+    type: Literal["CREATE", "UPDATE", "DELETE"]
+    kv: KeyValue
+    prev: KeyValue | None
+
+
+class StorageError(Exception):
+    pass
+
+
+class KeyExists(StorageError):
+    """create() of a key that is present."""
+
+
+class KeyNotFound(StorageError):
+    """update()/delete() of a key that is absent."""
+
+
+class RevisionConflict(StorageError):
+    """update()/delete() whose expected revision is not the key's current mod_revision.
+    `current` holds the key's present value, when the backend has it."""
+
+    def __init__(self, key: str, current: KeyValue | None = None) -> None:
+        super().__init__(key)
+        self.current = current
+
+
+class Compacted(StorageError):
+    """A read or watch at a revision older than the oldest one kept."""
+
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"revision {requested} compacted (oldest {oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class Store(Protocol):
+    async def get(self, key: str) -> tuple[int, KeyValue | None]:
+        """(store revision, the key's current value or None)."""
+
+    async def list(self, prefix: str, *, revision: int = 0, start: str = "",
+                   limit: int = 0) -> tuple[int, list[KeyValue], bool]:
+        """Keys under `prefix` in key order, as of `revision` (0: now), from key `start`
+        (inclusive), at most `limit` (0: all). Returns (revision read at, items, more).
+        Raises Compacted if `revision` is older than the oldest kept."""
+
+    async def count(self, prefix: str) -> tuple[int, int]:
+        """(store revision, number of live keys under prefix)."""
+
+    async def create(self, key: str, value: bytes) -> int:
+        """Write a new key; returns its revision. Raises KeyExists."""
+
+    async def update(self, key: str, value: bytes, *, expect_revision: int) -> int:
+        """Replace a key if its mod_revision equals `expect_revision` (0: unconditionally);
+        returns the new revision. Raises KeyNotFound, RevisionConflict."""
+
+    async def delete(self, key: str, *, expect_revision: int = 0) -> tuple[int, KeyValue]:
+        """Delete a key if its mod_revision equals `expect_revision` (0: unconditionally);
+        returns (delete revision, the value deleted). Raises KeyNotFound, RevisionConflict."""
+
+    def watch(self, prefix: str, *, from_revision: int) -> AsyncIterator[list[StoreEvent]]:
+        """Every write under `prefix` with revision > `from_revision`, in revision order, in
+        batches; raises Compacted (on first iteration) if `from_revision` is too old."""
+
+    async def current_revision(self) -> int: ...
+
+    async def compact(self, revision: int) -> None:
+        """Forget history at and below `revision` (live values are kept)."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,116 @@
+"""In-process fan-out of committed writes to watchers, with a bound per watcher.
+
+The writer thread hands each committed batch to `WatchHub.publish` on the event loop, in commit
+order, so every subscription sees its events in revision order with no gaps. A subscription
+buffers at most `limit` events (a single batch is always accepted into an empty buffer); one
+that falls further behind is terminated with `WatchOverflow` and its buffer freed, so a stuck
+client costs bounded memory and must re-list, as a 410 Gone makes a Kubernetes client do.
+
+Everything here runs on the event loop thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from navio.storage.protocol import StorageError, StoreEvent
+
+__all__ = ["WatchOverflow", "Subscription", "WatchHub"]
+
+log = logging.getLogger(__name__)
+
+
+class WatchOverflow(StorageError):
+    """A watcher fell more than `limit` events behind and was terminated; re-list and re-watch."""
+
+    def __init__(self, prefix: str, limit: int) -> None:
+        super().__init__(f"watch on {prefix!r} fell more than {limit} events behind")
+        self.prefix = prefix
+        self.limit = limit
+
+
+class Subscription:
+    """One watcher's live buffer. `next()` returns everything buffered as one batch, None once
+    the hub is closed and the buffer is empty, and raises WatchOverflow after an overflow."""
+
+    __slots__ = ("prefix", "_limit", "_batches", "_pending", "_wake", "_error", "_closed")
+
+    def __init__(self, prefix: str, limit: int) -> None:
+        self.prefix = prefix
+        self._limit = limit
+        self._batches: deque[list[StoreEvent]] = deque()
+        self._pending = 0
+        self._wake = asyncio.Event()
+        self._error: WatchOverflow | None = None
+        self._closed = False
+
+    def offer(self, events: list[StoreEvent]) -> bool:
+        """Buffer `events`; False (and the subscription is dead) if that would exceed the bound."""
+        if self._pending and self._pending + len(events) > self._limit:
+            self._batches.clear()
+            self._pending = 0
+            self._error = WatchOverflow(self.prefix, self._limit)
+            self._wake.set()
+            return False
+        self._batches.append(events)
+        self._pending += len(events)
+        self._wake.set()
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    async def next(self) -> list[StoreEvent] | None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._batches:
+                if len(self._batches) == 1:
+                    out = self._batches.popleft()
+                else:
+                    out = [event for batch in self._batches for event in batch]
+                    self._batches.clear()
+                self._pending = 0
+                return out
+            if self._closed:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
+
+
+class WatchHub:
+    """The set of live subscriptions; `publish` is called once per committed batch."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("watch queue limit must be positive")
+        self._limit = limit
+        self._subs: set[Subscription] = set()
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def subscribe(self, prefix: str) -> Subscription:
+        sub = Subscription(prefix, self._limit)
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    def publish(self, events: list[StoreEvent]) -> None:
+        for sub in tuple(self._subs):
+            prefix = sub.prefix
+            mine = [e for e in events if e.kv.key.startswith(prefix)] if prefix else list(events)
+            if mine and not sub.offer(mine):
+                self._subs.discard(sub)
+                log.warning("watcher overflowed and was terminated",
+                            extra={"prefix": prefix, "limit": self._limit})
+
+    def close(self) -> None:
+        for sub in self._subs:
+            sub.close()
+        self._subs.clear()
