@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import AsyncIterator, Literal, Protocol
 
-__all__ = ["KeyValue", "StoreEvent", "Store", "StorageError", "KeyExists", "KeyNotFound",
-           "RevisionConflict", "Compacted"]
+__all__ = ["KeyValue", "StoreEvent", "WatchBatch", "Store", "StorageError", "KeyExists",
+           "KeyNotFound", "RevisionConflict", "Compacted", "WatchOverflow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,20 @@ class StoreEvent:
     type: Literal["CREATE", "UPDATE", "DELETE"]
     kv: KeyValue
     prev: KeyValue | None
+
+
+class WatchBatch(list[StoreEvent]):
+    """Events of one watch, in revision order, plus `revision`: the store revision through
+    which the watcher has now been told every write under its prefix. With `progress=True` a
+    batch may be empty: it then only reports that the store moved on (etcd's progress notify),
+    which is how a watch cache knows it is current without writes of its own."""
+
+    __slots__ = ("revision",)
+
+    def __init__(self, events: list[StoreEvent] | tuple[StoreEvent, ...] = (),
+                 revision: int = 0) -> None:
+        super().__init__(events)
+        self.revision = revision or (events[-1].kv.mod_revision if events else 0)
 
 
 class StorageError(Exception):
@@ -63,6 +77,15 @@ class Compacted(StorageError):
         self.oldest = oldest
 
 
+class WatchOverflow(StorageError):
+    """A watcher fell too far behind and was ended; re-list and re-watch."""
+
+    def __init__(self, prefix: str, limit: int) -> None:
+        super().__init__(f"watch on {prefix!r} fell more than {limit} events behind")
+        self.prefix = prefix
+        self.limit = limit
+
+
 class Store(Protocol):
     async def get(self, key: str) -> tuple[int, KeyValue | None]:
         """(store revision, the key's current value or None)."""
@@ -87,9 +110,12 @@ class Store(Protocol):
         """Delete a key if its mod_revision equals `expect_revision` (0: unconditionally);
         returns (delete revision, the value deleted). Raises KeyNotFound, RevisionConflict."""
 
-    def watch(self, prefix: str, *, from_revision: int) -> AsyncIterator[list[StoreEvent]]:
+    def watch(self, prefix: str, *, from_revision: int,
+              progress: bool = False) -> AsyncIterator[WatchBatch]:
         """Every write under `prefix` with revision > `from_revision`, in revision order, in
-        batches; raises Compacted (on first iteration) if `from_revision` is too old."""
+        batches; raises Compacted (on first iteration) if `from_revision` is too old and
+        WatchOverflow if the watcher falls too far behind. With `progress`, empty batches
+        report the store's revision as it advances."""
 
     async def current_revision(self) -> int: ...
 

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, TypeVar
 
 from navio.storage import sqlite_schema as q
-from navio.storage.protocol import Compacted, KeyValue, StorageError, Store, StoreEvent
-from navio.storage.sqlite_watch import WatchHub, WatchOverflow
+from navio.storage.protocol import (Compacted, KeyValue, StorageError, Store, StoreEvent,
+                                    WatchBatch, WatchOverflow)
+from navio.storage.sqlite_watch import WatchHub
 from navio.storage.sqlite_writer import CompactOp, Outcome, Writer, WriteOp
 
 __all__ = ["SQLiteStore", "FutureRevision", "StoreClosed", "WatchOverflow"]
@@ -96,9 +97,11 @@ class SQLiteStore:
         store = cls(Path(path), asyncio.get_running_loop(), readers=readers, max_batch=max_batch,
                     max_pending_writes=max_pending_writes, watch_queue_limit=watch_queue_limit,
                     replay_page=replay_page, compact_chunk=compact_chunk)
+        opening = asyncio.ensure_future(asyncio.to_thread(store._open_files))
         try:
-            await asyncio.to_thread(store._open_files)
+            await asyncio.shield(opening)
         except BaseException:
+            await asyncio.wait({opening})   # cancelled or not, undo only once the thread is done
             await asyncio.to_thread(store._close_files)
             raise
         assert store._wconn is not None
@@ -216,12 +219,13 @@ class SQLiteStore:
             return await op.future
 
     async def create(self, key: str, value: bytes) -> int:
-        rev: int = await self._submit(WriteOp("create", key, value, 0, self._loop.create_future()))
+        rev: int = await self._submit(
+            WriteOp("create", key, bytes(value), 0, self._loop.create_future()))
         return rev
 
     async def update(self, key: str, value: bytes, *, expect_revision: int) -> int:
         rev: int = await self._submit(
-            WriteOp("update", key, value, expect_revision, self._loop.create_future()))
+            WriteOp("update", key, bytes(value), expect_revision, self._loop.create_future()))
         return rev
 
     async def delete(self, key: str, *, expect_revision: int = 0) -> tuple[int, KeyValue]:
@@ -246,8 +250,8 @@ class SQLiteStore:
             self._revision = revision
         if compacted is not None and compacted > self._compact_revision:
             self._compact_revision = compacted
-        if events:
-            self._hub.publish(events)
+        if events or revision is not None:
+            self._hub.publish(events, self._revision)
         for future, result, exc in outcomes:
             if future.done():
                 continue
@@ -258,29 +262,42 @@ class SQLiteStore:
 
     # --- watch ---
 
-    async def watch(self, prefix: str, *,
-                    from_revision: int) -> AsyncIterator[list[StoreEvent]]:
+    async def watch(self, prefix: str, *, from_revision: int,
+                    progress: bool = False) -> AsyncIterator[WatchBatch]:
         if self._closed:
             return
         if from_revision < self._compact_revision:
             raise Compacted(from_revision, self._compact_revision)
         # Same loop step: every commit <= upto was published before we subscribed (so the
         # replay covers it); every later one will be published to us.
-        sub = self._hub.subscribe(prefix)
+        sub = self._hub.subscribe(prefix, progress)
         upto = self._revision
         try:
             cursor = from_revision
             lo, hi = q.key_range(prefix)
-            while cursor < upto:
+            while cursor < upto and not sub.failed:   # if it failed, next() raises below
                 try:
                     events, scanned = await self._read(_history, lo, hi, cursor, upto,
                                                        self._replay_page)
                 except StoreClosed:
                     return
-                if events:
-                    yield events
                 cursor = events[-1].kv.mod_revision if scanned == self._replay_page else upto
+                if events:
+                    yield WatchBatch(events, cursor)
+            # Live events are all > upto; a from_revision beyond upto (a revision not yet
+            # published, as etcd allows) still must not see the events up to it.
+            floor = from_revision if from_revision > upto else 0
+            if progress and upto > from_revision:
+                yield WatchBatch((), upto)
             while (batch := await sub.next()) is not None:
+                if floor:
+                    if batch.revision <= floor:
+                        continue
+                    batch = WatchBatch([e for e in batch if e.kv.mod_revision > floor],
+                                       batch.revision)
+                    floor = 0
+                    if not batch and not progress:
+                        continue
                 yield batch
         finally:
             self._hub.unsubscribe(sub)

@@ -55,7 +55,8 @@ SCHEMA = (
         lease INTEGER NOT NULL DEFAULT 0,
         value BLOB,
         old_value BLOB)""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex ON kine (name, prev_revision)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex "
+    "ON kine (name, prev_revision)",
     "CREATE INDEX IF NOT EXISTS kine_name_id_index ON kine (name, id)",
     "CREATE TABLE IF NOT EXISTS navio_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO navio_meta (key, value) VALUES ('compact_revision', 0)",

@@ -15,30 +15,25 @@ import asyncio
 import logging
 from collections import deque
 
-from navio.storage.protocol import StorageError, StoreEvent
+from navio.storage.protocol import StoreEvent, WatchBatch, WatchOverflow
 
 __all__ = ["WatchOverflow", "Subscription", "WatchHub"]
 
 log = logging.getLogger(__name__)
 
 
-class WatchOverflow(StorageError):
-    """A watcher fell more than `limit` events behind and was terminated; re-list and re-watch."""
-
-    def __init__(self, prefix: str, limit: int) -> None:
-        super().__init__(f"watch on {prefix!r} fell more than {limit} events behind")
-        self.prefix = prefix
-        self.limit = limit
-
-
 class Subscription:
     """One watcher's live buffer. `next()` returns everything buffered as one batch, None once
     the hub is closed and the buffer is empty, and raises WatchOverflow after an overflow."""
 
-    __slots__ = ("prefix", "_limit", "_batches", "_pending", "_wake", "_error", "_closed")
+    __slots__ = ("prefix", "progress", "_limit", "_batches", "_pending", "_wake", "_error",
+                 "_closed", "_revision", "_told")
 
-    def __init__(self, prefix: str, limit: int) -> None:
+    def __init__(self, prefix: str, limit: int, progress: bool = False) -> None:
         self.prefix = prefix
+        self.progress = progress
+        self._revision = 0   # the newest commit this subscription has been offered
+        self._told = 0       # the newest revision handed out by next()
         self._limit = limit
         self._batches: deque[list[StoreEvent]] = deque()
         self._pending = 0
@@ -46,8 +41,15 @@ class Subscription:
         self._error: WatchOverflow | None = None
         self._closed = False
 
-    def offer(self, events: list[StoreEvent]) -> bool:
+    def note(self, revision: int) -> None:
+        """A commit with nothing under our prefix: only progress."""
+        self._revision = max(self._revision, revision)
+        if self.progress:
+            self._wake.set()
+
+    def offer(self, events: list[StoreEvent], revision: int = 0) -> bool:
         """Buffer `events`; False (and the subscription is dead) if that would exceed the bound."""
+        self._revision = max(self._revision, revision or events[-1].kv.mod_revision)
         if self._pending and self._pending + len(events) > self._limit:
             self._batches.clear()
             self._pending = 0
@@ -59,11 +61,15 @@ class Subscription:
         self._wake.set()
         return True
 
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
     def close(self) -> None:
         self._closed = True
         self._wake.set()
 
-    async def next(self) -> list[StoreEvent] | None:
+    async def next(self) -> WatchBatch | None:
         while True:
             if self._error is not None:
                 raise self._error
@@ -74,7 +80,11 @@ class Subscription:
                     out = [event for batch in self._batches for event in batch]
                     self._batches.clear()
                 self._pending = 0
-                return out
+                self._told = self._revision
+                return WatchBatch(out, self._revision)
+            if self.progress and self._revision > self._told:
+                self._told = self._revision
+                return WatchBatch((), self._revision)
             if self._closed:
                 return None
             self._wake.clear()
@@ -93,19 +103,22 @@ class WatchHub:
     def __len__(self) -> int:
         return len(self._subs)
 
-    def subscribe(self, prefix: str) -> Subscription:
-        sub = Subscription(prefix, self._limit)
+    def subscribe(self, prefix: str, progress: bool = False) -> Subscription:
+        sub = Subscription(prefix, self._limit, progress)
         self._subs.add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
 
-    def publish(self, events: list[StoreEvent]) -> None:
+    def publish(self, events: list[StoreEvent], revision: int) -> None:
         for sub in tuple(self._subs):
             prefix = sub.prefix
             mine = [e for e in events if e.kv.key.startswith(prefix)] if prefix else list(events)
-            if mine and not sub.offer(mine):
+            if not mine:
+                sub.note(revision)
+                continue
+            if not sub.offer(mine, revision):
                 self._subs.discard(sub)
                 log.warning("watcher overflowed and was terminated",
                             extra={"prefix": prefix, "limit": self._limit})

@@ -119,7 +119,7 @@ class Writer:
                             stop = True
                             break
                         batch.append(item)
-                    self._process(batch, final=False)
+                    self._guarded(batch, final=False)
             self._drain()
         except BaseException:
             log.exception("sqlite writer crashed")
@@ -139,7 +139,22 @@ class Writer:
             if item is not _STOP:
                 leftovers.append(item)  # type: ignore[arg-type]
         if leftovers:
-            self._process(leftovers, final=True)
+            self._guarded(leftovers, final=True)
+
+    def _guarded(self, batch: list[Any], *, final: bool) -> None:
+        """_process, but a bug fails the batch's callers instead of killing the thread and
+        leaving them waiting forever."""
+        try:
+            self._process(batch, final=final)
+        except Exception as exc:
+            log.exception("writer batch failed", extra={"ops": len(batch)})
+            self._rollback()
+            failed: list[Outcome] = []
+            for op in batch:
+                err = StorageError("writer failed")
+                err.__cause__ = exc
+                failed.append((op.future, None, err))
+            self._call_loop(self._on_commit, failed, [], None, None)
 
     def _process(self, batch: list[Any], *, final: bool) -> None:
         writes = [op for op in batch if isinstance(op, WriteOp)]
@@ -149,9 +164,9 @@ class Writer:
             if not isinstance(op, CompactOp):
                 continue
             if final:
-                while not self._compact_chunk(op):
+                while not self._compact_step(op):
                     pass
-            elif not self._compact_chunk(op):
+            elif not self._compact_step(op):
                 self._queue.put(op)  # behind the writes that arrived meanwhile
 
     def _write_batch(self, ops: list[WriteOp]) -> None:
@@ -222,7 +237,7 @@ class Writer:
             raise RevisionConflict(op.key, prev) from None
         return int(cur.lastrowid or 0)
 
-    def _compact_chunk(self, op: CompactOp) -> bool:
+    def _compact_step(self, op: CompactOp) -> bool:
         """Compact one chunk towards op.target; True once the op is finished (or failed)."""
         conn = self._conn
         try:
