@@ -15,7 +15,7 @@ has members below it. Guarantees, matching sigs.k8s.io/structured-merge-diff/v4 
 
 - keys of one level are emitted in SMD's element order (fields < keys < values < indexes; fields
   by name, keys and values by SMD's value order: numbers < strings < bools < lists < maps < null),
-  and `"."` comes after the children; `to_json` reproduces SMD's bytes exactly;
+  with `"."` first (as current API servers write it); `to_json` reproduces SMD's bytes;
 - `k:`/`v:` contents are compact JSON with sorted object keys and Go's HTML escaping; field names
   after `f:` are raw;
 - decoding ignores element types it does not know (as SMD does) and treats `{}`, `{".": {}}` and
@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 __all__ = ["FIELD", "KEY", "VALUE", "INDEX", "PathElement", "Path", "FieldSet", "field",
@@ -153,7 +154,6 @@ def _go_float(f: float) -> str:
         r = repr(f)
         if "e" not in r:
             return r
-        from decimal import Decimal
         return format(Decimal(r), "f")
     mant, _, exp = repr(f).partition("e")
     sign = "-" if exp.startswith("-") else "+"
@@ -238,7 +238,6 @@ def _go_value_string(c: tuple[Any, ...]) -> str:
         if n == 0 or 1e-4 <= abs(n) < 1e21:  # %v: %g with shortest digits, exponent from 21
             r = repr(n)
             if "e" in r:
-                from decimal import Decimal
                 r = format(Decimal(r), "f")
             return r[:-2] if r.endswith(".0") else r
         mant, _, exp = repr(n).partition("e")
@@ -293,9 +292,9 @@ def _emit(node: _Node) -> dict[str, Any]:
     for pe in sorted(node.children):
         child = node.children[pe]
         if child.children:
-            sub = _emit(child)
-            if child.member:
-                sub["."] = {}
+            # `"."` first, as emitContentsV1 writes it today (early SMD versions wrote it last).
+            sub: dict[str, Any] = {".": {}} if child.member else {}
+            sub.update(_emit(child))
             out[_serialize(pe)] = sub
         else:
             out[_serialize(pe)] = {}

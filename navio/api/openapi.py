@@ -22,7 +22,12 @@ Documents are built lazily, once per state of the registry and of the schema (co
 on every call), and shared between callers: treat them as read-only. The index's `?hash=` is the
 upper-case hex SHA-512 of a document's canonical JSON (as kube-openapi computes its ETag), so it
 changes exactly when the document does. The API server serves `v3_index` at `/openapi/v3`,
-`v3_document_at(key)` at `/openapi/v3/<key>` (404 when None) and `v2_document` at `/openapi/v2`.
+`v3_document_at(key)` at `/openapi/v3/<key>` (404 when None; with the hash as ETag and
+`Cache-Control: public, immutable` when `?hash=` matches, as kube-apiserver does) and
+`v2_document` at `/openapi/v2` as JSON (kubectl asks v2 only in protobuf and only when v3 is
+unusable, so a protobuf-only Accept there deserves 406 rather than JSON). Responses list only
+`application/json` (and its watch stream), the one format navio answers with; upstream also
+lists YAML and protobuf.
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ _QUANTITY_DOC = (
     "always use canonical form, or don't diff.)\n\nThis format is intended to make it difficult "
     "to use these numbers without writing some sort of special handling code in the hopes that "
     "that will cause implementors to also use a fixed point implementation.")
-_WRAPPERS = {
+_WRAPPERS: dict[tuple[str, bool], dict[str, Any]] = {
     (_INT_OR_STRING, True): {"description": _INT_OR_STRING_DOC, "format": "int-or-string",
                              "oneOf": [{"type": "integer"}, {"type": "string"}]},
     (_INT_OR_STRING, False): {"description": _INT_OR_STRING_DOC, "format": "int-or-string",
@@ -206,9 +211,11 @@ def _items_at(registry: Registry, key: str) -> list[tuple[PathItem, str]] | None
                 continue
             items = [discovery_operation(prefix + "/", f"get{infix}APIResources",
                                          META + "APIResourceList", "get available resources")]
+            defs = schema.definitions()
             for kind in sorted(registry.in_group_version(group, version),
                                key=lambda k: k.plural):
-                items.extend(operations(kind, schema.definition_name))
+                if kind.schema_name in defs:     # a kind without a schema gets no paths
+                    items.extend(operations(kind, schema.definition_name))
             return [(item, tag) for item in items]
     return None
 
@@ -327,26 +334,22 @@ def _schema_ref(definition: str, prefix: str) -> dict[str, Any]:
     return {"type": "string"} if definition == STRING else {"$ref": prefix + definition}
 
 
-def _v3_param(key: str, name_of: str) -> dict[str, Any]:
+def _param(key: str, name_of: str, v3: bool) -> dict[str, Any]:
     name, where, typ, description = parameter(key, name_of)
     out: dict[str, Any] = {"description": description, "in": where, "name": name}
     if where == "path":
         out["required"] = True
-    out["schema"] = {"type": typ, "uniqueItems": True}
+    if v3:
+        out["schema"] = {"type": typ, "uniqueItems": True}
+    else:
+        out |= {"type": typ, "uniqueItems": True}
     return out
 
 
-def _v2_param(key: str, name_of: str) -> dict[str, Any]:
-    name, where, typ, description = parameter(key, name_of)
-    out: dict[str, Any] = {"description": description, "in": where, "name": name,
-                           "type": typ, "uniqueItems": True}
-    if where == "path":
-        out["required"] = True
-    return out
-
-
-def _sorted(keys: tuple[str, ...], name_of: str) -> list[str]:
-    return sorted(keys, key=lambda k: parameter(k, name_of)[0] + "/" + parameter(k, name_of)[1])
+def _params(keys: tuple[str, ...], name_of: str, v3: bool) -> list[dict[str, Any]]:
+    """Rendered parameters in upstream's order: by name, then location."""
+    out = [_param(k, name_of, v3) for k in keys]
+    return sorted(out, key=lambda p: (p["name"], p["in"]))
 
 
 def _common(op: Operation, tag: str) -> dict[str, Any]:
@@ -361,13 +364,11 @@ def _common(op: Operation, tag: str) -> dict[str, Any]:
 def _v3_path(item: PathItem, tag: str, prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if item.params:
-        out["parameters"] = [_v3_param(k, item.name_of) for k in _sorted(item.params,
-                                                                         item.name_of)]
+        out["parameters"] = _params(item.params, item.name_of, True)
     for op in item.operations:
         o: dict[str, Any] = {"description": op.description, "operationId": op.operation_id}
         if op.params:
-            o["parameters"] = [_v3_param(k, item.name_of) for k in _sorted(op.params,
-                                                                           item.name_of)]
+            o["parameters"] = _params(op.params, item.name_of, True)
         if op.body:
             body = {"content": {t: {"schema": {"$ref": prefix + op.body}} for t in op.body_types}}
             o["requestBody"] = {**body, "required": True} if op.body_required else body
@@ -381,14 +382,13 @@ def _v3_path(item: PathItem, tag: str, prefix: str) -> dict[str, Any]:
 def _v2_path(item: PathItem, tag: str, prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if item.params:
-        out["parameters"] = [_v2_param(k, item.name_of) for k in _sorted(item.params,
-                                                                         item.name_of)]
+        out["parameters"] = _params(item.params, item.name_of, False)
     for op in item.operations:
         params = []
         if op.body:
             params.append({"in": "body", "name": "body", "schema": {"$ref": prefix + op.body},
                            **({"required": True} if op.body_required else {})})
-        params += [_v2_param(k, item.name_of) for k in _sorted(op.params, item.name_of)]
+        params += _params(op.params, item.name_of, False)
         produces = sorted({t for _, _, _, types in op.responses for t in types})
         o: dict[str, Any] = {"consumes": list(op.body_types) if op.body else ["*/*"],
                              "description": op.description, "operationId": op.operation_id,

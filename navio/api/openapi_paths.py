@@ -19,8 +19,13 @@ from dataclasses import dataclass
 
 from navio.api.registry import Kind, Subresource
 
-__all__ = ["Operation", "PathItem", "PARAMETERS", "PATCH_TYPES", "STRING", "operations",
-           "group_prefix", "discovery_operation", "parameter", "META"]
+__all__ = ["Operation", "PathItem", "Response", "DefinitionOf", "PARAMETERS", "PATCH_TYPES",
+           "STRING", "META", "operations", "group_prefix", "discovery_operation", "parameter"]
+
+# (code, description, definition or STRING, content types) of one response.
+Response = tuple[str, str, str, tuple[str, ...]]
+# definition_of(group, version, kind) -> definition name, or None if the schema lacks the kind.
+DefinitionOf = Callable[[str, str, str], "str | None"]
 
 # Meta types every group-version document references (bodies, responses).
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -146,8 +151,7 @@ class Operation:
     body: str | None = None            # request body definition
     body_types: tuple[str, ...] = _ANY
     body_required: bool = True
-    # (code, description, definition or STRING, content types)
-    responses: tuple[tuple[str, str, str, tuple[str, ...]], ...] = ()
+    responses: tuple[Response, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,17 +180,13 @@ def discovery_operation(path: str, operation_id: str, definition: str,
     return PathItem(path, (), "", (op,))
 
 
-def _ok(definition: str, types: tuple[str, ...]) -> tuple[tuple[str, str, str, tuple[str, ...]],
-                                                          ...]:
+def _ok(definition: str, types: tuple[str, ...]) -> tuple[Response, ...]:
     return (("200", "OK", definition, types),)
 
 
-def _written(definition: str, *codes: str) -> tuple[tuple[str, str, str, tuple[str, ...]], ...]:
+def _written(definition: str, *codes: str) -> tuple[Response, ...]:
     names = {"200": "OK", "201": "Created", "202": "Accepted"}
     return tuple((c, names[c], definition, _JSON) for c in codes)
-
-
-DefinitionOf = Callable[[str, str, str], "str | None"]
 
 
 def operations(kind: Kind, definition_of: DefinitionOf) -> list[PathItem]:

@@ -11,6 +11,10 @@ this module follows those libraries rather than the RFC texts where the two diff
 - merge patch prunes `null`s inside a value placed where the document had no object, even
   inside arrays (evanphx's `pruneNulls`), and keeps them when the document had an object.
 
+Two inputs that evanphx mishandles are refused here with 422 instead: a pointer that does not
+start with "/" (evanphx ignores whatever precedes the first "/") and a `replace` of the root by
+a scalar (evanphx wraps a nil error and silently skips the operation).
+
 Errors follow staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go (`applyJSPatch`):
 a body that does not decode as a patch is 400 BadRequest; more than 10000 operations is 413; a
 patch that decodes but cannot be applied (unknown op, missing path, failed test) is 422 Invalid
@@ -121,9 +125,7 @@ def _merge_docs(doc: dict[str, Any], patch: dict[str, Any]) -> None:
             doc.pop(key, None)
             continue
         current = doc.get(key)
-        if current is None:
-            doc[key] = _pruned(value)
-        elif not isinstance(current, dict):
+        if not isinstance(current, dict):  # absent, null or not an object: take the value
             doc[key] = _pruned(value)
         elif not isinstance(value, dict):
             doc[key] = clone(value)  # evanphx's merge() returns a non-object patch unpruned

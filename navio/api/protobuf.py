@@ -1,43 +1,39 @@
-"""Decode `application/vnd.kubernetes.protobuf` request bodies into the JSON dict a JSON client sends.
+"""Decode `application/vnd.kubernetes.protobuf` request bodies into the dicts JSON clients send.
 
 kubectl's typed commands (`create deployment|configmap|secret|job|…`, `auth can-i|whoami`,
-`create token`) POST protobuf and never retry as JSON, so the API edge turns such a body into a
-plain dict with `decode(body)` and handles it like any JSON body.
+`create token`) POST protobuf and never retry as JSON; the API edge turns such a body into a
+plain dict with `decode(body)` and handles it like a JSON body. A body is `k8s\x00` then a
+`runtime.Unknown` whose `typeMeta` names apiVersion and kind and whose `raw` holds the message.
+Decoding is generic, driven by the wire schema `data/protobuf-v1.32.json` (loaded once, lazily):
+varints (int32/int64 plain two's complement, no zigzag), strings, bytes (base64 in JSON),
+sub-messages, repeated fields packed or not, maps (entry key=1, value=2); the file's `json_forms`
+types get their JSON form (Time, MicroTime, Duration, Quantity, IntOrString, FieldsV1,
+RawExtension, ExtraValue/Verbs as arrays).
 
-A body is the 4 bytes `k8s\\x00` then a `runtime.Unknown` whose `typeMeta` names apiVersion and
-kind and whose `raw` holds the typed message. The decoder is generic, driven by the wire schema
-in `data/protobuf-v1.32.json` (loaded once, lazily): varints (int32/int64 are plain two's
-complement varints, no zigzag), length-delimited strings, bytes and sub-messages, repeated fields
-packed or not, maps (entry key=1, value=2). Types whose JSON is not an object of their fields
-(the file's `json_forms`) get their JSON form: Time, MicroTime, Duration, Quantity, IntOrString,
-FieldsV1, RawExtension, ExtraValue/Verbs (plain arrays), bytes (base64).
-
-Guarantees:
-- the result is what kubectl's own JSON (`json.Marshal` of the same Go object) says, with
-  `apiVersion` and `kind` first, except that `null`s and empty non-pointer structs are left out;
-- a field number the v1.32 schema does not know (a newer client), a wrong wire type, a truncated
-  or over-long varint, bad magic, an unknown kind or an unsupported envelope raise `BadRequest`
-  naming the problem: nothing is silently dropped. Content-type checks are the caller's.
+Guarantees: the result is kubectl's own JSON for the object (`json.Marshal` of the same Go
+value), `apiVersion` and `kind` first, less `null`s and all-zero non-pointer structs. A field
+number the v1.32 schema lacks (a newer client), a wrong wire type, truncation, an over-long
+varint, bad magic, an unknown kind or an unsupported envelope raise `BadRequest` saying so:
+nothing is dropped silently. Content-type checks are the caller's.
 
 Empty values. Go's generated Marshal writes every non-pointer field, empty or not (`name: ""`,
-`generation: 0`, an empty `creationTimestamp`), and a pointer field only when it is set. So on the
-wire a zero is noise for a non-pointer field but meaningful for a pointer (`replicas: 0`,
-`automountServiceAccountToken: false`, `emptyDir: {}`). The rule, which reproduces what the
-client's JSON would carry:
+`generation: 0`, an empty `creationTimestamp`), and a pointer field only when set: on the wire a
+zero is noise for a non-pointer field but data for a pointer (`replicas: 0`, `emptyDir: {}`,
+`automountServiceAccountToken: false`). So, as the client's JSON would:
 - a pointer field present on the wire is kept whatever its value;
-- a non-pointer scalar that is zero is dropped when its json tag has `omitempty`, kept otherwise
-  (`containerPort`, PriorityClass `value`, SubjectAccessReviewStatus `allowed`: required fields);
+- a zero non-pointer scalar is dropped if its json tag has `omitempty`, else kept (required
+  fields such as `containerPort`, PriorityClass `value`);
 - a non-pointer struct whose fields are all zero is dropped (Go cannot tell it from absent);
-- a zero Time/MicroTime (no bytes, 0 seconds or Go's zero instant), an empty RawExtension or
+- a zero Time/MicroTime (no bytes, 0 seconds or Go's zero instant) and an empty RawExtension or
   FieldsV1 are dropped everywhere (their JSON is `null`);
 - list elements and map values are always kept (a label value `""` is data).
-Which fields are pointers or lack `omitempty` is not in the schema file: `_POINTER` and
-`_NOT_OMITEMPTY` below hold one bit per `optional` field of the file, in file order, read from
-kubectl 1.32.4's Go type descriptors (struct field types and json tags; the extractor is
-`--go-fields` in tests/unit/api/fixtures/capture_protobuf.py).
-`_JSON_NAMES` corrects the file where its names are not the JSON names: Go fields embedded with
-`json:",inline"` (e.g. Volume's VolumeSource, Probe's ProbeHandler, SecretKeySelector's
-LocalObjectReference), whose fields belong to the parent object, and a few mis-cased names.
+The schema file does not say which fields are pointers or lack `omitempty`: `_POINTER` and
+`_NOT_OMITEMPTY` hold one bit per `optional` field of the file, in file order, read from
+kubectl 1.32.4's Go type descriptors (`--go-fields` in
+tests/unit/api/fixtures/capture_protobuf.py regenerates them; a test checks them). `_JSON_NAMES`
+fixes the file where a name is not the JSON name: Go structs embedded `json:",inline"` (Volume's
+VolumeSource, Probe's ProbeHandler, SecretKeySelector's LocalObjectReference, …), whose fields
+belong to the parent object, and a few mis-cased names.
 """
 
 from __future__ import annotations
@@ -163,26 +159,14 @@ def _decode(body: bytes, depth: int) -> dict[str, Any]:
     env = _collect(body[4:], _UNKNOWN, _schema()[_UNKNOWN])
     type_meta = _collect(b"".join(env.get(1, [])), "runtime.TypeMeta",
                          _schema()["k8s.io.apimachinery.pkg.runtime.TypeMeta"])
-    api_version = _text(type_meta.get(1, [b""])[-1])
-    kind = _text(type_meta.get(2, [b""])[-1])
-    raw = env.get(2, [b""])[-1]
-    encoding = _text(env.get(3, [b""])[-1])
-    content_type = _text(env.get(4, [b""])[-1]).split(";")[0].strip()
+    api_version, kind = (_text(type_meta.get(n, [b""])[-1]) for n in (1, 2))
+    encoding, content_type = (_text(env.get(n, [b""])[-1]) for n in (3, 4))
     if not kind or not api_version:
         raise BadRequest("protobuf body does not name its apiVersion and kind")
-    if encoding:
-        raise BadRequest(f"protobuf body has unsupported contentEncoding {encoding!r}")
-    if content_type == "application/json":
-        obj = _json(raw, f"{api_version} {kind}")
-        if not isinstance(obj, dict):
-            raise BadRequest(f"protobuf body for {kind} holds JSON that is not an object")
-        return {"apiVersion": api_version, "kind": kind, **obj}
-    if content_type not in ("", MEDIA_TYPE):
-        raise BadRequest(f"protobuf body has unsupported contentType {content_type!r}")
-    msg = _message_name(api_version, kind)
-    obj, _ = _object(raw, msg, depth)
-    obj.pop("apiVersion", None)
-    obj.pop("kind", None)
+    if encoding or content_type.split(";")[0].strip() not in ("", MEDIA_TYPE):
+        raise BadRequest("protobuf body has unsupported contentEncoding/contentType "
+                         f"{encoding!r}/{content_type!r}")
+    obj, _ = _object(env.get(2, [b""])[-1], _message_name(api_version, kind), depth)
     return {"apiVersion": api_version, "kind": kind, **obj}
 
 
@@ -360,13 +344,12 @@ def _time(fields: dict[str, Any], msg: str, depth: int) -> tuple[Any, bool]:
     if (seconds == 0 and nanos == 0) or seconds == _ZERO_TIME_SECONDS:
         return _ABSENT, True
     try:
-        when = (datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-                + datetime.timedelta(seconds=seconds, microseconds=nanos // 1000))
+        when = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=seconds,
+                                                                  microseconds=nanos // 1000)
     except OverflowError:
         raise BadRequest(f"protobuf body has an out-of-range {msg}: {seconds}s") from None
-    if msg.endswith(".MicroTime"):
-        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), False
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ"), False
+    micro = msg.endswith(".MicroTime")  # UTC, RFC 3339, 4-digit year like Go's
+    return when.isoformat(timespec="microseconds" if micro else "seconds") + "Z", False
 
 
 def _duration(fields: dict[str, Any], msg: str, depth: int) -> tuple[Any, bool]:
@@ -376,8 +359,6 @@ def _duration(fields: dict[str, Any], msg: str, depth: int) -> tuple[Any, bool]:
 
 def _go_duration(ns: int) -> str:
     """Go's time.Duration.String(): 1h2m3.5s, 10m0s, 1.5ms, 2µs, 7ns, 0s."""
-    if ns == 0:
-        return "0s"
     sign, ns = ("-" if ns < 0 else ""), abs(ns)
 
     def frac(v: int, digits: int) -> str:
@@ -386,7 +367,7 @@ def _go_duration(ns: int) -> str:
         return f"{whole}.{tail}" if tail else str(whole)
 
     if ns < 1_000:
-        return f"{sign}{ns}ns"
+        return f"{sign}{ns}ns" if ns else "0s"
     if ns < 1_000_000:
         return f"{sign}{frac(ns, 3)}µs"
     if ns < 1_000_000_000:
@@ -419,14 +400,10 @@ def _embedded_json(fields: dict[str, Any], msg: str, depth: int) -> tuple[Any, b
         return _ABSENT, True
     if raw[:4] == MAGIC:  # an embedded object sent as protobuf itself
         return _decode(raw, depth + 1), False
-    return _json(raw, msg), False
-
-
-def _json(raw: bytes, where: str) -> Any:
     try:
-        return json.loads(raw)
+        return json.loads(raw), False
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"protobuf body has invalid JSON in {where}: {exc}") from None
+        raise BadRequest(f"protobuf body has invalid JSON in {msg}: {exc}") from None
 
 
 def _items(fields: dict[str, Any], msg: str, depth: int) -> tuple[Any, bool]:

@@ -15,15 +15,20 @@ keys it does not name; `$deleteFromPrimitiveList/<list>` removes scalars.
 
 Order of a merged list, as upstream: `$setElementOrder` first, then the order of the patch
 list, then that of the live list; elements the live list did not have come before the live
-elements that the patch does not mention.
+elements that the patch does not mention. Two of upstream's accidents are reproduced because
+results depend on them: `$setElementOrder` orders by the live slice as Go's in-place deletes
+and appends left it (a fixture in patch_test.go relies on this), and an order list that omits
+elements is applied with Go's insertion sort and its inconsistent comparator (exact up to the
+20 elements sort.SliceStable sorts that way). Go visits a patch's keys in random order; here a
+`$deleteFromPrimitiveList` always applies after the list's own additions.
 
 Deliberate differences, each where upstream's result is an accident of its implementation:
 - a map carrying `$patch: replace` for a key the document lacks becomes that map (upstream's
   `removeDirectives` drops it silently);
 - `$deleteFromPrimitiveList/<list>` deletes from a list without merge strategy too (upstream
   replaces the list by the deletion list);
-- directive keys left in values taken verbatim are removed here, where upstream leaves them for
-  the typed decoder to drop.
+- directives left in values taken verbatim are removed here (upstream leaves them for the typed
+  decoder, which keeps a `$patch: delete` element as an ordinary one).
 
 Errors follow handlers/patch.go `interpretPatchError`: a malformed directive is 400
 BadRequest; a list of lists is 422 (`UnprocessablePatch`); anything else the library reports
@@ -63,10 +68,12 @@ def strategic_merge_patch(doc: dict[str, Any], patch: Any,
     """`doc` with strategic merge patch `patch` applied, guided by `schema` (a definition name
     such as `io.k8s.api.apps.v1.Deployment`, a schema dict, or None for no schema).
 
-    An empty patch returns an equal copy. Raises BadRequest, UnprocessablePatch or PatchError
-    as described in the module docstring."""
+    An empty patch, or None (a JSON `null` body, which Go decodes to an empty map), returns an
+    equal copy. Raises BadRequest, UnprocessablePatch or PatchError as described above."""
+    if patch is None:
+        patch = {}
     if not isinstance(patch, dict):
-        kind = "array" if isinstance(patch, list) else "null" if patch is None else "value"
+        kind = {"slice": "array", "map": "object"}.get(_type(patch), _type(patch))
         raise errors.BadRequest(f"json: cannot unmarshal {kind} into Go value of type "
                                 "map[string]interface {}")
     root = _schema.resolve(schema) if schema else None
@@ -205,7 +212,9 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: Schema) 
         raise PatchError(f"unknown patch type: {directive} in map: {_go(patch)}")
     _apply_retain_keys(original, patch)
     _apply_element_orders(original, patch, schema)
-    for key, value in list(patch.items()):
+    # Go visits the keys in random order; deleting after merging is the order the
+    # `$setElementOrder` path (which kubectl always sends) takes, so take it every time.
+    for key, value in sorted(patch.items(), key=lambda kv: kv[0].startswith(_DELETE_PRIMITIVES)):
         deletion = key.startswith(_DELETE_PRIMITIVES)
         if deletion:
             key = _extract_key(key, _DELETE_PRIMITIVES)
@@ -269,8 +278,9 @@ def _apply_element_orders(original: dict[str, Any], patch: dict[str, Any],
             raise _bad_type("slice", given)
         sub, strategy, merge_key = _field(schema, key)
         _check_order(given, order, merge_key)
+        view = list(live)
         if in_original and in_patch:
-            merged = _merge_list_field(live, given, sub, strategy, merge_key, False)
+            merged = _merge_list_field(live, given, sub, strategy, merge_key, False, view)
         elif in_patch:
             merged = _fresh(given)
         elif in_original:
@@ -279,7 +289,7 @@ def _apply_element_orders(original: dict[str, Any], patch: dict[str, Any],
             continue
         ours, theirs = _partition(merged, order, merge_key)
         kind = _element_kind(live, given)
-        original[key] = _normalize_order(ours, theirs, order, live, merge_key, kind)
+        original[key] = _normalize_order(ours, theirs, order, view, merge_key, kind)
         patch.pop(key, None)
 
 
@@ -309,38 +319,50 @@ def _check_order(given: list[Any], order: list[Any], merge_key: str) -> None:
 # --------------------------------------------------------------------------- lists
 
 def _merge_list_field(live: list[Any], given: list[Any], schema: Schema, strategy: str,
-                      merge_key: str, deletion: bool) -> list[Any]:
+                      merge_key: str, deletion: bool,
+                      view: list[Any] | None = None) -> list[Any]:
     """mergeSliceHandler: merge by strategy, or replace the list."""
     if strategy == "merge":
-        return _merge_list(live, given, _items(schema), merge_key, deletion)
-    if deletion:
-        drop = {_hkey(v) for v in given}
-        return [v for v in live if _hkey(v) not in drop]
-    return _fresh(given)
+        return _merge_list(live, given, _items(schema), merge_key, deletion, view)
+    return _without(live, given) if deletion else _fresh(given)
+
+
+def _without(live: list[Any], drop: list[Any]) -> list[Any]:
+    """deleteFromSlice: `live` less every value that `drop` lists."""
+    dropped = {_hkey(v) for v in drop}
+    return [v for v in live if _hkey(v) not in dropped]
 
 
 def _merge_list(live: list[Any], given: list[Any], items: Schema, merge_key: str,
-                deletion: bool) -> list[Any]:
-    """mergeSlice: merge a list whose patch strategy is "merge"."""
+                deletion: bool, view: list[Any] | None = None) -> list[Any]:
+    """mergeSlice: merge a list whose patch strategy is "merge".
+
+    `view`, when given, is a copy of `live` that ends up as the caller's Go slice would: upstream
+    deletes and appends in place on the live list's backing array, and `$setElementOrder`
+    then orders by what its own, longer slice header still sees there (live elements after the
+    deletions, then the first new elements). Kubernetes' fixtures depend on that order."""
     if not live and not given:
         return live
     kind = _element_kind(live, given)
     if kind != "map":
         if deletion:
-            drop = {_hkey(v) for v in given}
-            return [v for v in live if _hkey(v) not in drop]
-        seen: set[tuple[Any, ...]] = set()
-        merged = [v for v in live + given if not (_hkey(v) in seen or seen.add(_hkey(v)))]
+            return _without(live, given)
+        merged = _dedupe(live + given)
     else:
         if not merge_key:
             raise PatchError("cannot merge lists without merge key for type struct")
-        live, given = _special_elements(live, given, merge_key)
+        backing = view if view is not None else list(live)
+        size, given, replace = _special_elements(backing, len(live), given, merge_key)
+        live = given if replace else backing[:size]
+        given = [] if replace else given
         merged = list(live)
         for element in given:
             if merge_key not in element:
                 raise _no_merge_key(element, merge_key)
             at = _find(merged, merge_key, element[merge_key])
             if at is None:
+                if len(merged) < len(backing):
+                    backing[len(merged)] = element  # Go's append into the shared array
                 merged.append(_fresh(element))
             else:
                 merged[at] = _merge_map(merged[at], element, items)
@@ -348,10 +370,27 @@ def _merge_list(live: list[Any], given: list[Any], items: Schema, merge_key: str
     return _normalize_order(ours, theirs, given, live, merge_key, kind)
 
 
-def _special_elements(live: list[Any], given: list[Any],
-                      merge_key: str) -> tuple[list[Any], list[Any]]:
-    """mergeSliceWithSpecialElements: apply `$patch` elements to the live list and return it
-    with the patch's remaining elements."""
+def _dedupe(values: list[Any]) -> list[Any]:
+    """deduplicateScalars, in its order: each later duplicate is overwritten by the last value."""
+    keys = [_hkey(v) for v in values]
+    last, i = len(values) - 1, 0
+    while i < last:
+        j = i + 1
+        while j <= last:
+            if keys[i] == keys[j]:
+                values[j], keys[j] = values[last], keys[last]
+                last -= 1
+            else:
+                j += 1
+        i += 1
+    return values[:last + 1]
+
+
+def _special_elements(backing: list[Any], size: int, given: list[Any],
+                      merge_key: str) -> tuple[int, list[Any], bool]:
+    """mergeSliceWithSpecialElements: apply the `$patch` elements of `given` to the first
+    `size` elements of `backing`, in place as Go does; return the new size, the patch's other
+    elements (made fresh when one element asked to replace the list) and whether it did."""
     plain, replace = [], False
     for element in given:
         if _DIRECTIVE not in element:
@@ -361,8 +400,9 @@ def _special_elements(live: list[Any], given: list[Any],
         if directive == "delete":
             if merge_key not in element:
                 raise _no_merge_key(element, merge_key)
-            while (at := _find(live, merge_key, element[merge_key])) is not None:
-                live = live[:at] + live[at + 1:]
+            while (at := _find(backing[:size], merge_key, element[merge_key])) is not None:
+                backing[at:size - 1] = backing[at + 1:size]
+                size -= 1
         elif directive == "replace":
             replace = True
         elif directive == "merge":
@@ -370,8 +410,8 @@ def _special_elements(live: list[Any], given: list[Any],
         else:
             raise PatchError(f"unknown patch type: {directive} in map: {_go(element)}")
     if replace:
-        return [_fresh(v) for v in plain], []
-    return live, plain
+        return size, [_fresh(v) for v in plain], True
+    return size, plain, False
 
 
 def _element_kind(*lists: list[Any]) -> str:
@@ -450,7 +490,19 @@ def _sort_by(items: list[Any], order: list[Any], merge_key: str, kind: str) -> l
         items = [v for v in items if v.get(_DIRECTIVE) != "delete"]
     positions = _positions(order, merge_key, kind)
     key = merge_key if kind == "map" else ""
-    return sorted(items, key=lambda v: positions.get(_key_of(v, key), -1)) + deleted
+    ranked = [(positions.get(_key_of(v, key)), v) for v in items]
+    if all(rank is not None for rank, _ in ranked):
+        return [v for _, v in sorted(ranked, key=lambda rv: rv[0])] + deleted
+    # Upstream's comparator answers "less" whenever an element is missing from `order`, which
+    # is no ordering at all; replay Go's insertion sort (what sort.SliceStable runs on up to
+    # 20 elements) so that such patches come out as they do there.
+    for i in range(1, len(ranked)):
+        j = i
+        while j > 0 and (ranked[j][0] is None or ranked[j - 1][0] is None
+                         or ranked[j][0] < ranked[j - 1][0]):
+            ranked[j - 1], ranked[j] = ranked[j], ranked[j - 1]
+            j -= 1
+    return [v for _, v in ranked] + deleted
 
 
 def _normalize_order(ours: list[Any], theirs: list[Any], our_order: list[Any],

@@ -8,15 +8,17 @@ decides how a schema node maps to SMD's types, and that mapping is repeated here
   `k:{…}` by `x-kubernetes-list-map-keys`); without it, `x-kubernetes-patch-strategy: merge`
   with `x-kubernetes-patch-merge-key` makes a map list keyed by the merge key; else atomic;
 - objects: `properties` are struct fields, `additionalProperties` map values;
-  `x-kubernetes-map-type: atomic` makes the whole object a leaf; an object without either (and
-  `x-kubernetes-preserve-unknown-fields`) holds "deduced" values: maps granular, lists atomic;
+  `x-kubernetes-map-type: atomic` makes the whole object a leaf; an object with neither, or
+  with `x-kubernetes-preserve-unknown-fields`, holds "deduced" values: maps granular, lists
+  atomic;
 - a schema with no type (`JSON`) is an atomic leaf; int-or-string and quantities are scalars.
 
-Kubernetes compares *typed* Go objects, in which non-pointer struct fields and fields without
-`omitempty` always exist. navio's objects are plain dicts, so for built-in kinds `compare`
-treats such fields as present-but-empty when their parent exists (the `_VALUE_STRUCTS` names and
-each struct's `required` fields). That keeps `".": {}` markers where Kubernetes writes them
-(`f:spec` has none, `f:rollingUpdate` and list items do).
+Kubernetes compares *typed* Go objects, in which null and absent are the same, and
+non-pointer struct fields, `metav1.Time` fields and fields without `omitempty` always exist.
+navio's objects are plain dicts, so for built-in kinds `compare` gives such fields their Go
+value (`{}` or null) when their parent exists: the `_VALUE_STRUCTS` names, Time fields and each
+struct's `required` fields. That keeps `".": {}` markers where Kubernetes writes them (`f:spec`
+has none, `f:rollingUpdate` and list items do) and records `f:lastProbeTime` as it does.
 
 All functions are pure and never mutate their inputs; merge and removal return new containers
 but may share unchanged leaves with the inputs.
@@ -29,11 +31,11 @@ from dataclasses import dataclass, field as dc_field
 from typing import Any
 
 from navio.api import schema as _schema
-from navio.api.fieldpath import FIELD, KEY, VALUE, FieldSet, Path, PathElement, canonical, \
-    field, index, key, value
+from navio.api.fieldpath import FIELD, KEY, FieldSet, Path, PathElement, field, index, key, \
+    value
 
 __all__ = ["MISSING", "Comparison", "to_field_set", "compare", "merge", "remove_items",
-           "ensure_named_fields_are_members", "values_equal", "is_builtin"]
+           "ensure_named_fields_are_members", "paths_of", "values_equal", "is_builtin"]
 
 
 class _Missing:
@@ -58,6 +60,9 @@ _VALUE_STRUCTS = frozenset({
     "daemonEndpoints", "kubeletEndpoint", "scaleTargetRef", "state", "lastState",
 })
 
+_TIME_TYPES = frozenset({"io.k8s.apimachinery.pkg.apis.meta.v1.Time",
+                         "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime"})
+
 # Key fields with a default in Kubernetes' published OpenAPI (`+default="TCP"` on every port
 # protocol) that the JSON Schema we ship dropped; SMD fills missing keys from the default.
 _KEY_DEFAULTS = {"protocol": "TCP"}
@@ -71,9 +76,11 @@ class _Atom:
     elem: Any = None                            # map value / list item schema
     keys: tuple[str, ...] | None = None         # list: None = atomic, () = set, else map keys
     required: frozenset[str] = frozenset()
+    times: frozenset[str] = frozenset()         # struct fields of type meta/v1 Time
 
 
 _atoms: dict[int, tuple[Any, _Atom]] = {}
+_ATOM_CACHE_LIMIT = 20_000   # built-in kinds need ~3,000; bounds callers passing fresh dicts
 
 
 def _atom(sch: Any) -> _Atom:
@@ -81,6 +88,8 @@ def _atom(sch: Any) -> _Atom:
     if hit is not None and hit[0] is sch:
         return hit[1]
     a = _make_atom(sch)
+    if len(_atoms) >= _ATOM_CACHE_LIMIT:
+        _atoms.clear()
     _atoms[id(sch)] = (sch, a)   # keeping `sch` alive keeps its id unique
     return a
 
@@ -105,9 +114,11 @@ def _make_atom(sch: Any) -> _Atom:
             elem = None
         else:
             elem = _DEDUCED
+        props = props or {}
         return _Atom("map", atomic=s.get("x-kubernetes-map-type") == "atomic",
-                     fields=dict(props or {}), elem=elem,
-                     required=frozenset(s.get("required", ())))
+                     fields=dict(props), elem=elem, required=frozenset(s.get("required", ())),
+                     times=frozenset(n for n, p in props.items()
+                                     if _schema.ref_name(p) in _TIME_TYPES))
     if types:
         return _Atom("scalar")
     if s.get("x-kubernetes-preserve-unknown-fields"):
@@ -281,9 +292,15 @@ def _cmp(l: Any, r: Any, sch: Any, path: Path, res: tuple[set[Path], ...], typed
         rm = r if isinstance(r, dict) else {}
         for k in lm.keys() | rm.keys():
             lv, rv = lm.get(k, MISSING), rm.get(k, MISSING)
-            if typed and (lv is MISSING) != (rv is MISSING) and l is not MISSING \
-                    and r is not MISSING and _always_present(a, k):
-                lv, rv = (None, rv) if lv is MISSING else (lv, None)
+            if typed:
+                # What the typed Go objects hold: null and absent are one, some fields always
+                # exist.
+                if l is not MISSING and (lv is None or lv is MISSING):
+                    lv = _skeleton(a, k)
+                if r is not MISSING and (rv is None or rv is MISSING):
+                    rv = _skeleton(a, k)
+                if lv is MISSING and rv is MISSING:
+                    continue
             _cmp(lv, rv, _child(a, k), path + (field(k),), res, typed)
     if l is MISSING:
         added.add(path)
@@ -291,10 +308,18 @@ def _cmp(l: Any, r: Any, sch: Any, path: Path, res: tuple[set[Path], ...], typed
         removed.add(path)
 
 
-def _always_present(a: _Atom, name: str) -> bool:
-    if name in a.required:
-        return True
-    return name in _VALUE_STRUCTS and name in a.fields and bool(_atom(a.fields[name]).fields)
+def _skeleton(a: _Atom, name: str) -> Any:
+    """What a typed Go object holds for a field the dict lacks or has as null: `{}` for a
+    non-pointer struct, null for a Time (a struct, so never omitted) or a required field,
+    MISSING for a pointer or omitempty field."""
+    if name not in a.fields:
+        return MISSING
+    if name in a.times:
+        return None
+    child = _atom(a.fields[name])
+    if child.kind == "map" and child.fields and (name in _VALUE_STRUCTS or name in a.required):
+        return {}
+    return None if name in a.required else MISSING
 
 
 # --- merge ---------------------------------------------------------------------------------------
@@ -411,34 +436,22 @@ def ensure_named_fields_are_members(paths: FieldSet, sch: Any) -> FieldSet:
     """`paths` plus every struct field that has members below it (SMD
     Set.EnsureNamedFieldsAreMembers), so that removal can take out whole struct fields."""
     extra: set[Path] = set()
-    seen: set[Path] = set()
+    root = _atom(sch)
     for p in paths.paths:
-        a: _Atom | None = _atom(sch)
+        a = root
         for i in range(len(p) - 1):
             pe = p[i]
-            prefix = p[:i + 1]
-            if a is None:
-                break
-            if pe.kind == FIELD and a.kind == "map":
+            if pe.kind == FIELD and a.kind in ("map", "any"):
                 if pe.payload in a.fields:
-                    extra.add(prefix)
-                nxt = _child(a, pe.payload)
-            elif pe.kind in (KEY, VALUE) and a.kind == "list":
-                nxt = a.elem
+                    extra.add(p[:i + 1])
+                a = _atom(_child(a, pe.payload))
+            elif pe.kind == KEY and a.kind in ("list", "any"):
+                a = _atom(a.elem)
             else:
-                nxt = None
-            if prefix in seen:
-                a = _atom(nxt) if nxt is not None else None
-                continue
-            seen.add(prefix)
-            a = _atom(nxt) if nxt is not None else None
+                break
     return FieldSet(paths.paths | extra)
 
 
 def paths_of(names: Iterable[Iterable[str]]) -> FieldSet:
     """A set of field-name paths: `paths_of([("status",)])`."""
     return FieldSet(frozenset(tuple(field(n) for n in p) for p in names))
-
-
-def _unused() -> None:  # keep canonical importable for callers building keys by hand
-    canonical(None)

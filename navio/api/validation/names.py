@@ -41,8 +41,13 @@ def inclusive_range_error(lo: int, hi: int) -> str:
 def regex_error(msg: str, fmt: str, *examples: str) -> str:
     if not examples:
         return f"{msg} (regex used for validation is '{fmt}')"
-    ex = " or ".join(f"'{e}'," for e in examples)
-    return f"{msg} (e.g. {ex} regex used for validation is '{fmt}')"
+    # Built as upstream's RegexError does, double space before "or" included.
+    out = msg + " (e.g. "
+    for i, e in enumerate(examples):
+        if i > 0:
+            out += " or "
+        out += f"'{e}', "
+    return out + f"regex used for validation is '{fmt}')"
 
 
 def _full(fmt: str) -> re.Pattern[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["Quantity", "QuantityError", "parse", "canonical", "round_up_milli",
+__all__ = ["Quantity", "QuantityError", "parse", "canonical", "round_up_milli", "go_quantity",
            "FORMAT_ERROR", "SUFFIX_ERROR"]
 
 FORMAT_ERROR = ("quantities must match the regular expression "
@@ -142,3 +142,28 @@ def round_up_milli(q: Quantity) -> Quantity:
         return q
     r = Fraction(math.ceil(abs(v)), 1000)
     return Quantity(r if q.value > 0 else -r, q.format, q.text)
+
+
+def go_quantity(q: Quantity) -> Any:
+    """A resource.Quantity value as `%#v` prints it (the rare "must be an integer" error
+    reports the struct, not its string). The cached string `s` is kept, as ParseQuantity's
+    fast path does, only when the input was already in canonical decimal form."""
+    from navio.api.errors import GoValue
+    try:
+        positive, num, denom, suffix = _split(q.text.strip())
+    except QuantityError:
+        return GoValue(str(q))
+    exp = _DEC.get(suffix)
+    if exp is None and len(suffix) > 1 and suffix[0] in "eE":
+        exp = int(suffix[1:])
+    if exp is None:                      # binary suffixes: value at scale 0
+        value, scale, s = int(q.value), 0, ""
+    else:
+        shifted = num + denom
+        value, scale = int(shifted), exp - len(denom)
+        canonical_form = scale % 3 == 0 and not shifted.endswith("000") and shifted[0] != "0"
+        s = q.text if canonical_form else ""
+        value = value if positive else -value
+    fmt = q.format
+    return GoValue(f"resource.Quantity{{i:resource.int64Amount{{value:{value}, scale:{scale}}}, "
+                   f'd:resource.infDecAmount{{Dec:(*inf.Dec)(nil)}}, s:"{s}", Format:"{fmt}"}}')

@@ -1,0 +1,31 @@
+"""Defaults of the smaller groups (v1.32): discovery.k8s.io EndpointSlice ports (name "" and
+protocol TCP, SetDefaults_EndpointPort) and scheduling.k8s.io PriorityClass (preemptionPolicy
+PreemptLowerPriority). coordination.k8s.io, events.k8s.io and policy/v1 have no defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["default_endpoint_slice", "default_priority_class", "KIND_DEFAULTS"]
+
+
+def default_endpoint_slice(obj: dict[str, Any]) -> None:
+    for port in obj.get("ports") or []:
+        if not isinstance(port, dict):
+            continue
+        if port.get("name") is None:
+            port["name"] = ""
+        if port.get("protocol") is None:
+            port["protocol"] = "TCP"
+
+
+def default_priority_class(obj: dict[str, Any]) -> None:
+    if obj.get("preemptionPolicy") is None:
+        obj["preemptionPolicy"] = "PreemptLowerPriority"
+
+
+KIND_DEFAULTS = {
+    ("discovery.k8s.io", "EndpointSlice"): default_endpoint_slice,
+    ("scheduling.k8s.io", "PriorityClass"): default_priority_class,
+}

@@ -1,0 +1,114 @@
+"""Kind validation with kube-apiserver's exact field paths and messages (Kubernetes v1.32).
+
+`validate(group, kind, obj, old=None)` returns `details.causes` entries (see
+`navio.api.errors.cause`), empty when the object is valid, for a create (`old` None) or an
+update. It runs what the registry's BeforeCreate/BeforeUpdate run, in their order:
+
+* create: the kind's strategy validation; only if that passes, the generic ObjectMeta check
+  every resource gets (name or generateName, namespace, labels, path-safe name);
+* update: the generic common-field checks (ObjectMeta + immutable name, namespace, uid,
+  resourceVersion present), then the kind's update validation. Upstream repeats some
+  ObjectMeta errors there; they are kept, since kubectl removes duplicates when it prints.
+
+Objects must be defaulted first (`navio.api.defaults.apply_defaults`) and, on create, prepared
+(`prepare_for_create`: Job selectors), as upstream validates after both. Pure and repeatable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from navio.api.registry import BUILTIN
+from navio.api.validation import apps, batch, core, misc, names, pod, service
+from navio.api.validation.field import Cause
+from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
+
+__all__ = ["validate", "validate_name", "Cause"]
+
+Create = Callable[[dict[str, Any]], list[Cause]]
+Update = Callable[[dict[str, Any], dict[str, Any]], list[Cause]]
+
+_NAMESPACED = {(k.group, k.kind): k.namespaced for k in BUILTIN}
+
+
+def _meta_then(check: Create) -> Update:
+    """Update = ObjectMetaUpdate + the create validation of the new object."""
+    def update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
+        return validate_object_meta_update(new.get("metadata"), old.get("metadata")) + check(new)
+    return update
+
+
+_KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
+    ("", "Pod"): (pod.validate_pod, pod.validate_pod_update),
+    ("", "PodTemplate"): (pod.validate_pod_template, pod.validate_pod_template_update),
+    ("", "ReplicationController"): (pod.validate_replication_controller,
+                                    pod.validate_replication_controller_update),
+    ("", "Binding"): (pod.validate_binding, lambda new, old: pod.validate_binding(new)),
+    ("", "Service"): (service.validate_service, service.validate_service_update),
+    ("", "Endpoints"): (service.validate_endpoints, service.validate_endpoints_update),
+    ("", "ConfigMap"): (core.validate_config_map, core.validate_config_map_update),
+    ("", "Secret"): (core.validate_secret, core.validate_secret_update),
+    ("", "Namespace"): (core.validate_namespace, core.validate_namespace_update),
+    ("", "Node"): (core.validate_node, core.validate_node_update),
+    ("", "ServiceAccount"): (core.validate_service_account,
+                             _meta_then(core.validate_service_account)),
+    ("", "Event"): (lambda ev: core.validate_event(ev, False),
+                    lambda new, old: core.validate_event_update(new, old, False)),
+    ("", "PersistentVolumeClaim"): (core.validate_pvc, core.validate_pvc_update),
+    ("", "PersistentVolume"): (core.validate_pv, _meta_then(core.validate_pv)),
+    ("", "LimitRange"): (core.validate_limit_range, _meta_then(core.validate_limit_range)),
+    ("", "ResourceQuota"): (core.validate_resource_quota, core.validate_resource_quota_update),
+    ("apps", "Deployment"): (apps.validate_deployment, apps.validate_deployment_update),
+    ("apps", "ReplicaSet"): (apps.validate_replica_set, apps.validate_replica_set_update),
+    ("apps", "DaemonSet"): (apps.validate_daemon_set, apps.validate_daemon_set_update),
+    ("apps", "StatefulSet"): (apps.validate_stateful_set, apps.validate_stateful_set_update),
+    ("apps", "ControllerRevision"): (apps.validate_controller_revision,
+                                     apps.validate_controller_revision_update),
+    ("batch", "Job"): (batch.validate_job, batch.validate_job_update),
+    ("batch", "CronJob"): (batch.validate_cron_job, batch.validate_cron_job_update),
+    ("coordination.k8s.io", "Lease"): (misc.validate_lease, misc.validate_lease_update),
+    ("events.k8s.io", "Event"): (lambda ev: core.validate_event(ev, True),
+                                 lambda new, old: core.validate_event_update(new, old, True)),
+    ("discovery.k8s.io", "EndpointSlice"): (misc.validate_endpoint_slice,
+                                            misc.validate_endpoint_slice_update),
+    ("policy", "PodDisruptionBudget"): (misc.validate_pdb, misc.validate_pdb_update),
+    ("scheduling.k8s.io", "PriorityClass"): (misc.validate_priority_class,
+                                             misc.validate_priority_class_update),
+}
+
+def _name_fn(group: str, kind: str) -> Callable[[str, bool], list[str]]:
+    if (group, kind) == ("", "Service"):
+        return names.name_is_dns1035_label
+    if (group, kind) in (("", "Namespace"), ("apps", "StatefulSet")):
+        return names.name_is_dns_label
+    if (group, kind) == ("", "Event") or (group, kind) not in _KINDS:
+        return names.validate_path_segment_name
+    return names.name_is_dns_subdomain
+
+
+def validate_name(group: str, kind: str, name: str, prefix: bool = False) -> list[str]:
+    """The kind's name rule (`ValidateXName`) as messages, for URL names and generateName
+    (`prefix=True` allows a trailing dash). Every name must also be a safe path segment."""
+    msgs = _name_fn(group, kind)(name, prefix)
+    return msgs + [m for m in names.validate_path_segment_name(name, prefix) if m not in msgs]
+
+
+def validate(group: str, kind: str, obj: dict[str, Any],
+             old: dict[str, Any] | None = None) -> list[Cause]:
+    namespaced = _NAMESPACED.get((group, kind), bool((obj.get("metadata") or {}).get("namespace")))
+    entry = _KINDS.get((group, kind))
+    meta = obj.get("metadata")
+    if old is None:
+        errs = entry[0](obj) if entry else []
+        if errs:
+            return errs
+        # rest.BeforeCreate: common ObjectMeta rules, run only after the kind's own passed.
+        return validate_object_meta(meta, namespaced, names.validate_path_segment_name,
+                                    kube_finalizers=False)
+    # rest.BeforeUpdate: validateCommonFields, then the strategy's ValidateUpdate.
+    errs = validate_object_meta(meta, namespaced, names.validate_path_segment_name,
+                                kube_finalizers=False)
+    errs += validate_object_meta_update(meta, old.get("metadata"), kube_finalizers=False)
+    if entry:
+        errs += entry[1](obj, old)
+    return errs
