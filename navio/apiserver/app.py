@@ -9,7 +9,6 @@ traceback is logged and never sent.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import platform
 import ssl
@@ -173,26 +172,17 @@ class ApiServer:
         if path == "/openapi/v3":
             return json_response(openapi.v3_index(self.registry))
         if path.startswith("/openapi/v3/"):
-            gv = path[len("/openapi/v3/"):]
-            doc = self._openapi_v3.get(gv)
+            key = path[len("/openapi/v3/"):]
+            doc = self._openapi_v3.get(key)
             if doc is None:
-                parts = gv.split("/")
-                if parts[0] == "api" and len(parts) == 2:
-                    data = openapi.v3_document(self.registry, "", parts[1])
-                elif parts[0] == "apis" and len(parts) == 3:
-                    data = openapi.v3_document(self.registry, parts[1], parts[2])
-                else:
+                data = openapi.v3_document_at(self.registry, key)
+                if data is None:
                     raise errors.NotFound("the server could not find the requested resource")
-                if not data or not data.get("paths"):
-                    raise errors.NotFound("the server could not find the requested resource")
-                raw = orjson.dumps(data)
-                doc = (raw, hashlib.sha512(raw).hexdigest().upper())
-                self._openapi_v3[gv] = doc
-            headers = {"Content-Type": "application/json", "ETag": f'"{doc[1]}"'}
-            if request.query.get("hash"):
-                headers["Cache-Control"] = "public, immutable"
-            else:
-                headers["Cache-Control"] = "no-cache, private"
+                doc = (orjson.dumps(data), openapi.document_hash(data))
+                self._openapi_v3[key] = doc
+            headers = {"Content-Type": "application/json", "ETag": f'"{doc[1]}"',
+                       "Cache-Control": "public, immutable" if request.query.get("hash")
+                       else "no-cache, private"}
             return web.Response(body=doc[0], headers=headers)
         raise errors.NotFound("the server could not find the requested resource")
 

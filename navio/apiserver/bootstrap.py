@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from navio.api import errors
@@ -23,8 +24,8 @@ async def _ensure(resources: Resources, plural: str, namespace: str, obj: dict) 
     except errors.NotFound:
         try:
             await resources.create(kind, namespace, obj, _OPTS)
-            log.info("bootstrap object created", extra={"resource": plural,
-                                                        "name": obj["metadata"]["name"]})
+            log.info("bootstrap object created",
+                     extra={"resource": plural, "object": obj["metadata"]["name"]})
         except errors.AlreadyExists:
             pass
 
@@ -39,6 +40,10 @@ async def ensure_bootstrap_objects(resources: Resources, host: str, port: int) -
         "spec": {"clusterIP": first_ip, "type": "ClusterIP", "sessionAffinity": "None",
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                             "targetPort": port}]}})
+    if ipaddress.ip_address(host).is_loopback:
+        # Endpoints may not point at loopback (kube validation); pods reach the API server
+        # once it advertises a routable address.
+        return
     await _ensure(resources, "endpoints", "default", {
         "metadata": {"name": "kubernetes", "labels": {
             "endpointslice.kubernetes.io/skip-mirror": "true"}},

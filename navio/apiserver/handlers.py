@@ -72,20 +72,37 @@ def _field_validation(request: web.Request) -> str:
     return mode
 
 
-def _check_fields(kind: Kind, obj: dict[str, Any], mode: str) -> tuple[dict[str, Any], list[str]]:
-    """Unknown fields: refused (Strict), reported as warnings (Warn), dropped in every case."""
+def _check_fields(kind: Kind, obj: dict[str, Any], mode: str, raw: bytes = b"", *,
+                  patch_body: Any = None) -> tuple[dict[str, Any], list[str]]:
+    """Decode errors and unknown fields, as kube-apiserver reports them: a value of the wrong
+    type is 400; unknown fields are refused (Strict), warned about (Warn) or ignored, and
+    dropped in every case."""
     schema_name = kind.schema_name
     if schema_name is None or not isinstance(obj, dict):
         return obj, []
-    unknown = [] if mode == "Ignore" else fieldvalidation.unknown_fields(obj, schema_name)
-    if unknown and mode == "Strict":
-        msg = ", ".join(f'unknown field "{u}"' for u in unknown)
-        raise errors.BadRequest(f"strict decoding error: {msg}")
-    warnings = [f'unknown field "{u}"' for u in unknown]
-    return fieldvalidation.prune(obj, schema_name), warnings
+    problem = fieldvalidation.decode_error(obj, schema_name)
+    if problem is not None:
+        raise errors.BadRequest(fieldvalidation.cannot_handle(kind.kind, kind.version, problem))
+    found: list[str] = []
+    if mode != "Ignore":
+        dups = fieldvalidation.duplicate_fields(raw) if raw else []
+        found = fieldvalidation.strict_errors(fieldvalidation.unknown_fields(obj, schema_name),
+                                              dups)
+    if found and mode == "Strict":
+        detail = fieldvalidation.strict_decoding_error(found)
+        if patch_body is not None:
+            raise errors.Invalid("", "", [errors.cause("FieldValueInvalid", "patch", detail,
+                                                       patch_body)])
+        raise errors.BadRequest(fieldvalidation.cannot_handle(kind.kind, kind.version, detail))
+    return fieldvalidation.prune(obj, schema_name), found
 
 
-def _check_type(kind: Kind, obj: Any, info: RequestInfo) -> dict[str, Any]:
+def _json_raw(raw: bytes, content_type: str | None) -> bytes:
+    """The raw body when it is JSON (duplicate-field detection reads JSON text only)."""
+    return raw if negotiation.media_type(content_type) in ("", negotiation.JSON) else b""
+
+
+def _check_type(kind: Kind, obj: Any) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise errors.BadRequest("the object provided is unrecognized (must be of type "
                                 f"{kind.kind})")
@@ -200,9 +217,10 @@ class ResourceHandlers:
     async def create(self, request: web.Request, kind: Kind, ns: str) -> web.Response:
         opts = _write_options(request)
         mode = _field_validation(request)
-        body = _check_type(kind, decode_body(await read_body(request),
-                                             request.headers.get("Content-Type")), request)
-        body, warnings = _check_fields(kind, body, mode)
+        raw = await read_body(request)
+        content_type = request.headers.get("Content-Type")
+        body = _check_type(kind, decode_body(raw, content_type))
+        body, warnings = _check_fields(kind, body, mode, _json_raw(raw, content_type))
         meta = body.get("metadata") or {}
         if kind.namespaced and meta.get("namespace") and meta["namespace"] != ns:
             raise errors.BadRequest("the namespace of the provided object does not match the "
@@ -214,9 +232,10 @@ class ResourceHandlers:
                      subresource: str = "") -> web.Response:
         opts = _write_options(request)
         mode = _field_validation(request)
-        body = _check_type(kind, decode_body(await read_body(request),
-                                             request.headers.get("Content-Type")), request)
-        body, warnings = _check_fields(kind, body, mode)
+        raw = await read_body(request)
+        content_type = request.headers.get("Content-Type")
+        body = _check_type(kind, decode_body(raw, content_type))
+        body, warnings = _check_fields(kind, body, mode, _json_raw(raw, content_type))
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != name:
             raise errors.BadRequest(f"the name of the object ({meta['name']}) does not match "
@@ -247,7 +266,10 @@ class ResourceHandlers:
             if result.get("metadata", {}).get("resourceVersion") == \
                     current["metadata"]["resourceVersion"]:
                 result["metadata"].pop("resourceVersion", None)
-            result, found = _check_fields(kind, result, mode)
+            shown = (fieldvalidation.go_format(body)
+                     if content_type == "application/strategic-merge-patch+json"
+                     else negotiation.dumps(result).decode())
+            result, found = _check_fields(kind, result, mode, patch_body=shown)
             warnings[:] = found
             return result
 
@@ -260,7 +282,7 @@ class ResourceHandlers:
         if not opts.field_manager:
             raise errors.BadRequest("PATCH, application/apply-patch+yaml requests must specify "
                                     "a fieldManager")
-        body = _check_type(kind, body, RequestInfo(True, "", "patch"))
+        body = _check_type(kind, body)
         if not body.get("apiVersion") or not body.get("kind"):
             raise errors.BadRequest("apiVersion and kind must be set in an apply configuration")
         body, warnings = _check_fields(kind, body, mode)
@@ -277,7 +299,9 @@ class ResourceHandlers:
         def mutate(current: dict[str, Any] | None) -> dict[str, Any]:
             live = copy.deepcopy(current) if current is not None else None
             merged = managedfields.apply(live, body, manager=opts.field_manager, force=force,
-                                         schema=schema_name, now=now)
+                                         schema=schema_name, now=now, subresource=subresource,
+                                         status_subresource=kind.subresource("status")
+                                         is not None)
             if current is not None:
                 merged.setdefault("metadata", {}).pop("resourceVersion", None)
             return merged

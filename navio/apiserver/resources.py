@@ -167,16 +167,19 @@ class Resources:
                     raise
         raise AssertionError("unreachable")
 
-    async def _create_once(self, kind: Kind, obj: dict[str, Any],
-                           opts: WriteOptions) -> dict[str, Any]:
+    async def _create_once(self, kind: Kind, obj: dict[str, Any], opts: WriteOptions,
+                           track_fields: bool = True) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         now = self.now()
         strategy.prepare_for_create(kind, obj, now)
         apply_defaults(kind.group, kind.kind, obj)
+        # Fields are credited to the writer before admission mutates the object, as
+        # kube-apiserver's field manager runs ahead of admission.
+        if track_fields:
+            obj = self._track_fields(kind, None, obj, opts, now)
         undo = admission.admit_create(self, kind, obj)
         try:
             self._validate(kind, obj, None)
-            obj = self._track_fields(kind, None, obj, opts, now)
             name = obj["metadata"].get("name", "")
             key = kind.storage_key(obj["metadata"].get("namespace"), name)
             if opts.dry_run:
@@ -205,9 +208,9 @@ class Resources:
         schema_name = kind.schema_name
         if schema_name is None:
             return new
-        return managedfields.update_managed_fields(old, new, manager=opts.manager(),
-                                                   subresource=subresource, schema=schema_name,
-                                                   now=now)
+        return managedfields.update_managed_fields(
+            old, new, manager=opts.manager(), subresource=subresource, schema=schema_name,
+            now=now, status_subresource=kind.subresource("status") is not None)
 
     # -- update -------------------------------------------------------------------------------
     async def update(self, kind: Kind, namespace: str, name: str,
@@ -232,7 +235,7 @@ class Resources:
                     desired["metadata"]["namespace"] = namespace
                 desired["apiVersion"], desired["kind"] = kind.group_version, kind.kind
                 try:
-                    return await self._create_once(kind, desired, opts), True
+                    return await self._create_once(kind, desired, opts, track_fields), True
                 except errors.AlreadyExists:
                     continue
             pinned = str(desired.get("metadata", {}).get("resourceVersion") or "")
@@ -275,14 +278,14 @@ class Resources:
             if subresource == "finalize":
                 new["status"] = copy.deepcopy(current.get("status", {}))
         apply_defaults(kind.group, kind.kind, new)
+        if track_fields:
+            new = self._track_fields(kind, current, new, opts, now, subresource)
+        rv = current["metadata"]["resourceVersion"]
+        new["metadata"]["resourceVersion"] = rv
         undo = admission.admit_update(self, kind, new, current)
         try:
             if subresource != "binding":
                 self._validate(kind, new, current)
-            if track_fields:
-                new = self._track_fields(kind, current, new, opts, now, subresource)
-            rv = current["metadata"]["resourceVersion"]
-            new["metadata"]["resourceVersion"] = rv
             if new == current:
                 undo()
                 return current

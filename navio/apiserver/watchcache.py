@@ -23,7 +23,7 @@ import orjson
 
 from navio.api import errors
 from navio.api.registry import Kind
-from navio.storage.protocol import Compacted, Store, StoreEvent
+from navio.storage.protocol import Compacted, Store, StoreEvent, WatchOverflow
 
 __all__ = ["CacheEvent", "Watcher", "WatchCache"]
 
@@ -163,14 +163,14 @@ class WatchCache:
     async def _run(self, from_revision: int) -> None:
         while True:
             try:
-                async for batch in self.store.watch(self.prefix, from_revision=from_revision):
-                    events, revision = batch
-                    self._apply(events, revision)
+                async for batch in self.store.watch(self.prefix, from_revision=from_revision,
+                                                    progress=True):
+                    self._apply(batch, batch.revision)
                     from_revision = self.revision
                 return
             except asyncio.CancelledError:
                 raise
-            except Compacted:
+            except (Compacted, WatchOverflow):
                 # We fell behind compaction: start over from a fresh list. Watchers must
                 # re-list too, since events were lost.
                 log.warning("watch cache relist", extra={"prefix": self.prefix})

@@ -26,6 +26,7 @@ class NavioServer:
     proc: subprocess.Popen[str] | None = None
     url: str = ""
     output: list[str] = field(default_factory=list)
+    _log: Any = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -33,7 +34,8 @@ class NavioServer:
 
     def start(self, timeout: float = 60.0) -> "NavioServer":
         self.output = []
-        log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "a")
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        log = self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "navio.cli.main", "server", "--data-dir", str(self.data_dir),
              "--port", str(self.port), *self.extra_args],
@@ -70,7 +72,12 @@ class NavioServer:
                 self.proc.kill()
                 self.proc.wait(5)
         rc = self.proc.returncode
+        if self.proc.stdout:
+            self.proc.stdout.close()
         self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
         return rc
 
 

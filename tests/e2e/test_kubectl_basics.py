@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -137,20 +136,29 @@ def test_get_watch_receives_a_later_change(kubectl: Kubectl, ns: str) -> None:
     kubectl("create", "configmap", "w", "-n", ns, "--from-literal=a=1")
     proc = kubectl.popen("get", "cm", "-n", ns, "-w", "-o", "name")
     try:
-        time.sleep(0.5)  # let the watch start; the assertion below is bounded anyway
-        kubectl("create", "configmap", "w2", "-n", ns, "--from-literal=a=2")
         assert proc.stdout is not None
-        seen = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line.strip())
-            if line.strip() == "configmap/w2":
-                break
-        assert "configmap/w2" in seen
+        # The listed object comes first; the watch starts from that list's resourceVersion,
+        # so anything created after this line must arrive as an event.
+        assert proc.stdout.readline().strip() == "configmap/w"
+        kubectl("create", "configmap", "w2", "-n", ns, "--from-literal=a=2")
+        line = _readline_within(proc, 20)
+        assert line.strip() == "configmap/w2"
     finally:
         proc.kill()
-        proc.wait(5)
+        proc.communicate(timeout=5)
+
+
+def _readline_within(proc: subprocess.Popen[str], timeout: float) -> str:
+    import selectors
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        if not sel.select(timeout):
+            raise AssertionError(f"no output from kubectl within {timeout}s")
+        return proc.stdout.readline()
+    finally:
+        sel.close()
 
 
 def test_create_deployment_sends_protobuf_and_scale_uses_subresource(kubectl: Kubectl,
@@ -227,7 +235,7 @@ def test_server_side_apply_reports_a_field_conflict(kubectl: Kubectl, ns: str,
     f.write_text(cm)
     out = kubectl("apply", "--server-side", "-f", str(f))
     assert "configmap/ssa serverside-applied" in out
-    got = kubectl.json("get", "cm", "ssa", "-n", ns)
+    got = kubectl.json("get", "cm", "ssa", "-n", ns, "--show-managed-fields")
     assert any(m["manager"] == "kubectl" and m["operation"] == "Apply"
                for m in got["metadata"]["managedFields"])
     f.write_text(cm.replace("one", "two"))
