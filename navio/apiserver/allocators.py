@@ -23,7 +23,10 @@ class IPAllocator:
         self._first = int(self.network.network_address) + 1
         self._last = int(self.network.broadcast_address) - 1
         self._used: set[int] = set()
-        self._next = self._first + 9  # keep the low addresses for well-known services
+        # Like kube-apiserver, hand out dynamic addresses above a low band kept for
+        # well-known static ones (kubernetes = .1, kube-dns = .10).
+        size = self._last - self._first + 1
+        self._next = self._first + min(max(16, size // 16), 256, size - 1)
 
     def contains(self, ip: str) -> bool:
         try:

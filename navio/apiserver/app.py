@@ -39,7 +39,7 @@ _PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 class ApiServerConfig:
     bind_address: str = "127.0.0.1"
     secure_port: int = 6443
-    service_cidr: str = "10.96.0.0/12"
+    service_cidr: str = "10.43.0.0/16"
     tls_cert: Path | None = None
     tls_key: Path | None = None
     client_ca: Path | None = None

@@ -84,7 +84,7 @@ def _encode(obj: dict[str, Any]) -> bytes:
 class Resources:
     """All served resources over one store: their caches, allocators and the write path."""
 
-    def __init__(self, registry: Registry, store: Store, *, service_cidr: str = "10.96.0.0/12",
+    def __init__(self, registry: Registry, store: Store, *, service_cidr: str = "10.43.0.0/16",
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         self.registry = registry
         self.store = store

@@ -45,7 +45,7 @@ class ServerConfig:
     data_dir: Path
     bind_address: str = "127.0.0.1"
     port: int = 6443
-    service_cidr: str = "10.96.0.0/12"
+    service_cidr: str = "10.43.0.0/16"
     agent: bool = True
     verbosity: int = 0
 
@@ -63,7 +63,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--port", "--secure-port", dest="port", type=int, default=6443,
                    help="HTTPS port of the API server (0 picks a free one; default 6443)")
     p.add_argument("--bind-address", default="127.0.0.1")
-    p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.96.0.0/12")
+    p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
     p.add_argument("--no-agent", dest="agent", action="store_false",
                    help="run the control plane only, without a local node")
     p.add_argument("--v", dest="verbosity", type=int, default=0, help="log verbosity (klog)")

@@ -20,8 +20,9 @@ from typing import Any, Awaitable, Callable, Iterator
 import pytest
 
 from navio.api import errors
-from navio.client import (CONFIGMAPS, EVENTS, LEASES, NAMESPACES, SECRETS, Client,
-                          EventRecorder, Informer, LeaderElectionConfig, LeaderElector)
+from navio.client import (CONFIGMAPS, DEPLOYMENTS, EVENTS, LEASES, NAMESPACES, PODS,
+                          PRIORITYCLASSES, SECRETS, Client, EventRecorder, Informer,
+                          LeaderElectionConfig, LeaderElector)
 
 _LISTENING = re.compile(r"API server listening on (https://127\.0\.0\.1:(\d+))")
 _names = itertools.count()
@@ -177,6 +178,40 @@ async def test_crud_and_error_mapping(client: Client, ns: str) -> None:
         await client.delete(CONFIGMAPS, "a", ns)
 
 
+async def test_subresources_apply_and_delete_preconditions(client: Client, ns: str) -> None:
+    labels = {"app": "d"}
+    dep = await client.create(DEPLOYMENTS, {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": ns},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    scale = await client.get_subresource(DEPLOYMENTS, "d", "scale", ns)
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 1
+    await client.patch_subresource(DEPLOYMENTS, "d", "scale", {"spec": {"replicas": 3}}, ns)
+    assert (await client.get(DEPLOYMENTS, "d", ns))["spec"]["replicas"] == 3
+    dep = await client.get(DEPLOYMENTS, "d", ns)
+    dep["status"] = {"replicas": 2, "observedGeneration": dep["metadata"]["generation"]}
+    assert (await client.update_status(DEPLOYMENTS, dep))["status"]["replicas"] == 2
+
+    await client.create(PODS, {"apiVersion": "v1", "kind": "Pod",
+                               "metadata": {"name": "p", "namespace": ns},
+                               "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    await client.create_subresource(PODS, "p", "binding", {
+        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "namespace": ns},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}}, ns)
+    assert (await client.get(PODS, "p", ns))["spec"]["nodeName"] == "n1"
+
+    applied = await client.patch(CONFIGMAPS, "ssa", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": ns},
+        "data": {"a": "1"}}, ns, patch_type="apply", field_manager="e2e")
+    assert applied["data"] == {"a": "1"}
+
+    with pytest.raises(errors.Conflict):
+        await client.delete(PODS, "p", ns, preconditions={"uid": "not-the-uid"})
+    await client.delete(PODS, "p", ns, grace_period_seconds=0)
+
+
 async def test_paged_list_returns_every_item_once(client: Client, ns: str) -> None:
     for i in range(7):
         await client.create(CONFIGMAPS, _cm(f"p{i}", ns))
@@ -224,6 +259,19 @@ async def test_a_too_old_resource_version_is_expired(client: Client, ns: str) ->
             async for _ in stream:
                 pass
     assert info.value.code == 410
+
+
+@pytest.mark.xfail(reason="server bug: the watch cache answers 410 for a list's own "
+                          "resourceVersion once another resource was written, when the "
+                          "watched resource has no event in its window", strict=False)
+async def test_a_watch_from_a_lists_version_survives_writes_to_other_resources(
+        client: Client, ns: str) -> None:
+    rv = (await client.list(PRIORITYCLASSES))["metadata"]["resourceVersion"]
+    await client.create(SECRETS, {"apiVersion": "v1", "kind": "Secret",
+                                  "metadata": {"name": "other", "namespace": ns}})
+    async with client.watch(PRIORITYCLASSES, resource_version=rv, timeout_seconds=1) as stream:
+        async for _ in stream:
+            pass
 
 
 class _Log:

@@ -1,0 +1,87 @@
+"""Issue #2: an acknowledged write is never lost, kill -9 included."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import ssl
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from cluster import NavioServer
+from rawhttp import status_of
+
+
+def _ssl(server: NavioServer) -> ssl.SSLContext:
+    pki = server.data_dir / "pki"
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return ctx
+
+
+async def _hammer(server: NavioServer, n: int, kill_after: int) -> list[str]:
+    """Create n ConfigMaps concurrently; SIGKILL the server once `kill_after` have been
+    acknowledged. Returns the names that got 201."""
+    acked: list[str] = []
+    url = f"{server.url}/api/v1/namespaces/default/configmaps"
+    killed = asyncio.Event()
+    conn = aiohttp.TCPConnector(ssl=_ssl(server), limit=100)
+    async with aiohttp.ClientSession(connector=conn,
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+        async def one(i: int) -> None:
+            body = json.dumps({"metadata": {"name": f"crash-{i}"}, "data": {"i": str(i)}})
+            try:
+                async with session.post(url, data=body,
+                                        headers={"Content-Type": "application/json"}) as r:
+                    if r.status == 201:
+                        acked.append(f"crash-{i}")
+                        if len(acked) >= kill_after and not killed.is_set():
+                            killed.set()
+                            assert server.proc is not None
+                            server.proc.send_signal(signal.SIGKILL)
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+        await asyncio.gather(*(one(i) for i in range(n)))
+    return acked
+
+
+def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
+    server = NavioServer(tmp_path / "data").start()
+    try:
+        acked = asyncio.run(_hammer(server, 500, kill_after=150))
+        assert server.proc is not None
+        server.proc.wait(10)
+        assert server.proc.returncode == -signal.SIGKILL
+        assert len(acked) >= 150
+        server.stop()
+        server.start()
+        _, lst = status_of(server, "GET", "/api/v1/namespaces/default/configmaps")
+        present = {o["metadata"]["name"] for o in lst["items"]}
+        missing = sorted(set(acked) - present)
+        assert not missing, f"{len(missing)} acknowledged creates lost: {missing[:5]}"
+        # Every stored object is whole.
+        for o in lst["items"]:
+            if o["metadata"]["name"].startswith("crash-"):
+                assert o["data"]["i"] == o["metadata"]["name"].split("-")[1]
+    finally:
+        server.stop()
+
+
+def test_watch_from_before_a_restart_is_410_expired(tmp_path: Path) -> None:
+    server = NavioServer(tmp_path / "data").start()
+    try:
+        for i in range(3):
+            status_of(server, "POST", "/api/v1/namespaces/default/configmaps",
+                      {"metadata": {"name": f"w{i}"}})
+        server.stop()
+        server.start()
+        code, status = status_of(
+            server, "GET", "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=2")
+        assert code == 410
+        assert status["reason"] == "Expired"
+        assert status["message"].startswith("too old resource version: 2")
+    finally:
+        server.stop()
