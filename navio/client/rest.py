@@ -172,8 +172,8 @@ class Client:
             delay = _retry_after(resp)
             if delay is not None and attempt < _MAX_RETRIES:
                 attempt += 1
-                log.info("request retried", extra={"method": method, "path": path,
-                                                   "status": resp.status, "delay": delay})
+                log.debug("request retried", extra={"method": method, "path": path,
+                                                    "status": resp.status, "delay": delay})
                 await asyncio.sleep(delay)
                 continue
             raise error_from_response(resp.status, raw)

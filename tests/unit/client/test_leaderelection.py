@@ -10,6 +10,7 @@ import pytest
 from client_fakes import FakeLeaseClient
 from navio.client.clock import FakeClock
 from navio.client.leaderelection import LeaderElectionConfig, LeaderElector
+from navio.client.resources import LEASES
 
 FAST = dict(lease_duration=0.6, renew_deadline=0.4, retry_period=0.05)
 
@@ -56,6 +57,14 @@ class Candidate:
         self.elector.stop()
         if self.task is not None:
             await asyncio.wait_for(self.task, 5.0)
+
+
+def _elector(client: FakeLeaseClient, identity: str, clock: FakeClock | None = None,
+             **kw: object) -> LeaderElector:
+    cfg = LeaderElectionConfig(name="ctrl", identity=identity, **kw)  # type: ignore[arg-type]
+    if clock is None:
+        return LeaderElector(client, cfg)  # type: ignore[arg-type]
+    return LeaderElector(client, cfg, clock=clock)  # type: ignore[arg-type]
 
 
 def _spec(client: FakeLeaseClient) -> dict:
@@ -128,11 +137,10 @@ async def test_a_leader_that_cannot_renew_stops_leading_and_another_takes_over()
 async def test_a_lease_held_by_a_silent_holder_is_taken_only_after_it_expires():
     client = FakeLeaseClient()
     clock = FakeClock()
-    await client.create(None, {"metadata": {"name": "ctrl", "namespace": "kube-system"},  # type: ignore[arg-type]
-                               "spec": {"holderIdentity": "ghost", "leaseDurationSeconds": 15,
-                                        "leaseTransitions": 4}}, "kube-system")
-    cfg = LeaderElectionConfig(name="ctrl", identity="me")
-    le = LeaderElector(client, cfg, clock=clock)  # type: ignore[arg-type]
+    await client.create(LEASES, {"metadata": {"name": "ctrl", "namespace": "kube-system"},
+                                 "spec": {"holderIdentity": "ghost", "leaseDurationSeconds": 15,
+                                          "leaseTransitions": 4}}, "kube-system")
+    le = _elector(client, "me", clock)
     assert not await le.try_acquire_or_renew()
     assert le.get_leader() == "ghost"
     clock.step(14.9)
@@ -146,10 +154,8 @@ async def test_a_lease_held_by_a_silent_holder_is_taken_only_after_it_expires():
 async def test_a_renewal_by_the_holder_restarts_the_local_expiry_timer():
     client = FakeLeaseClient()
     clock = FakeClock()
-    holder = LeaderElector(client, LeaderElectionConfig(name="ctrl", identity="h"),  # type: ignore[arg-type]
-                           clock=clock)
-    other = LeaderElector(client, LeaderElectionConfig(name="ctrl", identity="o"),  # type: ignore[arg-type]
-                          clock=clock)
+    holder = _elector(client, "h", clock)
+    other = _elector(client, "o", clock)
     assert await holder.try_acquire_or_renew()
     assert not await other.try_acquire_or_renew()
     clock.step(10)
@@ -160,11 +166,10 @@ async def test_a_renewal_by_the_holder_restarts_the_local_expiry_timer():
 
 async def test_a_stale_resource_version_loses_the_race():
     client = FakeLeaseClient()
-    a = LeaderElector(client, LeaderElectionConfig(name="ctrl", identity="a"))  # type: ignore[arg-type]
-    b = LeaderElector(client, LeaderElectionConfig(name="ctrl", identity="b"))  # type: ignore[arg-type]
+    a, b = _elector(client, "a"), _elector(client, "b")
     assert await a.try_acquire_or_renew()
     # b read the lease, then a renewed: b's update carries a stale resourceVersion.
-    lease = await client.get(None, "ctrl", "kube-system")  # type: ignore[arg-type]
+    lease = await client.get(LEASES, "ctrl", "kube-system")
     assert await a.try_acquire_or_renew()
     assert not await b._write(lease, {"holderIdentity": "b"})
     assert _spec(client)["holderIdentity"] == "a"
@@ -172,7 +177,7 @@ async def test_a_stale_resource_version_loses_the_race():
 
 async def test_a_failing_leader_callback_hands_leadership_over():
     client = FakeLeaseClient()
-    le = LeaderElector(client, LeaderElectionConfig(name="ctrl", identity="a", **FAST))  # type: ignore[arg-type]
+    le = _elector(client, "a", **FAST)
     stopped = asyncio.Event()
 
     async def crash() -> None:
@@ -202,8 +207,8 @@ async def test_cancelling_run_releases_the_lease():
 async def test_new_leader_callback_reports_each_change_once():
     client = FakeLeaseClient()
     seen: list[str] = []
-    le = LeaderElector(client, LeaderElectionConfig(name="ctrl", identity="a", **FAST),  # type: ignore[arg-type]
-                       on_new_leader=seen.append)
+    cfg = LeaderElectionConfig(name="ctrl", identity="a", **FAST)  # type: ignore[arg-type]
+    le = LeaderElector(client, cfg, on_new_leader=seen.append)  # type: ignore[arg-type]
     task = asyncio.ensure_future(le.run(lambda: asyncio.Event().wait()))
     await wait_until(lambda: len(client.writes) >= 3, "a few renewals")
     le.stop()
