@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from navio.api.defaults import apps, batch, core, misc
-from navio.api.validation.quantity import QuantityError, parse
+from navio.api.quantity import QuantityError
+from navio.api.validation.resources import parse_json_quantity
 
 __all__ = ["apply_defaults", "prepare_for_create", "pod_qos_class"]
 
@@ -51,7 +52,7 @@ def pod_qos_class(pod: dict[str, Any]) -> str:
                 if name not in ("cpu", "memory"):
                     continue
                 try:
-                    q = parse(raw).value
+                    q = parse_json_quantity(raw).amount
                 except QuantityError:
                     continue
                 if q > 0:

@@ -2,7 +2,9 @@
 generation of the registry's create step (pkg/registry/batch/job/strategy.go).
 
 SetDefaults_Job applies to Jobs only: a CronJob's jobTemplate keeps the user's job spec and
-gets just the pod template defaults, as upstream. JobPodReplacementPolicy is on in v1.32, so
+gets just the pod template defaults, as upstream. A Job without a selector whose
+`metadata.uid` is already set also gets its generated selector and labels here (upstream's
+PrepareForCreate does it right after defaulting), since validation requires them. JobPodReplacementPolicy is on in v1.32, so
 podReplacementPolicy defaults to TerminatingOrFailed, or Failed with a podFailurePolicy.
 """
 
@@ -54,6 +56,11 @@ def default_job(job: dict[str, Any]) -> None:
     if spec.get("podReplacementPolicy") is None:
         spec["podReplacementPolicy"] = "Failed" if pfp is not None else "TerminatingOrFailed"
     default_pod_template(spec.get("template"))
+    # navio assigns metadata.uid before defaulting, so the registry's create-time selector
+    # generation can happen here; an existing Job always has its selector already.
+    if (spec.get("selector") is None and spec.get("manualSelector") is not True
+            and (job.get("metadata") or {}).get("uid")):
+        generate_job_selector(job)
 
 
 def default_cron_job(cj: dict[str, Any]) -> None:

@@ -11,9 +11,11 @@ Each function only fills what is missing, so running it twice changes nothing.
 from __future__ import annotations
 
 import re
+from decimal import ROUND_UP
 from typing import Any
 
-from navio.api.validation.quantity import QuantityError, canonical, parse, round_up_milli
+from navio.api.quantity import Quantity, QuantityError
+from navio.api.validation.resources import parse_json_quantity
 
 __all__ = ["default_pod_spec", "default_pod", "default_resource_list", "default_pvc_spec",
            "default_pod_template", "image_tag"]
@@ -40,13 +42,22 @@ def image_tag(image: str) -> str:
     return tag or ""
 
 
+def _round_up_milli(q: Quantity) -> Quantity:
+    """Quantity.RoundUp(-3): to milli precision, away from zero (the cached text is dropped
+    only when the value changes)."""
+    milli = q.amount.scaleb(3)
+    if milli == milli.to_integral_value():
+        return q
+    return Quantity(milli.to_integral_value(rounding=ROUND_UP).scaleb(-3), q.format, "")
+
+
 def default_resource_list(rl: Any) -> None:
-    """SetDefaults_ResourceList: round up to milli, then the canonical string."""
+    """SetDefaults_ResourceList: round up to milli, then the string kube-apiserver writes."""
     if not isinstance(rl, dict):
         return
     for k, v in rl.items():
         try:
-            rl[k] = canonical(round_up_milli(parse(v)))
+            rl[k] = str(_round_up_milli(parse_json_quantity(v)))
         except QuantityError:
             pass
 
@@ -79,7 +90,8 @@ def _field_ref(ref: Any) -> None:
 
 def _container(c: dict[str, Any]) -> None:
     if not c.get("imagePullPolicy"):
-        c["imagePullPolicy"] = "Always" if image_tag(c.get("image", "")) == "latest" else "IfNotPresent"
+        latest = image_tag(c.get("image", "")) == "latest"
+        c["imagePullPolicy"] = "Always" if latest else "IfNotPresent"
     if not c.get("terminationMessagePath"):
         c["terminationMessagePath"] = "/dev/termination-log"
     if not c.get("terminationMessagePolicy"):

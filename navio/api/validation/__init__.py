@@ -93,8 +93,22 @@ def validate_name(group: str, kind: str, name: str, prefix: bool = False) -> lis
     return msgs + [m for m in names.validate_path_segment_name(name, prefix) if m not in msgs]
 
 
+def _without_nulls(v: Any) -> Any:
+    # Go's JSON decoder leaves a field at its zero value for `null`; dropping the key gives
+    # every `.get(key, zero)` below the same reading. Returns a copy.
+    if isinstance(v, dict):
+        return {k: _without_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_without_nulls(x) for x in v]
+    return v
+
+
 def validate(group: str, kind: str, obj: dict[str, Any],
              old: dict[str, Any] | None = None) -> list[Cause]:
+    """Causes for creating `obj` (`old` None) or replacing `old` with it; [] when valid.
+    Neither argument is modified."""
+    obj = _without_nulls(obj)
+    old = _without_nulls(old) if old is not None else None
     namespaced = _NAMESPACED.get((group, kind), bool((obj.get("metadata") or {}).get("namespace")))
     entry = _KINDS.get((group, kind))
     meta = obj.get("metadata")

@@ -76,7 +76,8 @@ def _node_selector_requirement(rq: dict[str, Any], path: str, allow_invalid: boo
     return errs
 
 
-def validate_node_selector_term(term: dict[str, Any], path: str, allow_invalid: bool) -> list[Cause]:
+def validate_node_selector_term(term: dict[str, Any], path: str,
+                                allow_invalid: bool) -> list[Cause]:
     errs: list[Cause] = []
     for j, rq in enumerate(term.get("matchExpressions") or []):
         errs += _node_selector_requirement(rq, index(child(path, "matchExpressions"), j),
@@ -85,13 +86,15 @@ def validate_node_selector_term(term: dict[str, Any], path: str, allow_invalid: 
         p = index(child(path, "matchFields"), j)
         if rq.get("operator") in ("In", "NotIn"):
             if len(rq.get("values") or []) != 1:
-                errs.append(required(child(p, "values"), "must be only one value when `operator` "
-                                                         "is 'In' or 'NotIn' for node field selector"))
+                errs.append(required(child(p, "values"),
+                                     "must be only one value when `operator` is 'In' or "
+                                     "'NotIn' for node field selector"))
         else:
             errs.append(invalid(child(p, "operator"), rq.get("operator", ""),
                                 "not a valid selector operator"))
         if rq.get("key") != "metadata.name":
-            errs.append(invalid(child(p, "key"), rq.get("key", ""), "not a valid field selector key"))
+            errs.append(invalid(child(p, "key"), rq.get("key", ""),
+                                "not a valid field selector key"))
         else:
             for k, v in enumerate(rq.get("values") or []):
                 errs += [invalid(index(child(p, "values"), k), v, m)
@@ -146,16 +149,19 @@ def validate_affinity(aff: Any, path: str) -> list[Cause]:
             w = pref.get("weight", 0)
             if w <= 0 or w > 100:
                 errs.append(invalid(child(pp, "weight"), w, "must be in the range 1-100"))
-            errs += validate_node_selector_term(pref.get("preference") or {}, child(pp, "preference"), True)
+            errs += validate_node_selector_term(pref.get("preference") or {},
+                                                child(pp, "preference"), True)
     for kind in ("podAffinity", "podAntiAffinity"):
         pa = aff.get(kind)
         if pa is None:
             continue
         kp = child(path, kind)
         errs += _pod_affinity_terms(pa.get("requiredDuringSchedulingIgnoredDuringExecution"),
-                                    child(kp, "requiredDuringSchedulingIgnoredDuringExecution"), False)
+                                    child(kp,
+                                          "requiredDuringSchedulingIgnoredDuringExecution"), False)
         errs += _pod_affinity_terms(pa.get("preferredDuringSchedulingIgnoredDuringExecution"),
-                                    child(kp, "preferredDuringSchedulingIgnoredDuringExecution"), True)
+                                    child(kp,
+                                          "preferredDuringSchedulingIgnoredDuringExecution"), True)
     return errs
 
 
@@ -165,7 +171,8 @@ def validate_topology_spread(constraints: Any, path: str) -> list[Cause]:
     for i, c in enumerate(cs):
         p = index(path, i)
         if c.get("maxSkew", 0) <= 0:
-            errs.append(invalid(child(p, "maxSkew"), c.get("maxSkew", 0), "must be greater than zero"))
+            errs.append(invalid(child(p, "maxSkew"), c.get("maxSkew", 0),
+                                "must be greater than zero"))
         if not c.get("topologyKey"):
             errs.append(required(child(p, "topologyKey"), "can not be empty"))
         wu = c.get("whenUnsatisfiable", "")
@@ -173,7 +180,8 @@ def validate_topology_spread(constraints: Any, path: str) -> list[Cause]:
             errs.append(not_supported(child(p, "whenUnsatisfiable"), wu,
                                       ["DoNotSchedule", "ScheduleAnyway"]))
         for other in cs[i + 1:]:
-            if (other.get("topologyKey"), other.get("whenUnsatisfiable")) == (c.get("topologyKey"), wu):
+            if (other.get("topologyKey") == c.get("topologyKey")
+                    and other.get("whenUnsatisfiable") == wu):
                 errs.append(duplicate(child(p, "{topologyKey, whenUnsatisfiable}"),
                                       f"{{{c.get('topologyKey', '')}, {wu}}}"))
                 break
@@ -182,8 +190,9 @@ def validate_topology_spread(constraints: Any, path: str) -> list[Cause]:
             if md <= 0:
                 errs.append(invalid(child(p, "minDomains"), md, "must be greater than zero"))
             if wu != "DoNotSchedule":
-                errs.append(invalid(child(p, "minDomains"), md, "can only use minDomains if "
-                                                                f"whenUnsatisfiable=DoNotSchedule, not {wu}"))
+                errs.append(invalid(child(p, "minDomains"), md,
+                                    "can only use minDomains if whenUnsatisfiable="
+                                    f"DoNotSchedule, not {wu}"))
         for pol in ("nodeAffinityPolicy", "nodeTaintsPolicy"):
             v = c.get(pol)
             if v is not None and v not in ("Honor", "Ignore"):

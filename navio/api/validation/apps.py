@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from navio.api.validation import names
-from navio.api.validation.field import (Cause, child, forbidden, invalid, not_supported,
+from navio.api.validation.field import (Cause, forbidden, invalid, not_supported,
                                         required)
 from navio.api.validation.gorepr import go_json, go_label_selector, go_map
 from navio.api.validation.meta import (selector_is_empty, selector_matches, selector_valid,
@@ -87,7 +87,8 @@ def _template_for_replica_set(spec: dict[str, Any], kind: str, owner: str) -> li
         sel, tmpl = spec.get("selector"), spec.get("template")
         labels = ((tmpl or {}).get("metadata") or {}).get("labels")
         errs += validate_pod_template_for_controller(
-            tmpl, not selector_is_empty(sel), selector_matches(sel, labels) or selector_is_empty(sel),
+            tmpl, not selector_is_empty(sel),
+            selector_matches(sel, labels) or selector_is_empty(sel),
             "spec.template", owner)
     return errs
 
@@ -114,7 +115,8 @@ def _deployment_spec(spec: dict[str, Any]) -> list[Cause]:
                 errs.append(invalid(f"{p}.maxUnavailable", mu, "may not be 0 when `maxSurge` is 0"))
             errs += _not_more_than_100(mu, f"{p}.maxUnavailable")
     else:
-        errs.append(not_supported("spec.strategy", go_json(strategy), ["Recreate", "RollingUpdate"]))
+        errs.append(not_supported("spec.strategy", go_json(strategy),
+                                  ["Recreate", "RollingUpdate"]))
     mrs = spec.get("minReadySeconds", 0)
     errs += validate_nonnegative(mrs, "spec.minReadySeconds")
     if spec.get("revisionHistoryLimit") is not None:
@@ -227,7 +229,8 @@ def _stateful_set_spec(spec: dict[str, Any]) -> list[Cause]:
     if not pmp:
         errs.append(required("spec.podManagementPolicy"))
     elif pmp not in ("OrderedReady", "Parallel"):
-        errs.append(invalid("spec.podManagementPolicy", pmp, "must be 'OrderedReady' or 'Parallel'"))
+        errs.append(invalid("spec.podManagementPolicy", pmp,
+                            "must be 'OrderedReady' or 'Parallel'"))
     strategy = spec.get("updateStrategy") or {}
     t, ru = strategy.get("type", ""), strategy.get("rollingUpdate")
     if not t:
@@ -324,4 +327,5 @@ def validate_controller_revision(obj: dict[str, Any]) -> list[Cause]:
 def validate_controller_revision_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
     errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
     errs += validate_controller_revision(new)
-    return errs + validate_immutable(new.get("data"), old.get("data"), "data", go_json(new.get("data")))
+    return errs + validate_immutable(new.get("data"), old.get("data"), "data",
+                                     go_json(new.get("data")))

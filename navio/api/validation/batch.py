@@ -58,7 +58,8 @@ def _generated_selector(job: dict[str, Any], prefixed: bool) -> list[Cause]:
         expected.update({_CONTROLLER_UID: uid, _JOB_NAME: name})
     sel = spec["selector"]
     if selector_valid(sel) and not selector_matches(sel, expected):
-        errs.append(invalid("spec.selector", go_label_selector(sel), "`selector` not auto-generated"))
+        errs.append(invalid("spec.selector", go_label_selector(sel),
+                            "`selector` not auto-generated"))
     return errs
 
 
@@ -85,7 +86,8 @@ def _pod_failure_policy(spec: dict[str, Any], path: str) -> list[Cause]:
             ep = child(rp, "onExitCodes")
             op = oec.get("operator", "")
             if not op:
-                errs.append(required(child(ep, "operator"), "valid values: " + go_q_list(["In", "NotIn"])))
+                errs.append(required(child(ep, "operator"),
+                                     "valid values: " + go_q_list(["In", "NotIn"])))
             elif op not in ("In", "NotIn"):
                 errs.append(not_supported(child(ep, "operator"), op, ["In", "NotIn"]))
             if oec.get("containerName") is not None and oec["containerName"] not in containers:
@@ -94,13 +96,15 @@ def _pod_failure_policy(spec: dict[str, Any], path: str) -> list[Cause]:
                                     "pod template"))
             values = oec.get("values") or []
             if not values:
-                errs.append(invalid(child(ep, "values"), go_json(values), "at least one value is required"))
+                errs.append(invalid(child(ep, "values"), go_json(values),
+                                    "at least one value is required"))
             elif len(values) > 255:
                 errs.append(too_many(child(ep, "values"), len(values), 255))
             seen: set[int] = set()
             for j, v in enumerate(values):
                 if op == "In" and v == 0:
-                    errs.append(invalid(index(child(ep, "values"), j), v, "must not be 0 for the In operator"))
+                    errs.append(invalid(index(child(ep, "values"), j), v,
+                                        "must not be 0 for the In operator"))
                 if v in seen:
                     errs.append(duplicate(index(child(ep, "values"), j), v))
                 seen.add(v)
@@ -112,13 +116,16 @@ def _pod_failure_policy(spec: dict[str, Any], path: str) -> list[Cause]:
                      for m in names.is_qualified_name(pat.get("type", ""))]
             st = pat.get("status", "")
             if not st:
-                errs.append(required(child(pp, "status"), "valid values: " + go_q_list(["False", "True", "Unknown"])))
+                errs.append(required(child(pp, "status"),
+                                     "valid values: " + go_q_list(["False", "True", "Unknown"])))
             elif st not in ("False", "True", "Unknown"):
                 errs.append(not_supported(child(pp, "status"), st, ["False", "True", "Unknown"]))
         if oec is not None and opc:
-            errs.append(invalid(rp, OMIT, "specifying both OnExitCodes and OnPodConditions is not supported"))
+            errs.append(invalid(rp, OMIT,
+                                "specifying both OnExitCodes and OnPodConditions is not supported"))
         if oec is None and not opc:
-            errs.append(invalid(rp, OMIT, "specifying one of OnExitCodes and OnPodConditions is required"))
+            errs.append(invalid(rp, OMIT,
+                                "specifying one of OnExitCodes and OnPodConditions is required"))
     return errs
 
 
@@ -135,7 +142,8 @@ def _job_spec(spec: dict[str, Any], path: str) -> list[Cause]:
         if spec.get(f) is not None:
             errs += validate_nonnegative(spec[f], child(path, f))
     if spec.get("maxFailedIndexes") is not None and spec.get("backoffLimitPerIndex") is None:
-        errs.append(required(child(path, "backoffLimitPerIndex"), "when maxFailedIndexes is specified"))
+        errs.append(required(child(path, "backoffLimitPerIndex"),
+                             "when maxFailedIndexes is specified"))
     mb = spec.get("managedBy")
     if mb is not None:
         head, sep, tail = mb.partition("/")
@@ -145,20 +153,23 @@ def _job_spec(spec: dict[str, Any], path: str) -> list[Cause]:
             errs.append(invalid(child(path, "managedBy"), mb,
                                 'must be a domain-prefixed path (such as "acme.io/foo")'))
         else:
-            errs += [invalid(child(path, "managedBy"), head, m) for m in names.is_dns1123_subdomain(head)]
+            errs += [invalid(child(path, "managedBy"), head,
+                             m) for m in names.is_dns1123_subdomain(head)]
         if len(mb) > 63:
             errs.append(too_long_max_length(child(path, "managedBy"), 63))
     mode = spec.get("completionMode")
     if mode is not None:
         if mode not in ("NonIndexed", "Indexed"):
-            errs.append(not_supported(child(path, "completionMode"), mode, ["NonIndexed", "Indexed"]))
+            errs.append(not_supported(child(path, "completionMode"), mode,
+                                      ["NonIndexed", "Indexed"]))
         if mode == "Indexed":
             if spec.get("completions") is None:
                 errs.append(required(child(path, "completions"), "when completion mode is Indexed"))
             par = spec.get("parallelism")
             if par is not None and par > 100000:
                 errs.append(invalid(child(path, "parallelism"), par,
-                                    "must be less than or equal to 100000 when completion mode is Indexed"))
+                                    "must be less than or equal to 100000 when completion mode "
+                                    "is Indexed"))
     if mode in (None, "NonIndexed"):
         for f in ("backoffLimitPerIndex", "maxFailedIndexes"):
             if spec.get(f) is not None:
@@ -185,7 +196,8 @@ def _job_spec(spec: dict[str, Any], path: str) -> list[Cause]:
     elif rp not in ("OnFailure", "Never"):
         errs.append(not_supported(rpath, rp, ["OnFailure", "Never"]))
     elif spec.get("podFailurePolicy") is not None and rp != "Never":
-        errs.append(invalid(rpath, rp, 'only "Never" is supported when podFailurePolicy is specified'))
+        errs.append(invalid(rpath, rp,
+                            'only "Never" is supported when podFailurePolicy is specified'))
     return errs
 
 
@@ -225,12 +237,14 @@ def validate_job_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]
     errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
     spec, ospec = new.get("spec") or {}, old.get("spec") or {}
     errs += _validate_job_spec(spec)
-    if spec.get("completionMode") == "Indexed" and spec.get("completions") != ospec.get("completions"):
+    changed = spec.get("completions") != ospec.get("completions")
+    if spec.get("completionMode") == "Indexed" and changed:
         if spec.get("completions") is not None and spec["completions"] != spec.get("parallelism"):
             errs.append(invalid("spec.completions", spec["completions"],
                                 "can only be modified in tandem with spec.parallelism"))
     elif spec.get("completionMode") != "Indexed":
-        errs += validate_immutable(spec.get("completions"), ospec.get("completions"), "spec.completions")
+        errs += validate_immutable(spec.get("completions"), ospec.get("completions"),
+                                   "spec.completions")
     errs += validate_immutable(spec.get("selector"), ospec.get("selector"), "spec.selector",
                                go_label_selector(spec.get("selector")))
     tmpl, otmpl = spec.get("template") or {}, copy.deepcopy(ospec.get("template") or {})
@@ -268,7 +282,8 @@ def _cron_spec(spec: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
             errs.append(invalid("spec.schedule", sched, "cannot use TZ or CRON_TZ in schedule, use "
                                                         "timeZone field instead"))
     if spec.get("startingDeadlineSeconds") is not None:
-        errs += validate_nonnegative(spec["startingDeadlineSeconds"], "spec.startingDeadlineSeconds")
+        errs += validate_nonnegative(spec["startingDeadlineSeconds"],
+                                     "spec.startingDeadlineSeconds")
     tz = spec.get("timeZone")
     if tz is not None and (old is None or old.get("timeZone") != tz):
         errs += _time_zone(tz)
@@ -295,7 +310,8 @@ def _time_zone(tz: str) -> list[Cause]:
     if tz == "":
         return [invalid("spec.timeZone", tz, "timeZone must be nil or non-empty string")]
     for part in tz.split("/"):
-        if part in (".", "..") or part.startswith("-") or not re.fullmatch(r"[A-Za-z.\-_0-9+]{1,14}", part):
+        if (part in (".", "..") or part.startswith("-")
+                or not re.fullmatch(r"[A-Za-z.\-_0-9+]{1,14}", part)):
             return [invalid("spec.timeZone", tz, f"unknown time zone {tz}")]
     if tz.lower() == "local":
         return [invalid("spec.timeZone", tz, "timeZone must be an explicit time zone as defined in "
@@ -308,7 +324,8 @@ def validate_cron_job(cj: dict[str, Any]) -> list[Cause]:
     errs = validate_object_meta(meta, True, names.name_is_dns_subdomain)
     errs += _cron_spec(cj.get("spec") or {}, None)
     if len(meta.get("name", "")) > 52:
-        errs.append(invalid("metadata.name", meta.get("name", ""), "must be no more than 52 characters"))
+        errs.append(invalid("metadata.name", meta.get("name", ""),
+                            "must be no more than 52 characters"))
     return errs
 
 

@@ -45,7 +45,8 @@ def _ports(ports: Any, path: str) -> list[Cause]:
         if cp == 0:
             errs.append(required(child(ip, "containerPort")))
         else:
-            errs += [invalid(child(ip, "containerPort"), cp, m) for m in names.is_valid_port_num(cp)]
+            errs += [invalid(child(ip, "containerPort"), cp,
+                             m) for m in names.is_valid_port_num(cp)]
         hp = port.get("hostPort", 0)
         if hp:
             errs += [invalid(child(ip, "hostPort"), hp, m) for m in names.is_valid_port_num(hp)]
@@ -123,7 +124,9 @@ def _mounts(ctr: dict[str, Any], vols: dict[str, Any], cpath: str) -> list[Cause
             errs.append(required(child(ip, "name")))
         if name in seen_names:
             errs.append(invalid(child(ip, "name"), name, "must be unique"))
-        if vol is not None and vol.get("persistentVolumeClaim") is None and vol.get("ephemeral") is None:
+        block_ok = vol is None or vol.get("persistentVolumeClaim") is not None or vol.get(
+            "ephemeral") is not None
+        if not block_ok:
             errs.append(invalid(child(ip, "name"), name, "can only use volume source type of "
                                                         "PersistentVolumeClaim or Ephemeral for "
                                                         "block mode"))
@@ -293,7 +296,8 @@ def validate_containers(containers: Any, vols: dict[str, Any], claims: set[str],
         errs += _probe(ctr.get("readinessProbe"), grace, child(p, "readinessProbe"), "readiness")
         errs += _probe(ctr.get("startupProbe"), grace, child(p, "startupProbe"), "startup")
         if ctr.get("restartPolicy") is not None:
-            errs.append(forbidden(child(p, "restartPolicy"), "may not be set for non-init containers"))
+            errs.append(forbidden(child(p, "restartPolicy"),
+                                  "may not be set for non-init containers"))
     return errs + _host_port_conflicts(containers, path)
 
 
@@ -320,7 +324,8 @@ def validate_init_containers(inits: Any, regular: Any, vols: dict[str, Any], cla
             if ctr.get("lifecycle") is not None:
                 errs += _lifecycle(ctr["lifecycle"], grace, child(p, "lifecycle"))
             errs += _probe(ctr.get("livenessProbe"), grace, child(p, "livenessProbe"), "liveness")
-            errs += _probe(ctr.get("readinessProbe"), grace, child(p, "readinessProbe"), "readiness")
+            errs += _probe(ctr.get("readinessProbe"), grace, child(p, "readinessProbe"),
+                           "readiness")
             errs += _probe(ctr.get("startupProbe"), grace, child(p, "startupProbe"), "startup")
         else:
             for k in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):

@@ -30,7 +30,8 @@ from navio.api.validation.volumes import validate_pvc_spec
 __all__ = ["validate_config_map", "validate_config_map_update", "validate_secret",
            "validate_secret_update", "validate_namespace", "validate_namespace_update",
            "validate_node", "validate_node_update", "validate_service_account",
-           "validate_event", "validate_event_update", "validate_pvc", "validate_pvc_update", "validate_pv",
+           "validate_event", "validate_event_update", "validate_pvc", "validate_pvc_update",
+           "validate_pv",
            "validate_limit_range", "validate_resource_quota", "validate_resource_quota_update",
            "MAX_SECRET_SIZE"]
 
@@ -82,7 +83,9 @@ def _json_error(raw: Any) -> str | None:
         doc = json.loads(base64.b64decode(str(raw)))
     except (ValueError, binascii.Error) as e:
         return str(e)
-    return None if isinstance(doc, dict) else "json: cannot unmarshal into Go value of type map[string]interface {}"
+    if isinstance(doc, dict):
+        return None
+    return "json: cannot unmarshal into Go value of type map[string]interface {}"
 
 
 def validate_secret(secret: dict[str, Any]) -> list[Cause]:
@@ -214,7 +217,8 @@ def validate_node_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause
         if len(old_cidrs) != len(new_cidrs):
             errs.append(forbidden("spec.podCIDRs", msg))
         else:
-            errs += [forbidden("spec.podCIDRs", msg) for o, n in zip(old_cidrs, new_cidrs) if o != n]
+            errs += [forbidden("spec.podCIDRs", msg)
+                     for o, n in zip(old_cidrs, new_cidrs) if o != n]
     if ospec.get("providerID") and ospec["providerID"] != spec.get("providerID"):
         errs.append(forbidden("spec.providerID", 'node updates may not change providerID except '
                                                  'from "" to valid'))
@@ -241,10 +245,12 @@ def _legacy_event(e: dict[str, Any], strict: bool) -> list[Cause]:
     errs: list[Cause] = []
     if not e.get("eventTime"):
         if (not inv_ns and ns not in ("", "default")) or (inv_ns and ns != inv_ns):
-            errs.append(invalid("involvedObject.namespace", inv_ns, "does not match event.namespace"))
+            errs.append(invalid("involvedObject.namespace", inv_ns,
+                                "does not match event.namespace"))
     else:
         if not inv_ns and ns not in ("default", "kube-system"):
-            errs.append(invalid("involvedObject.namespace", inv_ns, "does not match event.namespace"))
+            errs.append(invalid("involvedObject.namespace", inv_ns,
+                                "does not match event.namespace"))
         # The core/v1 type names the field reportingComponent.
         rc_name = "reportingController" if strict else "reportingComponent"
         rc = e.get(rc_name, "")
@@ -390,7 +396,8 @@ def validate_resource_quota(rq: dict[str, Any]) -> list[Cause]:
 def validate_resource_quota_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
     errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
     errs += validate_resource_quota(new)
-    ns, os_ = (new.get("spec") or {}).get("scopes") or [], (old.get("spec") or {}).get("scopes") or []
+    ns = (new.get("spec") or {}).get("scopes") or []
+    os_ = (old.get("spec") or {}).get("scopes") or []
     if set(ns) != set(os_):
         errs.append(invalid("spec.scopes", go_strings(ns), "field is immutable"))
     return errs

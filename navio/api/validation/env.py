@@ -13,7 +13,8 @@ from typing import Any
 
 from navio.api.validation import names
 from navio.api.validation.field import Cause, child, index, invalid, not_supported, required
-from navio.api.validation.quantity import QuantityError, parse
+from navio.api.quantity import QuantityError
+from navio.api.validation.resources import parse_json_quantity
 
 __all__ = ["validate_env", "validate_env_from", "object_field_selector",
            "resource_field_selector", "ENV_FIELD_PATHS"]
@@ -82,8 +83,8 @@ def resource_field_selector(fs: dict[str, Any], path: str, volume: bool) -> list
     divisor = fs.get("divisor")
     if divisor is not None:
         try:
-            d = parse(divisor)
-            text = str(d) if d.value != 0 else ""
+            d = parse_json_quantity(divisor)
+            text = str(d) if d.amount != 0 else ""
         except QuantityError:
             text = str(divisor)
         if text:
@@ -95,9 +96,10 @@ def resource_field_selector(fs: dict[str, Any], path: str, volume: bool) -> list
                               ("local ephemeral storage", ("limits.ephemeral-storage",
                                                            "requests.ephemeral-storage"))):
                 if resource in res and text not in _DIVISORS_BYTES:
-                    errs.append(invalid(child(path, "divisor"), resource,
-                                        "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, "
-                                        f"1Gi, 1Ti, 1Pi, 1Ei are supported with the {kind} resource"))
+                    errs.append(invalid(
+                        child(path, "divisor"), resource,
+                        "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, "
+                        f"1Pi, 1Ei are supported with the {kind} resource"))
     return errs
 
 
@@ -120,7 +122,8 @@ def validate_env(env: Any, path: str) -> list[Cause]:
         if not name:
             errs.append(required(child(ip, "name")))
         else:
-            errs += [invalid(child(ip, "name"), name, m) for m in names.is_relaxed_env_var_name(name)]
+            errs += [invalid(child(ip, "name"), name,
+                             m) for m in names.is_relaxed_env_var_name(name)]
         vf = ev.get("valueFrom")
         if vf is None:
             continue

@@ -2,7 +2,8 @@
 
 field.Error prints a bad value that is neither a scalar, a string nor a fmt.Stringer with
 `%#v`, so an immutable label selector reads
-`v1.LabelSelector{MatchLabels:map[string]string{"app":"x"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}`.
+`v1.LabelSelector{MatchLabels:map[string]string{"app":"x"},
+                  MatchExpressions:[]v1.LabelSelectorRequirement(nil)}`.
 These helpers rebuild that text from the JSON form (nil and empty differ: a missing list is
 `(nil)`, `[]` is `{}`). Maps print with sorted keys, as fmt does since Go 1.12.
 """

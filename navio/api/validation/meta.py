@@ -12,15 +12,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
+from navio.api.errors import BadRequest
+from navio.api.selectors import LabelSelector, label_selector_from_spec
 from navio.api.validation import names
-from navio.api.validation.field import (Cause, child, forbidden, index, invalid, not_supported,
-                                        required, too_long, too_long_max_length)
-from navio.api.validation.gorepr import go_json, go_label_selector, go_strings
+from navio.api.validation.field import Cause, child, forbidden, index, invalid, required, too_long
+from navio.api.validation.gorepr import go_json, go_strings
 
 __all__ = [
     "NameFn", "IS_NEGATIVE", "FIELD_IMMUTABLE", "TOTAL_ANNOTATION_SIZE_LIMIT",
     "validate_nonnegative", "validate_label_name", "validate_labels", "validate_annotations",
-    "validate_label_selector", "selector_valid", "selector_matches", "validate_owner_references",
+    "validate_label_selector", "selector_valid", "selector_matches", "selector_is_empty",
+    "validate_owner_references",
     "validate_finalizers", "validate_object_meta", "validate_object_meta_update",
     "validate_immutable", "semantic_equal", "validate_template_object_meta", "go_time",
 ]
@@ -96,51 +98,28 @@ def validate_label_selector(sel: Any, path: str, allow_invalid_values: bool = Fa
     return errs
 
 
+def _as_selector(sel: Any) -> LabelSelector | None:
+    try:
+        return label_selector_from_spec(sel)
+    except BadRequest:
+        return None
+
+
 def selector_valid(sel: Any) -> bool:
     """Whether metav1.LabelSelectorAsSelector succeeds (nil and empty selectors do)."""
-    if sel is None:
-        return True
-    for k, v in (sel.get("matchLabels") or {}).items():
-        if names.is_qualified_name(k) or names.is_valid_label_value(str(v)):
-            return False
-    for e in sel.get("matchExpressions") or []:
-        op, values = e.get("operator"), e.get("values") or []
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False
-        if (op in ("In", "NotIn")) != bool(values):
-            return False
-        if names.is_qualified_name(e.get("key", "")):
-            return False
-        if any(names.is_valid_label_value(str(v)) for v in values):
-            return False
-    return True
+    return _as_selector(sel) is not None
 
 
 def selector_is_empty(sel: Any) -> bool:
     """labels.Selector.Empty(): true only for a non-nil selector with no requirements."""
-    return sel is not None and not sel.get("matchLabels") and not sel.get("matchExpressions")
+    s = _as_selector(sel)
+    return s is not None and s.empty()
 
 
 def selector_matches(sel: Any, labels: Any) -> bool:
-    """A nil selector selects nothing; an empty one selects everything."""
-    if sel is None:
-        return False
-    labels = labels or {}
-    for k, v in (sel.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in sel.get("matchExpressions") or []:
-        k, op, values = e.get("key"), e.get("operator"), e.get("values") or []
-        has = k in labels
-        if op == "In" and not (has and labels[k] in values):
-            return False
-        if op == "NotIn" and has and labels[k] in values:
-            return False
-        if op == "Exists" and not has:
-            return False
-        if op == "DoesNotExist" and has:
-            return False
-    return True
+    """A nil selector selects nothing; an empty one everything; an invalid one nothing."""
+    s = _as_selector(sel)
+    return s is not None and s.matches(labels or {})
 
 
 def _owner_reference(ref: dict[str, Any], path: str) -> list[Cause]:
@@ -158,7 +137,8 @@ def _owner_reference(ref: dict[str, Any], path: str) -> list[Cause]:
     if not ref.get("uid"):
         errs.append(invalid(child(path, "uid"), ref.get("uid", ""), "must not be empty"))
     if api_version == "v1" and ref.get("kind") == "Event":
-        errs.append(invalid(path, go_json(ref), "/v1, Kind=Event is disallowed from being an owner"))
+        errs.append(invalid(path, go_json(ref),
+                            "/v1, Kind=Event is disallowed from being an owner"))
     return errs
 
 
@@ -179,7 +159,8 @@ def validate_owner_references(refs: Any, path: str) -> list[Cause]:
     return errs
 
 
-def validate_finalizers(finalizers: Any, path: str, kube_names: bool = True) -> list[Cause]:
+def validate_finalizers(finalizers: Any, path: str) -> list[Cause]:
+    """ValidateFinalizers: qualified names, and never both orphan and foreground deletion."""
     errs: list[Cause] = []
     finalizers = finalizers or []
     for f in finalizers:
@@ -187,13 +168,15 @@ def validate_finalizers(finalizers: Any, path: str, kube_names: bool = True) -> 
     if "orphan" in finalizers and "foregroundDeletion" in finalizers:
         errs.append(invalid(path, go_strings(finalizers),
                             "finalizer orphan and foregroundDeletion cannot be both set"))
-    if kube_names:
-        # core validation's validateKubeFinalizerName, per index.
-        for i, f in enumerate(finalizers):
-            if "/" not in f and f not in _STANDARD_FINALIZERS:
-                errs.append(invalid(index(path, i), f, "name is neither a standard finalizer "
-                                                       "name nor is it fully qualified"))
     return errs
+
+
+def _kube_finalizers(finalizers: Any, path: str) -> list[Cause]:
+    # core validation's validateKubeFinalizerName, per index.
+    return [invalid(index(path, i), f, "name is neither a standard finalizer name nor is it "
+                                       "fully qualified")
+            for i, f in enumerate(finalizers or [])
+            if "/" not in f and f not in _STANDARD_FINALIZERS]
 
 
 def _managed_fields(entries: Any, path: str) -> list[Cause]:
@@ -248,14 +231,10 @@ def _common(meta: dict[str, Any], path: str, kube_finalizers: bool) -> list[Caus
     errs = validate_labels(meta.get("labels"), child(path, "labels"))
     errs += validate_annotations(meta.get("annotations"), child(path, "annotations"))
     errs += validate_owner_references(meta.get("ownerReferences"), child(path, "ownerReferences"))
-    errs += validate_finalizers(meta.get("finalizers"), child(path, "finalizers"), False)
+    errs += validate_finalizers(meta.get("finalizers"), child(path, "finalizers"))
     errs += _managed_fields(meta.get("managedFields"), child(path, "managedFields"))
     if kube_finalizers:
-        for i, f in enumerate(meta.get("finalizers") or []):
-            if "/" not in f and f not in _STANDARD_FINALIZERS:
-                errs.append(invalid(index(child(path, "finalizers"), i), f,
-                                    "name is neither a standard finalizer name nor is it fully "
-                                    "qualified"))
+        errs += _kube_finalizers(meta.get("finalizers"), child(path, "finalizers"))
     return errs
 
 
@@ -268,7 +247,9 @@ def go_time(value: Any) -> Any:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
-    return GoValue(t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"))
+    if t.utcoffset():
+        t = (t - t.utcoffset()).replace(tzinfo=None)   # metav1.Time prints in UTC
+    return GoValue(f"{t.year:04d}-{t:%m-%d %H:%M:%S} +0000 UTC")
 
 
 def validate_object_meta_update(new: Any, old: Any, path: str = "metadata",
@@ -289,9 +270,14 @@ def validate_object_meta_update(new: Any, old: Any, path: str = "metadata",
                             "must not be decremented"))
     for f in ("name", "namespace", "uid"):
         errs += validate_immutable(new.get(f, ""), old.get(f, ""), child(path, f))
-    for f in ("creationTimestamp", "deletionTimestamp"):
-        if new.get(f) != old.get(f):
-            errs.append(invalid(child(path, f), go_time(new.get(f)), FIELD_IMMUTABLE))
+    if new.get("creationTimestamp") != old.get("creationTimestamp"):
+        # A value type upstream: unset prints as Go's zero time, not null.
+        errs.append(invalid(child(path, "creationTimestamp"),
+                            go_time(new.get("creationTimestamp") or "0001-01-01T00:00:00Z"),
+                            FIELD_IMMUTABLE))
+    if new.get("deletionTimestamp") != old.get("deletionTimestamp"):
+        errs.append(invalid(child(path, "deletionTimestamp"), go_time(new.get("deletionTimestamp")),
+                            FIELD_IMMUTABLE))
     errs += validate_immutable(new.get("deletionGracePeriodSeconds"),
                                old.get("deletionGracePeriodSeconds"),
                                child(path, "deletionGracePeriodSeconds"))
@@ -300,11 +286,7 @@ def validate_object_meta_update(new: Any, old: Any, path: str = "metadata",
     errs += validate_owner_references(new.get("ownerReferences"), child(path, "ownerReferences"))
     errs += _managed_fields(new.get("managedFields"), child(path, "managedFields"))
     if kube_finalizers:
-        for i, f in enumerate(new.get("finalizers") or []):
-            if "/" not in f and f not in _STANDARD_FINALIZERS:
-                errs.append(invalid(index(child(path, "finalizers"), i), f,
-                                    "name is neither a standard finalizer name nor is it fully "
-                                    "qualified"))
+        errs += _kube_finalizers(new.get("finalizers"), child(path, "finalizers"))
     return errs
 
 
@@ -335,10 +317,8 @@ def validate_template_object_meta(meta: Any, path: str) -> list[Cause]:
     errs = validate_annotations(meta.get("annotations"), child(path, "annotations"))
     errs += validate_labels(meta.get("labels"), child(path, "labels"))
     for k, v in meta.items():
-        if k not in ("labels", "annotations", "creationTimestamp") and v not in (None, "", [], {}, 0):
+        unset = v in (None, "", [], {}, 0)
+        if k not in ("labels", "annotations", "creationTimestamp") and not unset:
             errs.append(forbidden(child(path, k), "cannot be set"))
     return errs
 
-
-# Re-exported for kinds that validate a selector's rendering on immutability.
-_ = (go_label_selector, not_supported, too_long_max_length)

@@ -37,7 +37,8 @@ def _lease_spec(spec: dict[str, Any]) -> list[Cause]:
     if t is not None and t < 0:
         errs.append(invalid("spec.leaseTransitions", t, "must be greater than or equal to 0"))
     if spec.get("preferredHolder") and not spec.get("strategy"):
-        errs.append(forbidden("spec.preferredHolder", "may only be specified if `strategy` is defined"))
+        errs.append(forbidden("spec.preferredHolder",
+                              "may only be specified if `strategy` is defined"))
     return errs
 
 
@@ -126,7 +127,8 @@ def _pdb_spec(spec: dict[str, Any]) -> list[Cause]:
     errs: list[Cause] = []
     mina, maxu = spec.get("minAvailable"), spec.get("maxUnavailable")
     if mina is not None and maxu is not None:
-        errs.append(invalid("spec", go_json(spec), "minAvailable and maxUnavailable cannot be both set"))
+        errs.append(invalid("spec", go_json(spec),
+                            "minAvailable and maxUnavailable cannot be both set"))
     for f, v in (("minAvailable", mina), ("maxUnavailable", maxu)):
         if v is None:
             continue

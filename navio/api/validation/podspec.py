@@ -92,7 +92,8 @@ def _dns_config(cfg: Any, policy: str, path: str) -> list[Cause]:
         errs.append(invalid(child(path, "nameservers"), go_strings(servers),
                             "must not have more than 3 nameservers"))
     for i, ns in enumerate(servers):
-        errs += [invalid(index(child(path, "nameservers"), i), ns, m) for m in names.is_valid_ip(ns)]
+        errs += [invalid(index(child(path, "nameservers"), i), ns,
+                         m) for m in names.is_valid_ip(ns)]
     if len(searches) > 32:
         errs.append(invalid(child(path, "searches"), go_strings(searches),
                             "must not have more than 32 search paths"))
@@ -138,12 +139,14 @@ def _pod_security_context(spec: dict[str, Any], path: str) -> list[Cause]:
         seen.add(name)
     fcp = sc.get("fsGroupChangePolicy")
     if fcp is not None and fcp not in ("Always", "OnRootMismatch"):
-        errs.append(not_supported(child(path, "fsGroupChangePolicy"), fcp, ["Always", "OnRootMismatch"]))
+        errs.append(not_supported(child(path, "fsGroupChangePolicy"), fcp,
+                                  ["Always", "OnRootMismatch"]))
     errs += validate_seccomp_profile(sc.get("seccompProfile"), child(path, "seccompProfile"))
     errs += validate_apparmor_profile(sc.get("appArmorProfile"), child(path, "appArmorProfile"))
     sgp = sc.get("supplementalGroupsPolicy")
     if sgp is not None and sgp not in ("Merge", "Strict"):
-        errs.append(not_supported(child(path, "supplementalGroupsPolicy"), sgp, ["Merge", "Strict"]))
+        errs.append(not_supported(child(path, "supplementalGroupsPolicy"), sgp,
+                                  ["Merge", "Strict"]))
     return errs
 
 
@@ -178,8 +181,9 @@ def validate_pod_spec(spec: dict[str, Any], path: str, pod_name: str | None = No
             for j, port in enumerate(c.get("ports") or []):
                 hp, cp = port.get("hostPort", 0), port.get("containerPort", 0)
                 if (is_pod or hp != 0) and hp != cp:
-                    errs.append(invalid(child(index(child(index(child(path, "containers"), i),
-                                                              "ports"), j), "hostPort"), hp,
+                    pp = child(index(child(index(child(path, "containers"), i), "ports"), j),
+                               "hostPort")
+                    errs.append(invalid(pp, hp,
                                         "must match `containerPort` when `hostNetwork` is true"))
     rp = spec.get("restartPolicy", "")
     if rp == "":
@@ -206,19 +210,23 @@ def validate_pod_spec(spec: dict[str, Any], path: str, pod_name: str | None = No
     seen_gates: set[str] = set()
     for i, g in enumerate(spec.get("schedulingGates") or []):
         p = index(child(path, "schedulingGates"), i)
-        errs += [invalid(p, g.get("name", ""), m) for m in names.is_qualified_name(g.get("name", ""))]
+        errs += [invalid(p, g.get("name", ""), m)
+                 for m in names.is_qualified_name(g.get("name", ""))]
         if g.get("name", "") in seen_gates:
             errs.append(duplicate(p, g.get("name", "")))
         seen_gates.add(g.get("name", ""))
     errs += validate_topology_spread(spec.get("topologySpreadConstraints"),
                              child(path, "topologySpreadConstraints"))
     if spec.get("hostUsers") is False:
-        for f, p in (("hostNetwork", "hostNetwork"), ("hostPID", "HostPID"), ("hostIPC", "HostIPC")):
+        # Upstream's paths are capitalised for these two (validateHostUsers).
+        for f, p in (("hostNetwork", "hostNetwork"), ("hostPID", "HostPID"),
+                     ("hostIPC", "HostIPC")):
             if spec.get(f):
                 errs.append(forbidden(child(path, p), "when `pod.Spec.HostUsers` is false"))
     for f in ("serviceAccountName", "nodeName"):
         if spec.get(f):
-            errs += [invalid(child(path, f), spec[f], m) for m in names.name_is_dns_subdomain(spec[f])]
+            errs += [invalid(child(path, f), spec[f],
+                             m) for m in names.name_is_dns_subdomain(spec[f])]
     ads = spec.get("activeDeadlineSeconds")
     if ads is not None and (ads < 1 or ads > MAX_INT32):
         errs.append(invalid(child(path, "activeDeadlineSeconds"), ads,
@@ -229,15 +237,19 @@ def validate_pod_spec(spec: dict[str, Any], path: str, pod_name: str | None = No
     errs += validate_tolerations(spec.get("tolerations"), child(path, "tolerations"))
     for i, ha in enumerate(spec.get("hostAliases") or []):
         p = index(child(path, "hostAliases"), i)
-        errs += [invalid(child(p, "ip"), ha.get("ip", ""), m) for m in names.is_valid_ip(ha.get("ip", ""))]
+        errs += [invalid(child(p, "ip"), ha.get("ip", ""),
+                         m) for m in names.is_valid_ip(ha.get("ip", ""))]
         for j, h in enumerate(ha.get("hostnames") or []):
-            errs += [invalid(index(child(p, "hostnames"), j), h, m) for m in names.is_dns1123_subdomain(h)]
+            errs += [invalid(index(child(p, "hostnames"), j), h,
+                             m) for m in names.is_dns1123_subdomain(h)]
     for f in ("priorityClassName",):
         if spec.get(f):
-            errs += [invalid(child(path, f), spec[f], m) for m in names.name_is_dns_subdomain(spec[f])]
+            errs += [invalid(child(path, f), spec[f],
+                             m) for m in names.name_is_dns_subdomain(spec[f])]
     if spec.get("runtimeClassName") is not None:
         rc = spec["runtimeClassName"]
-        errs += [invalid(child(path, "runtimeClassName"), rc, m) for m in names.name_is_dns_subdomain(rc)]
+        errs += [invalid(child(path, "runtimeClassName"), rc,
+                         m) for m in names.name_is_dns_subdomain(rc)]
     pp = spec.get("preemptionPolicy")
     if pp is not None:
         if pp == "":

@@ -14,12 +14,14 @@ from navio.api.validation import names
 from navio.api.validation.field import Cause, child, duplicate, forbidden, index, invalid, key
 from navio.api.validation.field import not_found, required
 from navio.api.validation.meta import IS_NEGATIVE
-from navio.api.validation.quantity import Quantity, QuantityError, canonical, go_quantity, parse
+from navio.api.errors import GoValue
+from navio.api.quantity import FORMAT_ERROR, Quantity, QuantityError
 
 __all__ = ["validate_resource_requirements", "validate_resource_quantity",
            "validate_resource_name", "validate_container_resource_name", "is_hugepage",
            "is_native", "is_extended", "is_overcommit_allowed", "is_integer_resource",
-           "parse_or_error", "STANDARD_RESOURCES", "validate_quota_resource_name"]
+           "parse_or_error", "STANDARD_RESOURCES", "validate_quota_resource_name",
+           "parse_json_quantity", "go_quantity"]
 
 STANDARD_RESOURCES = {
     "cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory",
@@ -85,31 +87,50 @@ def validate_quota_resource_name(name: str, path: str) -> list[Cause]:
     return errs
 
 
+def parse_json_quantity(raw: Any) -> Quantity:
+    """A quantity as resource.Quantity.UnmarshalJSON reads it: a string (trimmed) or a bare
+    JSON number."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise QuantityError(FORMAT_ERROR)
+    text = raw if isinstance(raw, str) else (str(raw) if isinstance(raw, int) else repr(raw))
+    return Quantity.parse(text.strip())
+
+
+def go_quantity(q: Quantity) -> GoValue:
+    """A resource.Quantity value as `%#v` prints it: the rare "must be an integer" error
+    reports the struct, not its string. `s` is the cached text ParseQuantity kept."""
+    sign, digits, exponent = q.amount.as_tuple()
+    value = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+    return GoValue(f"resource.Quantity{{i:resource.int64Amount{{value:{value}, "
+                   f"scale:{exponent}}}, d:resource.infDecAmount{{Dec:(*inf.Dec)(nil)}}, "
+                   f's:"{q.text}", Format:"{q.format}"}}')
+
+
 def parse_or_error(raw: Any, path: str) -> tuple[Quantity | None, list[Cause]]:
     """Upstream rejects a malformed quantity while decoding; here it is an Invalid cause."""
     try:
-        return parse(raw), []
+        return parse_json_quantity(raw), []
     except QuantityError as e:
         return None, [invalid(path, raw if isinstance(raw, str) else str(raw), str(e))]
 
 
 def validate_resource_quantity(name: str, q: Quantity, path: str) -> list[Cause]:
     errs = []
-    if q.value < 0:
-        errs.append(invalid(path, canonical(q), IS_NEGATIVE))
-    if is_integer_resource(name) and q.value.denominator != 1:
+    if q.amount < 0:
+        errs.append(invalid(path, str(q), IS_NEGATIVE))
+    if is_integer_resource(name) and q.milli_value() % 1000:
         errs.append(invalid(path, go_quantity(q), "must be an integer"))
     return errs
 
 
 def _hugepage_error(name: str, q: Quantity) -> str | None:
     try:
-        page = parse(name[len("hugepages-"):])
+        page: Quantity | None = Quantity.parse(name[len("hugepages-"):])
     except QuantityError:
         page = None
-    ok = (page is not None and page.value > 0 and (page.value * 1000) % 1000 == 0
-          and int(q.value) % int(page.value) == 0)
-    return None if ok else f"{canonical(q)} is not positive integer multiple of {name}"
+    ok = (page is not None and page.amount > 0 and page.milli_value() % 1000 == 0
+          and q.value() % page.value() == 0)
+    return None if ok else f"{q} is not positive integer multiple of {name}"
 
 
 def validate_resource_requirements(res: dict[str, Any], path: str, claims: set[str],
@@ -132,7 +153,7 @@ def validate_resource_requirements(res: dict[str, Any], path: str, claims: set[s
             lim_huge = True
             msg = _hugepage_error(name, q)
             if msg:
-                errs.append(invalid(fp, canonical(q), msg))
+                errs.append(invalid(fp, str(q), msg))
         lim_cpu_mem = lim_cpu_mem or name in ("cpu", "memory")
     for name, raw in (res.get("requests") or {}).items():
         fp = key(req_path, name)
@@ -144,20 +165,20 @@ def validate_resource_requirements(res: dict[str, Any], path: str, claims: set[s
         errs += validate_resource_quantity(name, q, fp)
         lim = limits.get(name)
         if lim is not None:
-            if q.value != lim.value and not is_overcommit_allowed(name):
-                errs.append(invalid(req_path, canonical(q),
-                                    f"must be equal to {name} limit of {canonical(lim)}"))
-            elif q.value > lim.value:
-                errs.append(invalid(req_path, canonical(q),
+            if q.amount != lim.amount and not is_overcommit_allowed(name):
+                errs.append(invalid(req_path, str(q),
+                                    f"must be equal to {name} limit of {str(lim)}"))
+            elif q.amount > lim.amount:
+                errs.append(invalid(req_path, str(q),
                                     f"must be less than or equal to {name} limit of "
-                                    f"{canonical(lim)}"))
+                                    f"{str(lim)}"))
         elif not is_overcommit_allowed(name) and name not in (res.get("limits") or {}):
             errs.append(required(lim_path, "Limit must be set for non overcommitable resources"))
         if is_hugepage(name):
             req_huge = True
             msg = _hugepage_error(name, q)
             if msg:
-                errs.append(invalid(fp, canonical(q), msg))
+                errs.append(invalid(fp, str(q), msg))
         req_cpu_mem = req_cpu_mem or name in ("cpu", "memory")
     if not lim_cpu_mem and not req_cpu_mem and (req_huge or lim_huge):
         errs.append(forbidden(path, "HugePages require cpu or memory"))

@@ -93,7 +93,8 @@ def validate_security_context(sc: Any, path: str, host_users: bool) -> list[Caus
                                                    "and `privileged` to true"))
         for cap in (sc.get("capabilities") or {}).get("add") or []:
             if cap == "CAP_SYS_ADMIN":
-                errs.append(invalid(path, go_json(sc), "cannot set `allowPrivilegeEscalation` to "
-                                                       "false and `capabilities.Add` CAP_SYS_ADMIN"))
+                errs.append(invalid(path, go_json(sc),
+                                    "cannot set `allowPrivilegeEscalation` to false and "
+                                    "`capabilities.Add` CAP_SYS_ADMIN"))
     errs += validate_apparmor_profile(sc.get("appArmorProfile"), child(path, "appArmorProfile"))
     return errs

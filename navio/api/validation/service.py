@@ -79,7 +79,8 @@ def validate_non_special_ip(ip: str, path: str) -> list[Cause]:
     if addr.is_loopback:
         errs.append(invalid(path, ip, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
     if addr.is_link_local and not addr.is_multicast:
-        errs.append(invalid(path, ip, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"))
+        errs.append(invalid(path, ip,
+                            "may not be in the link-local range (169.254.0.0/16, fe80::/10)"))
     if addr.is_multicast and (addr in ipaddress.ip_network("224.0.0.0/24")
                               if addr.version == 4 else addr in ipaddress.ip_network("ff02::/16")):
         errs.append(invalid(path, ip, "may not be in the link-local multicast range (224.0.0.0/24, "
@@ -98,7 +99,8 @@ def _cluster_ips(spec: dict[str, Any]) -> list[Cause]:
         if not cips:
             errs.append(required("spec.clusterIPs"))
         elif cips[0] != cip:
-            errs.append(invalid("spec.clusterIPs", go_strings(cips), "first value must match `clusterIP`"))
+            errs.append(invalid("spec.clusterIPs", go_strings(cips),
+                                "first value must match `clusterIP`"))
     elif cips:
         errs.append(invalid("spec.clusterIPs", go_strings(cips),
                             "must be empty when `clusterIP` is not specified"))
@@ -176,7 +178,8 @@ def validate_service(svc: dict[str, Any]) -> list[Cause]:
     meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
     errs = validate_object_meta(meta, True, names.name_is_dns1035_label)
     ann = meta.get("annotations") or {}
-    mode, hints = "service.kubernetes.io/topology-mode", "service.kubernetes.io/topology-aware-hints"
+    mode = "service.kubernetes.io/topology-mode"
+    hints = "service.kubernetes.io/topology-aware-hints"
     if mode in ann and hints in ann and ann[mode] != ann[hints]:
         errs.append(invalid(key("metadata.annotations", mode), ann[mode],
                             f"must match annotations[{hints}] when both are specified"))
@@ -191,11 +194,13 @@ def validate_service(svc: dict[str, Any]) -> list[Cause]:
             if spec.get(f):
                 errs.append(forbidden(child("spec", f), "may not be set for ExternalName services"))
         if spec.get("ipFamilyPolicy") is not None:
-            errs.append(forbidden("spec.ipFamilyPolicy", "may not be set for ExternalName services"))
+            errs.append(forbidden("spec.ipFamilyPolicy",
+                                  "may not be set for ExternalName services"))
         cname = spec.get("externalName", "")
         cname = cname[:-1] if cname.endswith(".") else cname
         if cname:
-            errs += [invalid("spec.externalName", cname, m) for m in names.is_dns1123_subdomain(cname)]
+            errs += [invalid("spec.externalName", cname,
+                             m) for m in names.is_dns1123_subdomain(cname)]
         else:
             errs.append(required("spec.externalName"))
     seen: set[str] = set()
@@ -263,9 +268,9 @@ def validate_service(svc: dict[str, Any]) -> list[Cause]:
     hc = spec.get("healthCheckNodePort", 0)
     if not (stype == "LoadBalancer" and etp == "Local"):
         if hc:
-            errs.append(invalid("spec.healthCheckNodePort", hc, "may only be set when `type` is "
-                                                                "'LoadBalancer' and "
-                                                                "`externalTrafficPolicy` is 'Local'"))
+            errs.append(invalid("spec.healthCheckNodePort", hc,
+                                "may only be set when `type` is 'LoadBalancer' and "
+                                "`externalTrafficPolicy` is 'Local'"))
     elif not hc:
         errs.append(required("spec.healthCheckNodePort"))
     else:
@@ -295,7 +300,8 @@ def _ip_changes(new: dict[str, Any], old: dict[str, Any], field: str, what: str)
             errs.append(invalid(index(path, 0), go_strings(ns), "may not change once set"))
         if len(ns) == 1 and new.get("ipFamilyPolicy") != "SingleStack":
             errs.append(invalid("spec.ipFamilyPolicy", new.get("ipFamilyPolicy"),
-                                f"must be set to 'SingleStack' when releasing the secondary {what}"))
+                                "must be set to 'SingleStack' when releasing the secondary "
+                                f"{what}"))
     elif os_ and ns[0] != os_[0]:
         errs.append(invalid(index(path, 0), go_strings(ns), "may not change once set"))
     return errs

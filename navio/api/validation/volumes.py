@@ -17,7 +17,8 @@ from navio.api.validation import names
 from navio.api.validation.field import (Cause, child, duplicate, forbidden, index, invalid,
                                         not_supported, required, too_long)
 from navio.api.validation.meta import validate_label_selector, validate_template_object_meta
-from navio.api.validation.quantity import QuantityError, parse
+from navio.api.quantity import QuantityError
+from navio.api.validation.resources import parse_json_quantity
 
 __all__ = ["validate_volumes", "validate_pvc_spec", "local_descending_path",
            "local_non_reserved_path", "path_no_backsteps", "FILE_MODE_ERROR"]
@@ -40,7 +41,8 @@ _SOURCES = [
 # Required string fields of the sources navio does not run, as upstream checks them.
 _REQUIRED = {
     "gcePersistentDisk": ("pdName",), "awsElasticBlockStore": ("volumeID",),
-    "iscsi": ("targetPortal", "iqn"), "glusterfs": ("endpoints", "path"), "rbd": ("monitors", "image"),
+    "iscsi": ("targetPortal", "iqn"), "glusterfs": ("endpoints", "path"),
+    "rbd": ("monitors", "image"),
     "cinder": ("volumeID",), "cephfs": ("monitors",), "quobyte": ("registry", "volume"),
     "flexVolume": ("driver",), "azureFile": ("secretName", "shareName"),
     "vsphereVolume": ("volumePath",), "photonPersistentDisk": ("pdID",),
@@ -98,12 +100,14 @@ def _downward_file(f: dict[str, Any], path: str) -> list[Cause]:
         errs.append(required(child(path, "path")))
     errs += local_non_reserved_path(f.get("path", ""), child(path, "path"))
     if f.get("fieldRef") is not None:
-        errs += object_field_selector(f["fieldRef"], _VOLUME_DOWNWARD_PATHS, child(path, "fieldRef"))
+        errs += object_field_selector(f["fieldRef"], _VOLUME_DOWNWARD_PATHS,
+                                      child(path, "fieldRef"))
         if f.get("resourceFieldRef") is not None:
-            errs.append(invalid(path, "resource",
-                                "fieldRef and resourceFieldRef can not be specified simultaneously"))
+            errs.append(invalid(path, "resource", "fieldRef and resourceFieldRef can not be "
+                                                  "specified simultaneously"))
     elif f.get("resourceFieldRef") is not None:
-        errs += resource_field_selector(f["resourceFieldRef"], child(path, "resourceFieldRef"), True)
+        errs += resource_field_selector(f["resourceFieldRef"], child(path, "resourceFieldRef"),
+                                        True)
     else:
         errs.append(required(path, "one of fieldRef and resourceFieldRef is required"))
     return errs + _mode(f.get("mode"), child(path, "mode"))
@@ -126,7 +130,8 @@ def _projected(src: dict[str, Any], path: str) -> list[Cause]:
                 errs += _key_to_path(kp, index(child(p, "items"), j))
                 if kp.get("path"):
                     if kp["path"] in seen:
-                        errs.append(invalid(path, s[kind].get("name", ""), "conflicting duplicate paths"))
+                        errs.append(invalid(path, s[kind].get("name", ""),
+                                            "conflicting duplicate paths"))
                     seen.add(kp["path"])
         if s.get("downwardAPI") is not None:
             count += 1
@@ -164,7 +169,7 @@ def _source(name: str, src: dict[str, Any], path: str, vol_name: str,
         limit = src.get("sizeLimit")
         if limit is not None:
             try:
-                negative = parse(limit).value < 0
+                negative = parse_json_quantity(limit).amount < 0
             except QuantityError:
                 negative = True
             if negative:
@@ -193,7 +198,8 @@ def _source(name: str, src: dict[str, Any], path: str, vol_name: str,
         if not src.get("path"):
             errs.append(required(child(path, "path")))
         if not posixpath.isabs(src.get("path", "")):
-            errs.append(invalid(child(path, "path"), src.get("path", ""), "must be an absolute path"))
+            errs.append(invalid(child(path, "path"), src.get("path", ""),
+                                "must be an absolute path"))
     elif name == "persistentVolumeClaim":
         if not src.get("claimName"):
             errs.append(required(child(path, "claimName")))
@@ -264,7 +270,8 @@ def validate_volumes(volumes: Any, path: str, pod_name: str | None = None
         claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
         if claim is not None and claim in created_pvcs:
             errs.append(invalid(child(child(ip, "persistentVolumeClaim"), "claimName"), claim,
-                                "must not reference a PVC that gets created for an ephemeral volume"))
+                                "must not reference a PVC that gets created for an ephemeral "
+                                "volume"))
     return vols, errs
 
 
@@ -293,8 +300,8 @@ def validate_pvc_spec(spec: dict[str, Any], path: str) -> list[Cause]:
         errs.append(required(storage_path))
     else:
         try:
-            q = parse(requests["storage"])
-            if q.value <= 0:
+            q = parse_json_quantity(requests["storage"])
+            if q.amount <= 0:
                 errs.append(invalid(storage_path, str(q), "must be greater than zero"))
         except QuantityError as e:
             errs.append(invalid(storage_path, requests["storage"], str(e)))

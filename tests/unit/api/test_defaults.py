@@ -336,7 +336,8 @@ IDEMPOTENT_CASES = [
 
 
 @pytest.mark.parametrize(("group", "kind", "obj"), IDEMPOTENT_CASES,
-                         ids=[f"defaulting a {c[1]} twice changes nothing" for c in IDEMPOTENT_CASES])
+                         ids=[f"defaulting a {c[1]} twice changes nothing"
+                              for c in IDEMPOTENT_CASES])
 def test_defaulting_is_idempotent(group: str, kind: str, obj: dict[str, Any]) -> None:
     once = _defaulted(group, kind, obj)
     assert _defaulted(group, kind, once) == once
