@@ -11,6 +11,7 @@ import copy
 import uuid
 from typing import Any
 
+from navio.api import defaults
 from navio.api.registry import Kind
 
 __all__ = ["tracks_generation", "prepare_for_create", "prepare_for_update",
@@ -25,11 +26,6 @@ _GENERATION_KINDS = frozenset({
     ("scheduling.navio.dev", "PodGroup"),
 })
 
-# Kinds whose status a create resets to empty (their controllers fill it in).
-_RESET_STATUS_ON_CREATE = _GENERATION_KINDS | {("", "PersistentVolumeClaim"),
-                                               ("", "PersistentVolume"),
-                                               ("", "ResourceQuota")}
-
 # metadata fields the server owns: a client's value on update is replaced by the stored one.
 _SERVER_OWNED_META = ("uid", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "generation", "selfLink")
@@ -40,7 +36,8 @@ def tracks_generation(kind: Kind) -> bool:
 
 
 def prepare_for_create(kind: Kind, obj: dict[str, Any], now: str) -> None:
-    """Set what the server owns on a new object (uid, timestamps, generation) in place."""
+    """Set what the server owns on a new object (uid, timestamps, generation, initial
+    status) in place."""
     meta = obj.setdefault("metadata", {})
     for f in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink",
               "generation"):
@@ -49,15 +46,8 @@ def prepare_for_create(kind: Kind, obj: dict[str, Any], now: str) -> None:
     meta["creationTimestamp"] = now
     if tracks_generation(kind):
         meta["generation"] = 1
-    key = (kind.group, kind.kind)
-    if key in _RESET_STATUS_ON_CREATE:
-        obj["status"] = {}
-    elif key == ("", "Pod"):
-        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj.get("spec", {}))}
-    elif key == ("", "Namespace"):
-        obj["status"] = {"phase": "Active"}
-    elif key == ("", "Service"):
-        obj["status"] = {"loadBalancer": {}}
+    # Status resets, pod QoS, namespace finalizers: kube's per-kind PrepareForCreate.
+    defaults.prepare_for_create(kind.group, kind.kind, obj)
 
 
 def spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -98,21 +88,3 @@ def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]
     if mf is not None:
         result["metadata"]["managedFields"] = mf
     return result
-
-
-def _qos_class(spec: dict[str, Any]) -> str:
-    """Pod QoS as kubelet's GetPodQOS computes it (cpu and memory only)."""
-    containers = list(spec.get("containers", ())) + list(spec.get("initContainers", ()))
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        if any(r in req or r in lim for r in ("cpu", "memory")):
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in lim or str(req.get(r, lim[r])) != str(lim[r]):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"

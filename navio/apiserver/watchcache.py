@@ -135,8 +135,13 @@ class WatchCache:
         self.store = store
         self.prefix = kind.storage_prefix()
         self.objects: dict[str, dict[str, Any]] = {}
+        # Per-namespace keys, sorted lazily (None = needs sorting): lists stay O(namespace).
+        self._by_ns: dict[str, dict[str, None]] = {}
+        self._sorted: dict[str, list[str] | None] = {}
         self.revision = 0
         self.events: deque[CacheEvent] = deque(maxlen=window)
+        # Every event after this revision is in `events`: watches may start from here on.
+        self.window_start = 0
         self._watchers: set[Watcher] = set()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -145,10 +150,41 @@ class WatchCache:
 
     async def start(self) -> None:
         rev, items, _ = await self.store.list(self.prefix)
-        self.objects = {kv.key: decode_object(kv.value, kv.mod_revision) for kv in items}
+        self._load(items)
         self.revision = rev
+        self.window_start = rev
         self._task = asyncio.create_task(self._run(rev), name=f"watchcache {self.prefix}")
         self._ready.set()
+
+    def _load(self, items: list[Any]) -> None:
+        self.objects = {}
+        self._by_ns = {}
+        self._sorted = {"": None}
+        for kv in items:
+            self._put(kv.key, decode_object(kv.value, kv.mod_revision))
+
+    def _put(self, key: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+        prev = self.objects.get(key)
+        self.objects[key] = obj
+        if prev is None:
+            ns = namespace_of_key(self.kind, key)
+            self._by_ns.setdefault(ns, {})[key] = None
+            self._sorted[ns] = None
+            self._sorted[""] = None
+        return prev
+
+    def _drop(self, key: str) -> dict[str, Any] | None:
+        prev = self.objects.pop(key, None)
+        if prev is not None:
+            ns = namespace_of_key(self.kind, key)
+            keys = self._by_ns.get(ns)
+            if keys is not None:
+                keys.pop(key, None)
+                if not keys:
+                    del self._by_ns[ns]
+            self._sorted[ns] = None
+            self._sorted[""] = None
+        return prev
 
     async def stop(self) -> None:
         if self._task:
@@ -177,8 +213,9 @@ class WatchCache:
                 for w in list(self._watchers):
                     w.close()
                 rev, items, _ = await self.store.list(self.prefix)
-                self.objects = {kv.key: decode_object(kv.value, kv.mod_revision) for kv in items}
+                self._load(items)
                 self.events.clear()
+                self.window_start = rev
                 from_revision = rev
                 self._advance(rev)
             except Exception:
@@ -190,7 +227,7 @@ class WatchCache:
             key = se.kv.key
             ns = namespace_of_key(self.kind, key)
             if se.type == "DELETE":
-                prev = self.objects.pop(key, None)
+                prev = self._drop(key)
                 if prev is None and se.prev is not None:
                     prev = decode_object(se.prev.value, se.prev.mod_revision)
                 if prev is None:
@@ -200,10 +237,11 @@ class WatchCache:
                 ev = CacheEvent("DELETED", se.kv.mod_revision, key, ns, obj, prev)
             else:
                 obj = decode_object(se.kv.value, se.kv.mod_revision)
-                prev = self.objects.get(key)
-                self.objects[key] = obj
+                prev = self._put(key, obj)
                 ev = CacheEvent("ADDED" if prev is None else "MODIFIED", se.kv.mod_revision,
                                 key, ns, obj, prev)
+            if len(self.events) == self.events.maxlen:
+                self.window_start = self.events[0].revision
             self.events.append(ev)
             for w in tuple(self._watchers):
                 w.offer(ev)
@@ -248,22 +286,23 @@ class WatchCache:
 
     def list(self, namespace: str = "") -> list[tuple[str, dict[str, Any]]]:
         """(key, object) pairs in key order, within `namespace` when given."""
-        if namespace and self.kind.namespaced:
-            prefix = self.kind.storage_prefix(namespace)
-            items = [(k, v) for k, v in self.objects.items() if k.startswith(prefix)]
-        else:
-            items = list(self.objects.items())
-        items.sort(key=lambda kv: kv[0])
-        return items
+        scope = namespace if self.kind.namespaced else ""
+        keys = self._sorted.get(scope)
+        if keys is None:
+            source = self._by_ns.get(scope, {}) if scope else self.objects
+            keys = sorted(source)
+            self._sorted[scope] = keys
+        objects = self.objects
+        return [(k, objects[k]) for k in keys]
 
     def watch(self, from_revision: int, namespace: str, predicate: Predicate | None) -> Watcher:
         """A watcher receiving every event after `from_revision`; raises Expired if the window
         no longer reaches back that far."""
         w = Watcher(self, namespace, predicate, from_revision)
+        if from_revision < self.window_start:
+            raise errors.Expired(f"too old resource version: {from_revision} "
+                                 f"({self.window_start})")
         if from_revision < self.revision:
-            oldest = self.events[0].revision if self.events else self.revision + 1
-            if from_revision < oldest - 1:
-                raise errors.Expired(f"too old resource version: {from_revision} ({oldest - 1})")
             for ev in self.events:
                 if ev.revision > from_revision:
                     w.offer(ev)
