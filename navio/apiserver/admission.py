@@ -63,7 +63,73 @@ def check_delete(kind: Kind, name: str) -> None:
 def admit_create(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> Undo:
     if kind.group == "" and kind.kind == "Service":
         return _allocate_service(resources, obj, None)
+    if kind.group == "" and kind.kind == "Pod":
+        _admit_pod(resources, obj)
     return _noop
+
+
+# DefaultTolerationSeconds: how long pods stay on a node that stopped reporting.
+DEFAULT_TOLERATION_SECONDS = 300
+_DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def _admit_pod(resources: "Resources", pod: dict[str, Any]) -> None:
+    """The mutating admission kube-apiserver applies to every new pod: ServiceAccount's
+    default account, Priority's resolution of priorityClassName, DefaultTolerationSeconds."""
+    spec = pod.setdefault("spec", {})
+    if not spec.get("serviceAccountName"):
+        spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
+    spec["serviceAccount"] = spec["serviceAccountName"]
+    _resolve_priority(resources, pod, spec)
+    tolerations = spec.setdefault("tolerations", [])
+    for key in _DEFAULT_TOLERATIONS:
+        if any(t.get("key") == key and t.get("effect") in ("NoExecute", None, "")
+               or (t.get("operator") == "Exists" and not t.get("key"))
+               for t in tolerations):
+            continue
+        tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                            "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+
+
+def _resolve_priority(resources: "Resources", pod: dict[str, Any],
+                      spec: dict[str, Any]) -> None:
+    """Priority admission: `priorityClassName` becomes `priority` (and preemptionPolicy);
+    a missing class is 403, as kube-apiserver answers."""
+    pc_kind = resources.registry.resource("scheduling.k8s.io", "v1", "priorityclasses")
+    name = spec.get("priorityClassName")
+    classes = [o for _, o in resources.cache(pc_kind).list()] if pc_kind else []
+    if name:
+        pc = next((c for c in classes if c["metadata"]["name"] == name), None)
+        if pc is None:
+            if name in _SYSTEM_PRIORITIES:
+                value, policy = _SYSTEM_PRIORITIES[name], "PreemptLowerPriority"
+            else:
+                raise errors.Forbidden(
+                    f'pods "{pod.get("metadata", {}).get("name", "")}" is forbidden: no '
+                    f'PriorityClass with name {name} was found',
+                    details={"kind": "pods"})
+        else:
+            value, policy = int(pc.get("value", 0)), pc.get("preemptionPolicy",
+                                                             "PreemptLowerPriority")
+    else:
+        default = next((c for c in classes if c.get("globalDefault")), None)
+        value = int(default.get("value", 0)) if default else 0
+        policy = default.get("preemptionPolicy", "PreemptLowerPriority") if default \
+            else "PreemptLowerPriority"
+        if default:
+            spec["priorityClassName"] = default["metadata"]["name"]
+    if spec.get("priority") is not None and spec["priority"] != value:
+        raise errors.Forbidden(
+            f'pods "{pod.get("metadata", {}).get("name", "")}" is forbidden: the integer '
+            f"value of priority ({spec['priority']}) must not be provided in pod spec; "
+            f"priority admission controller computed {value} from the given PriorityClass "
+            f"name", details={"kind": "pods"})
+    spec["priority"] = value
+    spec.setdefault("preemptionPolicy", policy)
+
+
+_SYSTEM_PRIORITIES = {"system-cluster-critical": 2000000000,
+                      "system-node-critical": 2000001000}
 
 
 def admit_update(resources: "Resources", kind: Kind, new: dict[str, Any],

@@ -25,7 +25,8 @@ from navio.apiserver.app import ApiServer, ApiServerConfig, tls_context
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
 from navio.apiserver.resources import Resources
 from navio.cli.logs import setup_logging
-from navio.pki.certs import load_or_create_ca
+from navio.cli.components import Component, Supervisor
+from navio.pki.certs import CertificateAuthority, CertPair, load_or_create_ca
 from navio.pki.kubeconfig import write_kubeconfig
 from navio.storage.sqlite import SQLiteStore
 
@@ -48,6 +49,8 @@ class ServerConfig:
     service_cidr: str = "10.43.0.0/16"
     agent: bool = True
     verbosity: int = 0
+    single_process: bool = False
+    disabled: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -66,6 +69,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
     p.add_argument("--no-agent", dest="agent", action="store_false",
                    help="run the control plane only, without a local node")
+    p.add_argument("--single-process", action="store_true",
+                   help="run every component in this process (least memory) instead of one "
+                        "child process each (uses every core)")
+    p.add_argument("--disable", default="",
+                   help="comma-separated components not to run (controller-manager, "
+                        "scheduler)")
     p.add_argument("--v", dest="verbosity", type=int, default=0, help="log verbosity (klog)")
     p.set_defaults(run=_run)
 
@@ -73,7 +82,9 @@ def add_parser(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     config = ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
                           port=args.port, service_cidr=args.service_cidr, agent=args.agent,
-                          verbosity=args.verbosity)
+                          verbosity=args.verbosity, single_process=args.single_process,
+                          disabled=tuple(d.strip() for d in args.disable.split(",")
+                                         if d.strip()))
     setup_logging(config.verbosity)
     try:
         import uvloop
@@ -107,12 +118,7 @@ async def serve(config: ServerConfig) -> None:
     if not serving.exists() or not (pki / "apiserver.key").exists():
         ca.issue(pki, "apiserver", cn="kube-apiserver", client=False,
                  server_names=_server_names(config.bind_address, config.service_cidr))
-    admin = pki / "admin.crt"
-    if admin.exists() and (pki / "admin.key").exists():
-        from navio.pki.certs import CertPair
-        admin_pair = CertPair(admin, pki / "admin.key")
-    else:
-        admin_pair = ca.issue(pki, "admin", cn="kubernetes-admin", orgs=("system:masters",))
+    admin_pair = _client_cert(ca, pki, "admin", "kubernetes-admin", ("system:masters",))
 
     store = await SQLiteStore.open(data / "db" / "state.db")
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
@@ -135,6 +141,10 @@ async def serve(config: ServerConfig) -> None:
     kubeconfig = data / "admin.kubeconfig"
     write_kubeconfig(kubeconfig, server=url, ca_cert=ca.pair.cert, client=admin_pair,
                      user="kubernetes-admin")
+    components = _components(config, ca, pki, url)
+    supervisor = Supervisor(components, single_process=config.single_process,
+                            log_dir=data / "logs")
+    supervisor.start()
     api.ready = True
     log.info("API server ready", extra={"url": url, "kubeconfig": str(kubeconfig)})
     print(f"navio: API server listening on {url}", flush=True)
@@ -150,11 +160,45 @@ async def serve(config: ServerConfig) -> None:
     finally:
         log.info("shutting down")
         api.ready = False
+        await supervisor.stop()
         await site.stop()
         await runner.cleanup()
         await resources.stop()
         await store.close()
         log.info("stopped")
+
+
+def _client_cert(ca: CertificateAuthority, pki: Path, stem: str, cn: str,
+                 orgs: tuple[str, ...] = ()) -> CertPair:
+    pair = CertPair(pki / f"{stem}.crt", pki / f"{stem}.key")
+    if pair.cert.exists() and pair.key.exists():
+        return pair
+    return ca.issue(pki, stem, cn=cn, orgs=orgs)
+
+
+def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
+                url: str) -> list[Component]:
+    """The components this server runs beside the API server, each with its own identity."""
+    from navio.controllers.manager import ControllerManagerConfig
+    from navio.controllers.manager import run as run_controllers
+
+    def kubeconfig_for(stem: str, cn: str, orgs: tuple[str, ...] = ()) -> Path:
+        pair = _client_cert(ca, pki, stem, cn, orgs)
+        path = config.data_dir / f"{stem}.kubeconfig"
+        write_kubeconfig(path, server=url, ca_cert=ca.pair.cert, client=pair, user=cn)
+        return path
+
+    verbosity = ("--v", str(config.verbosity))
+    out: list[Component] = []
+    if "controller-manager" not in config.disabled:
+        kc = kubeconfig_for("controller-manager", "system:kube-controller-manager")
+        out.append(Component(
+            "controller-manager",
+            ("controller-manager", "--kubeconfig", str(kc), "--leader-elect", "false",
+             *verbosity),
+            lambda: run_controllers(ControllerManagerConfig(kubeconfig=kc,
+                                                            leader_elect=False))))
+    return out
 
 
 def _bound_port(site: web.TCPSite) -> int | None:

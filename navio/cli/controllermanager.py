@@ -1,0 +1,37 @@
+"""`navio controller-manager`: the controllers, alone (for HA or scale)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from navio.cli.flags import duration, run_component
+from navio.controllers.manager import ControllerManagerConfig, run
+
+__all__ = ["add_parser", "config_from_args"]
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("controller-manager", help="run the controllers")
+    p.add_argument("--kubeconfig", type=Path, required=True)
+    p.add_argument("--leader-elect", type=lambda v: v.lower() == "true", default=True,
+                   metavar="true|false")
+    p.add_argument("--controllers", default="*",
+                   help="comma-separated controllers to run; '*' is all, '-name' disables")
+    p.add_argument("--node-monitor-grace-period", type=duration, default=40.0)
+    p.add_argument("--pod-eviction-timeout", type=duration, default=300.0)
+    p.add_argument("--concurrent-replicaset-syncs", type=int, default=5)
+    p.add_argument("--concurrent-deployment-syncs", type=int, default=5)
+    p.add_argument("--v", dest="verbosity", type=int, default=0)
+    p.set_defaults(run=lambda args: run_component(args, run(config_from_args(args))))
+
+
+def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
+    return ControllerManagerConfig(
+        kubeconfig=args.kubeconfig, leader_elect=args.leader_elect,
+        controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip()),
+        options={"node-monitor-grace-period": args.node_monitor_grace_period,
+                 "pod-eviction-timeout": args.pod_eviction_timeout,
+                 "concurrent-replicaset-syncs": args.concurrent_replicaset_syncs,
+                 "concurrent-deployment-syncs": args.concurrent_deployment_syncs})
