@@ -16,8 +16,9 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _OPTS = WriteOptions(field_manager="kube-apiserver")
 
 
-async def _ensure(resources: Resources, plural: str, namespace: str, obj: dict) -> None:
-    kind = resources.registry.resource("", "v1", plural)
+async def _ensure(resources: Resources, plural: str, namespace: str, obj: dict,
+                  group: str = "") -> None:
+    kind = resources.registry.resource(group, "v1", plural)
     assert kind is not None
     try:
         await resources.get(kind, namespace, obj["metadata"]["name"])
@@ -30,9 +31,24 @@ async def _ensure(resources: Resources, plural: str, namespace: str, obj: dict) 
             pass
 
 
+# kube-apiserver creates these two PriorityClasses at start (scheduling/util).
+SYSTEM_PRIORITY_CLASSES = {
+    "system-node-critical": (2000001000, "Used for system critical pods that must not be "
+                                         "moved from their current node."),
+    "system-cluster-critical": (2000000000, "Used for system critical pods that must run in "
+                                            "the cluster, but can be moved to another node if "
+                                            "necessary."),
+}
+
+
 async def ensure_bootstrap_objects(resources: Resources, host: str, port: int) -> None:
     for ns in SYSTEM_NAMESPACES:
         await _ensure(resources, "namespaces", "", {"metadata": {"name": ns}})
+    for name, (value, description) in SYSTEM_PRIORITY_CLASSES.items():
+        await _ensure(resources, "priorityclasses", "", {
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "description": description,
+            "preemptionPolicy": "PreemptLowerPriority"}, group="scheduling.k8s.io")
     first_ip = str(resources.service_ips.network.network_address + 1)
     await _ensure(resources, "services", "default", {
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",

@@ -145,11 +145,12 @@ class Resources:
     # -- create -------------------------------------------------------------------------------
     async def create(self, kind: Kind, namespace: str, obj: dict[str, Any],
                      opts: WriteOptions) -> dict[str, Any]:
-        obj = copy.deepcopy(obj)
-        meta = obj.setdefault("metadata", {})
+        meta = obj.get("metadata") or {}
         if not isinstance(meta, dict):
             raise errors.BadRequest("metadata must be an object")
-        obj["apiVersion"], obj["kind"] = kind.group_version, kind.kind
+        # Shallow copies suffice here: _create_once deep-copies before it mutates anything.
+        meta = dict(meta)
+        obj = {**obj, "metadata": meta, "apiVersion": kind.group_version, "kind": kind.kind}
         if kind.namespaced:
             meta["namespace"] = namespace
         else:
