@@ -1,0 +1,167 @@
+"""Pod networking: a named network namespace per pod, a veth into the node's bridge, an IP.
+
+Why: issue 7 asks that each pod have its own network stack (two replicas can both listen on
+:8080) reachable at a pod IP from the node's pod CIDR, like CNI's bridge + host-local plugins.
+pyroute2 speaks netlink directly, so no `ip` binary is needed.
+
+Layout for a sandbox whose id starts with <p> (12 hex characters):
+- netns `navio-<p>`, `ip netns`-compatible (/run/netns/navio-<p>), with `lo` up, `eth0` holding
+  the pod IP (prefix of the pod CIDR) and a default route via the bridge's address;
+- its veth peer `nv<p>` lives in the *node* namespace (the host's by default; tests pass a
+  node netns with no route out, PLATFORM.md's safe pattern), is a port of the bridge, up, with
+  hairpin on (so a pod can reach itself through a service VIP);
+- the bridge (created when missing) holds the CIDR's first address.
+
+Guarantees: `setup` is idempotent (a half-made pod network from a crash is completed or
+rebuilt); `teardown` is idempotent and removes the veth and the namespace; nothing is ever
+created in the host namespace when a node netns is configured. Sysctls (ip_forward,
+bridge-nf-call-iptables), NAT and blackhole routes belong to the agent's network setup, not
+to the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable, Coroutine, TypeVar
+
+from pyroute2 import AsyncIPRoute, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from navio.runtime.namespaces import NETNS_DIR
+
+__all__ = ["NETNS_DIR", "PodNetwork", "netns_name", "veth_name"]
+
+log = logging.getLogger(__name__)
+
+_PREFIX = 12
+_T = TypeVar("_T")
+
+
+def _on_private_loop(work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run pyroute2's coroutines on a stdlib selector loop of their own (in a worker thread):
+    uvloop, the agent's loop, cannot carry netlink sockets ("invalid family 16")."""
+    loop = asyncio.SelectorEventLoop()
+    try:
+        return loop.run_until_complete(work())
+    finally:
+        loop.close()
+
+
+def netns_name(sandbox_id: str) -> str:
+    return f"navio-{sandbox_id[:_PREFIX]}"
+
+
+def veth_name(sandbox_id: str) -> str:
+    return f"nv{sandbox_id[:_PREFIX]}"   # 14 characters: under IFNAMSIZ (15)
+
+
+class PodNetwork:
+    """Plumbing for pods on one bridge in one node namespace."""
+
+    def __init__(self, *, bridge: str, gateway: str, prefixlen: int,
+                 node_netns: str | None = None) -> None:
+        self.bridge = bridge
+        self.gateway = gateway
+        self.prefixlen = prefixlen
+        self.node_netns = node_netns
+
+    @asynccontextmanager
+    async def _ipr(self, name: str | None) -> AsyncIterator[AsyncIPRoute]:
+        # flags=0: never let pyroute2 create a namespace that should already exist.
+        ipr = AsyncIPRoute(netns=name, groups=0, flags=0) if name else AsyncIPRoute(groups=0)
+        async with ipr:
+            yield ipr
+
+    async def _lookup(self, ipr: AsyncIPRoute, ifname: str) -> int | None:
+        found = await ipr.link_lookup(ifname=ifname)
+        return found[0] if found else None
+
+    async def ensure_bridge(self) -> None:
+        """Create the bridge with the gateway address if it is missing; bring it up."""
+        await asyncio.to_thread(_on_private_loop, self._ensure_bridge)
+
+    async def setup(self, sandbox_id: str, ip: str) -> str:
+        """Create (or complete) the pod's namespace and link; returns the netns path."""
+        path: str = await asyncio.to_thread(_on_private_loop, lambda: self._setup(sandbox_id, ip))
+        log.info("pod network ready", extra={"sandbox": sandbox_id, "netns": path, "ip": ip})
+        return path
+
+    async def teardown(self, sandbox_id: str) -> None:
+        """Remove the pod's veth and namespace; safe to repeat."""
+        if await asyncio.to_thread(_on_private_loop, lambda: self._teardown(sandbox_id)):
+            log.info("pod network removed", extra={"sandbox": sandbox_id})
+
+    async def _ensure_bridge(self) -> None:
+        async with self._ipr(self.node_netns) as ipr:
+            index = await self._lookup(ipr, self.bridge)
+            if index is None:
+                try:
+                    await ipr.link("add", ifname=self.bridge, kind="bridge")
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST:
+                        raise
+                index = await self._lookup(ipr, self.bridge)
+                log.info("bridge created", extra={"bridge": self.bridge,
+                                                  "netns": self.node_netns or "host"})
+            assert index is not None
+            have = {a.get("address") async for a in await ipr.addr("dump", index=index)}
+            if self.gateway not in have:
+                try:
+                    await ipr.addr("add", index=index, address=self.gateway,
+                                   prefixlen=self.prefixlen)
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST:
+                        raise
+            await ipr.link("set", index=index, state="up")
+
+    async def _setup(self, sandbox_id: str, ip: str) -> str:
+        name = netns_name(sandbox_id)
+        path = os.path.join(NETNS_DIR, name)
+        if not os.path.exists(path):
+            netns.create(name)
+        await self._ensure_bridge()
+        veth = veth_name(sandbox_id)
+        async with self._ipr(self.node_netns) as node:
+            stale = await self._lookup(node, veth)
+            if stale is not None:   # a crash mid-setup: rebuild the pair from scratch
+                await node.link("del", index=stale)
+            async with self._ipr(name) as pod:
+                leftover = await self._lookup(pod, "eth0")
+                if leftover is not None:
+                    await pod.link("del", index=leftover)
+            await node.link("add", ifname=veth, kind="veth",
+                            peer={"ifname": "eth0", "net_ns_fd": name})
+            index = await self._lookup(node, veth)
+            bridge = await self._lookup(node, self.bridge)
+            await node.link("set", index=index, master=bridge)
+            await node.brport("set", index=index, mode=1)   # IFLA_BRPORT_MODE: hairpin
+            await node.link("set", index=index, state="up")
+        async with self._ipr(name) as pod:
+            await pod.link("set", index=1, state="up")
+            eth0 = await self._lookup(pod, "eth0")
+            await pod.addr("add", index=eth0, address=ip, prefixlen=self.prefixlen)
+            await pod.link("set", index=eth0, state="up")
+            await pod.route("add", dst="default", gateway=self.gateway)
+        return path
+
+    async def _teardown(self, sandbox_id: str) -> bool:
+        name = netns_name(sandbox_id)
+        node_gone = bool(self.node_netns) and not os.path.exists(
+            os.path.join(NETNS_DIR, str(self.node_netns)))
+        if not node_gone:   # (a deleted node namespace took its veths with it)
+            async with self._ipr(self.node_netns) as node:
+                index = await self._lookup(node, veth_name(sandbox_id))
+                if index is not None:
+                    try:
+                        await node.link("del", index=index)
+                    except NetlinkError as exc:
+                        if exc.code != errno.ENODEV:
+                            raise
+        if not os.path.exists(os.path.join(NETNS_DIR, name)):
+            return False
+        netns.remove(name)
+        return True
