@@ -39,6 +39,8 @@ class ControllerManagerConfig:
     kubeconfig: Path
     leader_elect: bool = True
     controllers: tuple[str, ...] = ("*",)
+    qps: float = 200.0
+    burst: int = 400
     options: dict[str, Any] = field(default_factory=dict)
     identity: str = field(default_factory=default_identity)
 
@@ -82,10 +84,12 @@ async def _run_controllers(config: ControllerManagerConfig, client: Client) -> N
 
 async def run(config: ControllerManagerConfig) -> None:
     async with Client.from_kubeconfig(config.kubeconfig, component="controller-manager",
-                                      qps=200, burst=400) as client:
+                                      qps=config.qps, burst=config.burst) as client:
         if not config.leader_elect:
             await _run_controllers(config, client)
             return
         elector = LeaderElector(client, LeaderElectionConfig(
             name="kube-controller-manager", identity=config.identity))
-        await elector.run(lambda: _run_controllers(config, client), lambda: None)
+        # Like kube-controller-manager, campaign again whenever leadership is lost.
+        while True:
+            await elector.run(lambda: _run_controllers(config, client), lambda: None)
