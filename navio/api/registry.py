@@ -162,6 +162,9 @@ BUILTIN: tuple[Kind, ...] = (
        subresources=(_STATUS,)),
     _k("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False,
        short_names=("pc",)),
+    # navio's own: gangs of pods bound all-or-nothing (scheduler/gang.py).
+    _k("scheduling.navio.dev", "v1alpha1", "PodGroup", "podgroups", short_names=("pg",),
+       subresources=(_STATUS,)),
 )
 
 # The order groups are listed in discovery (the first version listed is preferred).

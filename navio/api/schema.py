@@ -27,7 +27,11 @@ _extra: dict[str, dict[str, Any]] = {}
 def _builtin() -> dict[str, dict[str, Any]]:
     path = (resources.files("kubernetes_validate") / "kubernetes-json-schema"
             / f"{KUBERNETES_SCHEMA_VERSION}-local" / "_definitions.json")
-    return json.loads(path.read_bytes())["$defs"]
+    defs: dict[str, dict[str, Any]] = json.loads(path.read_bytes())["$defs"]
+    # navio's own kinds (PodGroup for gang scheduling), in the same JSON Schema form.
+    own = resources.files("navio.api") / "data" / "navio-definitions.json"
+    defs.update(json.loads(own.read_bytes()))
+    return defs
 
 
 def definitions() -> dict[str, dict[str, Any]]:
