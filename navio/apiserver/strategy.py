@@ -77,14 +77,21 @@ def prepare_for_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]) -> 
 
 def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]
                           ) -> dict[str, Any]:
-    """A /status write: the stored object with only status (and managed fields) taken from
-    `new`."""
-    result = copy.deepcopy(old)
-    if "status" in new:
-        result["status"] = new["status"]
-    else:
-        result.pop("status", None)
-    mf = new.get("metadata", {}).get("managedFields")
-    if mf is not None:
-        result["metadata"]["managedFields"] = mf
+    """A /status write: everything but metadata and status comes from the stored object, as
+    do labels, owner references and the server-owned metadata (kube's status strategies
+    reset spec and labels; annotations written with the status are kept)."""
+    result = copy.deepcopy(new)
+    for key in set(old) | set(result):
+        if key not in ("metadata", "status", "apiVersion", "kind"):
+            if key in old:
+                result[key] = copy.deepcopy(old[key])
+            else:
+                result.pop(key, None)
+    meta = result.setdefault("metadata", {})
+    old_meta = old.get("metadata", {})
+    for f in _SERVER_OWNED_META + ("labels", "ownerReferences", "name", "namespace"):
+        if f in old_meta:
+            meta[f] = copy.deepcopy(old_meta[f])
+        else:
+            meta.pop(f, None)
     return result

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from navio.cli.flags import duration, run_component
+from navio.cli.flags import duration, run_component, true_false
 from navio.controllers.manager import ControllerManagerConfig, run
 
 __all__ = ["add_parser", "config_from_args"]
@@ -15,8 +15,9 @@ __all__ = ["add_parser", "config_from_args"]
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("controller-manager", help="run the controllers")
     p.add_argument("--kubeconfig", type=Path, required=True)
-    p.add_argument("--leader-elect", type=lambda v: v.lower() == "true", default=True,
-                   metavar="true|false")
+    p.add_argument("--leader-elect", type=true_false, default=True, metavar="true|false")
+    p.add_argument("--kube-api-qps", type=float, default=200.0)
+    p.add_argument("--kube-api-burst", type=int, default=400)
     p.add_argument("--controllers", default="*",
                    help="comma-separated controllers to run; '*' is all, '-name' disables")
     p.add_argument("--node-monitor-grace-period", type=duration, default=40.0)
@@ -30,6 +31,7 @@ def add_parser(sub: Any) -> None:
 def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
     return ControllerManagerConfig(
         kubeconfig=args.kubeconfig, leader_elect=args.leader_elect,
+        qps=args.kube_api_qps, burst=args.kube_api_burst,
         controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip()),
         options={"node-monitor-grace-period": args.node_monitor_grace_period,
                  "pod-eviction-timeout": args.pod_eviction_timeout,

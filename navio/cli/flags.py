@@ -10,7 +10,7 @@ from typing import Any, Coroutine
 
 from navio.cli.logs import setup_logging
 
-__all__ = ["duration", "run_component"]
+__all__ = ["duration", "run_component", "true_false"]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -31,6 +31,15 @@ def duration(text: str) -> float:
     if pos != len(text) or not text:
         raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 40s, 5m, 1h30m)")
     return total
+
+
+def true_false(text: str) -> bool:
+    """A Go-style boolean flag value."""
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def run_component(args: argparse.Namespace, coro: Coroutine[Any, Any, None]) -> int:

@@ -16,9 +16,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version",
                    version=f"navio {__version__} (Kubernetes {KUBERNETES_VERSION})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from navio.cli import controllermanager, server
+    from navio.cli import controllermanager, scheduler, server
     server.add_parser(sub)
     controllermanager.add_parser(sub)
+    scheduler.add_parser(sub)
     return p
 
 

@@ -198,6 +198,17 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
              *verbosity),
             lambda: run_controllers(ControllerManagerConfig(kubeconfig=kc,
                                                             leader_elect=False))))
+    if "scheduler" not in config.disabled:
+        kc_s = kubeconfig_for("scheduler", "system:kube-scheduler")
+
+        async def run_scheduler() -> None:
+            from navio.scheduler import SchedulerConfig
+            from navio.scheduler import run as run_sched
+            await run_sched(SchedulerConfig(kubeconfig=kc_s, leader_elect=False))
+        out.append(Component(
+            "scheduler",
+            ("scheduler", "--kubeconfig", str(kc_s), "--leader-elect", "false", *verbosity),
+            run_scheduler))
     return out
 
 

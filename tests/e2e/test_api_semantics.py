@@ -84,14 +84,24 @@ def test_generation_moves_on_spec_change_only(kubectl: Kubectl, server: NavioSer
     assert status_of(server, "GET", path)[1]["metadata"]["generation"] == 1
     kubectl("scale", "deploy", "g", "-n", ns, "--replicas=3")
     assert status_of(server, "GET", path)[1]["metadata"]["generation"] == 2
-    # Status writes leave spec alone; main-resource writes leave status alone.
-    code, d = status_of(server, "PATCH", path + "/status",
-                        {"status": {"replicas": 7}, "spec": {"replicas": 99}},
+    # Status writes leave spec alone; main-resource writes leave status alone. (A PDB: no
+    # controller of this cluster writes its status yet.)
+    base = f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"
+    assert status_of(server, "POST", base, {"metadata": {"name": "b"}, "spec": {
+        "minAvailable": 1, "selector": {"matchLabels": {"a": "b"}}}})[0] == 201
+    code, d = status_of(server, "PATCH", base + "/b/status",
+                        {"metadata": {"annotations": {"seen": "yes"}},
+                         "status": {"currentHealthy": 7, "desiredHealthy": 1,
+                                    "disruptionsAllowed": 0, "expectedPods": 7},
+                         "spec": {"minAvailable": 5}},
                         {"Content-Type": "application/merge-patch+json"})
-    assert code == 200 and d["status"]["replicas"] == 7 and d["spec"]["replicas"] == 3
-    code, d = status_of(server, "PATCH", path, {"status": {"replicas": 1}},
+    assert code == 200, d
+    assert d["status"]["currentHealthy"] == 7 and d["spec"]["minAvailable"] == 1
+    assert d["metadata"]["annotations"]["seen"] == "yes"
+    assert d["metadata"]["generation"] == 1
+    code, d = status_of(server, "PATCH", base + "/b", {"status": {"currentHealthy": 1}},
                         {"Content-Type": "application/merge-patch+json"})
-    assert d["status"]["replicas"] == 7
+    assert d["status"]["currentHealthy"] == 7
 
 
 def test_finalizers_hold_deletion_until_removed(server: NavioServer, ns: str) -> None:

@@ -1,0 +1,157 @@
+"""`navio agent`: the node agent (kubelet) — registers a Node and runs the pods bound to it.
+
+Flags follow the kubelet's where it has one (`--kubeconfig`, `--node-ip`, `--address`,
+`--port=10250`, `--root-dir`, `--tls-cert-file`, `--tls-private-key-file`,
+`--client-ca-file`, `--cluster-dns`, `--cluster-domain`, `--resolv-conf`, `--max-pods`,
+`--node-labels`, `--node-status-update-frequency`, `--v`). Credentials only as files.
+
+Until `navio main` registers this subcommand it also runs as `python -m navio.cli.agent`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from navio.cli.flags import duration
+from navio.cli.logs import setup_logging
+from navio.kubelet.config import AgentConfig, default_node_name, default_root_dir
+
+__all__ = ["add_parser", "config_from_args", "main"]
+
+_TOKEN_NOTE = ("--server with --token-file is accepted for the TLS-bootstrap flow that "
+               "comes with the security work (issue 3); until then a token file cannot be "
+               "used and the agent needs --kubeconfig")
+
+
+def _labels(text: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"invalid label {part!r} (want key=value)")
+        out.append((key, value))
+    return tuple(out)
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", type=Path, help="credentials to reach the API server")
+    p.add_argument("--server", help="API server URL (with --token-file; see below)")
+    p.add_argument("--token-file", type=Path, help=_TOKEN_NOTE)
+    p.add_argument("--node-name", "--hostname-override", dest="node_name",
+                   default=default_node_name(), help="this node's name (default: hostname)")
+    p.add_argument("--root-dir", type=Path, default=default_root_dir(),
+                   help="the agent's state: pods, volumes, runtime records (default: "
+                        "%(default)s)")
+    p.add_argument("--runtime", choices=("process", "sim"), default="process",
+                   help="process: containers are host processes (namespaces when root); "
+                        "sim: nothing runs, containers are reported running")
+    p.add_argument("--pod-cidr", default="10.42.0.0/24", help="this node's pod IP range")
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16")
+    p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
+    p.add_argument("--node-netns", help="named netns (/run/netns) holding the pods' bridge "
+                                        "(tests: a node namespace with no route out)")
+    p.add_argument("--node-ip", help="the node's InternalIP (default: the default route's "
+                                     "interface address)")
+    p.add_argument("--address", default="0.0.0.0", help="kubelet API bind address")
+    p.add_argument("--port", type=int, default=10250, help="kubelet API port (0: any free)")
+    p.add_argument("--tls-cert-file", type=Path)
+    p.add_argument("--tls-private-key-file", type=Path)
+    p.add_argument("--client-ca-file", type=Path,
+                   help="CA of the client certificates allowed on the kubelet API (default: "
+                        "the kubeconfig's cluster CA)")
+    p.add_argument("--cluster-dns", default="", help="comma-separated DNS server IPs")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--resolv-conf", default="/etc/resolv.conf",
+                   help='the host resolv.conf pods with dnsPolicy Default get ("" for none)')
+    p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--node-labels", type=_labels, default=(), help="key=value,...")
+    p.add_argument("--node-status-update-frequency", type=duration, default=10.0)
+    p.add_argument("--node-status-report-frequency", type=duration, default=60.0)
+    p.add_argument("--sync-frequency", type=duration, default=60.0)
+    p.add_argument("--node-lease-duration-seconds", type=int, default=40)
+    p.add_argument("--cgroup-parent", default="/navio")
+    p.add_argument("--no-isolation", dest="isolation", action="store_const", const=False,
+                   default=None, help="process runtime: no namespaces/cgroups even as root")
+    p.add_argument("--v", dest="verbosity", type=int, default=0, help="log verbosity (klog)")
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig:
+    if args.kubeconfig is None and args.token_file is not None:
+        raise SystemExit(f"navio agent: {_TOKEN_NOTE}")
+    return AgentConfig(
+        node_name=args.node_name, kubeconfig=args.kubeconfig, server=args.server,
+        token_file=args.token_file, root_dir=args.root_dir, runtime=args.runtime,
+        pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr, service_cidr=args.service_cidr,
+        node_netns=args.node_netns, node_ip=args.node_ip, address=args.address, port=args.port,
+        tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
+        cluster_dns=tuple(x.strip() for x in args.cluster_dns.split(",") if x.strip()),
+        cluster_domain=args.cluster_domain,
+        resolv_conf=Path(args.resolv_conf) if args.resolv_conf else None,
+        max_pods=args.max_pods, node_labels=args.node_labels,
+        node_status_update_frequency=args.node_status_update_frequency,
+        node_status_report_frequency=args.node_status_report_frequency,
+        sync_frequency=args.sync_frequency,
+        node_lease_duration_seconds=args.node_lease_duration_seconds,
+        cgroup_parent=args.cgroup_parent, isolation=args.isolation, verbosity=args.verbosity)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        raise SystemExit(f"navio agent: {exc}") from None
+    setup_logging(config.verbosity)
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        pass
+    asyncio.run(_serve(config))
+    return 0
+
+
+async def _serve(config: Any) -> None:
+    """Run the agent until SIGINT/SIGTERM.
+
+    Signals are taken with signal.signal, not loop.add_signal_handler: the runtime forks
+    helper children (pyroute2's netns creation) that inherit the event loop's signal wakeup
+    fd, and a SIGTERM sent to such a child would otherwise read as one sent to the agent."""
+    from navio.kubelet.agent import run
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(run(config))
+    pid = os.getpid()
+
+    def stop(signum: int, frame: object) -> None:
+        if os.getpid() == pid:
+            loop.call_soon_threadsafe(task.cancel)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("agent", help="run the node agent (kubelet): register a node and run "
+                                     "the pods bound to it")
+    _configure(p)
+    p.set_defaults(run=_run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="navio agent")
+    _configure(p)
+    return _run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
