@@ -346,8 +346,14 @@ async def test_service_endpoints_and_slices_follow_pod_readiness_within_a_second
             ep1 = (await endpoints_by_pod("web"))["web-1"]
             assert ep1["addresses"] == ["10.7.0.1"] and ep1["nodeName"] == node
             assert ep1["zone"] == "z1"
+            # Endpoints and EndpointSlices are written by two controllers: wait for both.
+            async def endpoints_current() -> bool:
+                e = await client.get(ENDPOINTS, "web", ns)
+                subsets = e.get("subsets") or [{}]
+                return [a["ip"] for a in subsets[0].get("addresses", ())] == \
+                    ["10.7.0.1", "10.7.0.2"]
+            await wait_until(endpoints_current, timeout=5, what="Endpoints with both pods")
             ep = await client.get(ENDPOINTS, "web", ns)
-            assert [a["ip"] for a in ep["subsets"][0]["addresses"]] == ["10.7.0.1", "10.7.0.2"]
             assert ep["subsets"][0]["ports"] == [{"name": "http", "port": 8080,
                                                   "protocol": "TCP"}]
             assert "endpoints.kubernetes.io/last-change-trigger-time" in \
