@@ -37,11 +37,14 @@ from aiohttp import WSMsgType, web
 from navio.api import errors
 from navio.api.registry import Kind
 from navio.apiserver.requestinfo import RequestInfo
+from navio.pki.certs import CertificateAuthority
+from navio.pki.kubeletclient import ensure_kubelet_client_cert
 
 if TYPE_CHECKING:
     from navio.apiserver.handlers import ResourceHandlers
 
-__all__ = ["proxy", "kubelet_endpoint", "configure", "KubeletClientTLS", "KUBELET_CLIENT"]
+__all__ = ["proxy", "kubelet_endpoint", "configure", "configure_with_ca", "KubeletClientTLS",
+           "KUBELET_CLIENT"]
 
 _LOG_PARAMS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
                "limitBytes")
@@ -73,6 +76,13 @@ KUBELET_CLIENT = web.AppKey("navio.kubelet_client", KubeletClientTLS)
 def configure(app: web.Application, client_tls: KubeletClientTLS) -> None:
     """Give the API server its kubelet credentials (before the app starts)."""
     app[KUBELET_CLIENT] = client_tls
+
+
+def configure_with_ca(app: web.Application, ca: CertificateAuthority) -> None:
+    """`configure` with the cluster CA and its `apiserver-kubelet-client` certificate (made
+    in the CA's directory if missing). Call before the app starts."""
+    pair = ensure_kubelet_client_cert(ca, ca.pair.cert.parent)
+    configure(app, KubeletClientTLS(ca.pair.cert, pair.cert, pair.key))
 
 
 async def kubelet_endpoint(h: "ResourceHandlers", node_name: str) -> tuple[str, int]:

@@ -1,0 +1,258 @@
+"""Pod volumes: the host directories and files behind each `spec.volumes` entry.
+
+Why: containers see volumes at their mount paths; the runtime bind-mounts host paths, and the
+kubelet must first make those host paths exist with the right content (pkg/kubelet/volumemanager
+and the emptyDir, hostPath, configMap, secret, downwardAPI and projected plugins).
+
+Layout (as the kubelet's): `<pods dir>/<pod uid>/volumes/kubernetes.io~<plugin>/<volume>`.
+
+Guarantees:
+- `setup` is idempotent and safe to repeat on every sync: configMap/secret/downwardAPI/projected
+  content is rewritten through the AtomicWriter only when it changed, so an updated ConfigMap
+  reaches running containers atomically on the next sync.
+- File modes follow `items[].mode`, else `defaultMode` (0644 by API default).
+- A failure names the volume and says why with the kubelet's words (`configmap "x" not
+  found`, `hostPath type check failed: ...`); optional sources that are missing give an empty
+  volume. Secret contents are never logged.
+- emptyDir with medium Memory is a tmpfs of `sizeLimit` (else node allocatable memory) when
+  mounts are possible; `cleanup` unmounts it before deleting the pod directory.
+- serviceAccountToken and clusterTrustBundle projections are skipped (they come with the
+  security work) and reported once per pod as a warning.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from navio.api.quantity import QuantityError, value
+from navio.kubelet.atomicwriter import AtomicWriter, FileProjection, PayloadError
+from navio.kubelet.env import Lookup
+from navio.kubelet.fieldref import FieldRefError, pod_field, resource_field
+from navio.kubelet.iopool import run_io
+from navio.runtime import mounts
+
+__all__ = ["PodVolumes", "VolumeError", "VolumeManager", "READ_ONLY_PLUGINS"]
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_MODE = 0o644
+READ_ONLY_PLUGINS = frozenset({"configMap", "secret", "downwardAPI", "projected"})
+_PLUGIN_DIRS = {"emptyDir": "kubernetes.io~empty-dir", "configMap": "kubernetes.io~configmap",
+                "secret": "kubernetes.io~secret", "downwardAPI": "kubernetes.io~downward-api",
+                "projected": "kubernetes.io~projected"}
+
+
+class VolumeError(Exception):
+    def __init__(self, volume: str, message: str) -> None:
+        super().__init__(f'MountVolume.SetUp failed for volume "{volume}" : {message}')
+        self.volume = volume
+
+
+@dataclass(frozen=True)
+class PodVolumes:
+    """Host path of each volume, and which ones containers must see read-only."""
+
+    paths: dict[str, str] = field(default_factory=dict)
+    read_only: frozenset[str] = frozenset()
+    warnings: tuple[str, ...] = ()
+
+
+def _b64(data: Mapping[str, Any]) -> dict[str, bytes]:
+    out = {}
+    for k, v in data.items():
+        try:
+            out[str(k)] = base64.b64decode(v)
+        except (binascii.Error, ValueError, TypeError):
+            out[str(k)] = b""
+    return out
+
+
+class VolumeManager:
+    def __init__(self, pods_dir: Path, lookup: Lookup, *,
+                 allocatable: Callable[[], Mapping[str, str]], tmpfs: bool) -> None:
+        self.pods_dir = pods_dir
+        self._lookup = lookup
+        self._allocatable = allocatable
+        self._tmpfs = tmpfs
+
+    def pod_dir(self, uid: str) -> Path:
+        return self.pods_dir / uid
+
+    async def setup(self, pod: Mapping[str, Any], *, host_ips: list[str],
+                    pod_ips: list[str]) -> PodVolumes:
+        meta = pod.get("metadata") or {}
+        uid, namespace = str(meta.get("uid")), str(meta.get("namespace") or "default")
+        paths: dict[str, str] = {}
+        read_only: set[str] = set()
+        warnings: list[str] = []
+        for vol in (pod.get("spec") or {}).get("volumes") or ():
+            name = str(vol.get("name"))
+            plugin = next((k for k in vol if k != "name"), "")
+            if plugin == "hostPath":
+                paths[name] = await run_io(_host_path, name, vol["hostPath"])
+                continue
+            if plugin not in _PLUGIN_DIRS:
+                raise VolumeError(name, f"volume type {plugin or 'unknown'} is not supported "
+                                        "by this node")
+            directory = self.pod_dir(uid) / "volumes" / _PLUGIN_DIRS[plugin] / name
+            paths[name] = str(directory)
+            if plugin == "emptyDir":
+                await run_io(self._empty_dir, directory, vol["emptyDir"] or {})
+                continue
+            read_only.add(name)
+            payload = await self._payload(pod, namespace, name, plugin, vol[plugin] or {},
+                                          host_ips, pod_ips, warnings)
+            try:
+                changed = await run_io(AtomicWriter(directory).write, payload)
+            except PayloadError as exc:
+                raise VolumeError(name, str(exc)) from None
+            if changed:
+                log.info("volume updated", extra={"pod": f"{namespace}/{meta.get('name')}",
+                                                  "volume": name})
+        return PodVolumes(paths, frozenset(read_only), tuple(warnings))
+
+    def _empty_dir(self, directory: Path, source: Mapping[str, Any]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        if source.get("medium") == "Memory" and self._tmpfs:
+            size = None
+            try:
+                limit = source.get("sizeLimit") or self._allocatable().get("memory")
+                size = value(str(limit)) if limit else None
+            except QuantityError:
+                size = None
+            mounts.mount_tmpfs(str(directory), size, mode=0o777)
+        else:
+            os.chmod(directory, 0o777)
+
+    async def _payload(self, pod: Mapping[str, Any], namespace: str, volume: str, plugin: str,
+                       source: Mapping[str, Any], host_ips: list[str], pod_ips: list[str],
+                       warnings: list[str]) -> dict[str, FileProjection]:
+        default_mode = int(source.get("defaultMode", _DEFAULT_MODE))
+        if plugin in ("configMap", "secret"):
+            return await self._object_payload(volume, plugin, namespace, source, default_mode)
+        if plugin == "downwardAPI":
+            return self._downward(volume, pod, source.get("items") or (), default_mode,
+                                  host_ips, pod_ips)
+        payload: dict[str, FileProjection] = {}
+        for src in source.get("sources") or ():
+            if src.get("configMap") or src.get("secret"):
+                kind = "configMap" if src.get("configMap") else "secret"
+                payload.update(await self._object_payload(volume, kind, namespace, src[kind],
+                                                          default_mode))
+            elif src.get("downwardAPI"):
+                payload.update(self._downward(volume, pod, src["downwardAPI"].get("items") or (),
+                                              default_mode, host_ips, pod_ips))
+            elif src.get("serviceAccountToken") or src.get("clusterTrustBundle"):
+                kind = "serviceAccountToken" if src.get("serviceAccountToken") else \
+                    "clusterTrustBundle"
+                warnings.append(f"projected volume {volume}: {kind} sources are not supported "
+                                "yet (they come with the security work) and were skipped")
+        return payload
+
+    async def _object_payload(self, volume: str, plugin: str, namespace: str,
+                              source: Mapping[str, Any], default_mode: int
+                              ) -> dict[str, FileProjection]:
+        kind = "configmap" if plugin == "configMap" else "secret"
+        # (secret volumes say secretName; configMap volumes and projections say name)
+        name = str(source.get("secretName") or source.get("name") or "")
+        optional = bool(source.get("optional"))
+        obj = await self._lookup(kind, namespace, name)
+        if obj is None:
+            if optional:
+                return {}
+            raise VolumeError(volume, f'{kind} "{name}" not found')
+        if kind == "configmap":
+            data = {str(k): str(v).encode() for k, v in (obj.get("data") or {}).items()}
+            data.update(_b64(obj.get("binaryData") or {}))
+        else:
+            data = _b64(obj.get("data") or {})
+        items = source.get("items")
+        if not items:
+            return {k: FileProjection(v, default_mode) for k, v in data.items()}
+        payload = {}
+        for item in items:
+            key = str(item.get("key"))
+            if key not in data:
+                if optional:
+                    continue
+                what = "configmap references non-existent config key" if kind == "configmap" \
+                    else "references non-existent secret key"
+                raise VolumeError(volume, f"{what}: {key}")
+            payload[str(item.get("path") or key)] = FileProjection(
+                data[key], int(item.get("mode", default_mode)))
+        return payload
+
+    def _downward(self, volume: str, pod: Mapping[str, Any], items: Any, default_mode: int,
+                  host_ips: list[str], pod_ips: list[str]) -> dict[str, FileProjection]:
+        payload = {}
+        for item in items:
+            try:
+                if item.get("fieldRef"):
+                    text = pod_field(pod, str(item["fieldRef"].get("fieldPath")),
+                                     host_ips=host_ips, pod_ips=pod_ips)
+                else:
+                    ref = item.get("resourceFieldRef") or {}
+                    text = resource_field(pod, str(ref.get("containerName") or ""),
+                                          str(ref.get("resource")), ref.get("divisor"),
+                                          self._allocatable())
+            except FieldRefError as exc:
+                raise VolumeError(volume, str(exc)) from None
+            payload[str(item.get("path"))] = FileProjection(text.encode(),
+                                                            int(item.get("mode", default_mode)))
+        return payload
+
+    async def cleanup(self, uid: str) -> None:
+        """Unmount and delete everything under the pod's directory; safe to repeat."""
+        await run_io(self._cleanup, self.pod_dir(uid))
+
+    @staticmethod
+    def _cleanup(directory: Path) -> None:
+        empty_dirs = directory / "volumes" / _PLUGIN_DIRS["emptyDir"]
+        if empty_dirs.is_dir():
+            for entry in empty_dirs.iterdir():
+                mounts.unmount(str(entry))
+        if directory.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+_HOST_PATH_CHECKS = {
+    "Directory": (stat.S_ISDIR, "is not a directory"),
+    "File": (stat.S_ISREG, "is not a file"),
+    "Socket": (stat.S_ISSOCK, "is not a socket file"),
+    "CharDevice": (stat.S_ISCHR, "is not a character device"),
+    "BlockDevice": (stat.S_ISBLK, "is not a block device"),
+}
+
+
+def _host_path(volume: str, source: Mapping[str, Any]) -> str:
+    """hostPath with its `type` check (pkg/volume/hostpath checkType)."""
+    path = str(source.get("path") or "")
+    kind = source.get("type") or ""
+    if kind == "DirectoryOrCreate" and not os.path.exists(path):
+        os.makedirs(path, 0o755, exist_ok=True)
+        return path
+    if kind == "FileOrCreate" and not os.path.exists(path):
+        os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+        return path
+    if kind == "DirectoryOrCreate":
+        kind = "Directory"
+    elif kind == "FileOrCreate":
+        kind = "File"
+    if kind in _HOST_PATH_CHECKS:
+        check, what = _HOST_PATH_CHECKS[kind]
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise VolumeError(volume, f"hostPath type check failed: {path} {what}") from None
+        if not check(mode):
+            raise VolumeError(volume, f"hostPath type check failed: {path} {what}")
+    return path
