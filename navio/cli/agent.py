@@ -18,11 +18,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from navio.cli.components import Component
 from navio.cli.flags import duration
 from navio.cli.logs import setup_logging
 from navio.kubelet.config import AgentConfig, default_node_name, default_root_dir
+from navio.pki.certs import CertificateAuthority
+from navio.pki.kubeletclient import ensure_kubelet_serving_cert
 
-__all__ = ["add_parser", "config_from_args", "main"]
+__all__ = ["add_parser", "config_from_args", "local_agent_component", "main"]
 
 _TOKEN_NOTE = ("--server with --token-file is accepted for the TLS-bootstrap flow that "
                "comes with the security work (issue 3); until then a token file cannot be "
@@ -145,6 +148,34 @@ def add_parser(sub: Any) -> None:
                                      "the pods bound to it")
     _configure(p)
     p.set_defaults(run=_run)
+
+
+def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfig: Path,
+                          node_name: str | None = None, port: int = 10250,
+                          cluster_dns: tuple[str, ...] = (), verbosity: int = 0) -> Component:
+    """The local node of `navio server`: its kubelet serving certificate (signed by the
+    cluster CA, for 127.0.0.1), the `navio agent` argv and the same agent in-process.
+    `kubeconfig` is the node's identity (user `system:node:<node>`, group `system:nodes`).
+    The kubelet API listens on 127.0.0.1:`port` and the node's InternalIP is 127.0.0.1."""
+    pki = data_dir / "pki"
+    node = node_name or default_node_name()
+    serving = ensure_kubelet_serving_cert(ca, pki, node, ("127.0.0.1", "localhost"))
+    argv = ["agent", "--kubeconfig", str(kubeconfig), "--node-name", node, "--root-dir",
+            str(data_dir / "agent"), "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
+            "--port", str(port), "--tls-cert-file", str(serving.cert),
+            "--tls-private-key-file", str(serving.key), "--client-ca-file", str(ca.pair.cert),
+            "--v", str(verbosity)]
+    if cluster_dns:
+        argv += ["--cluster-dns", ",".join(cluster_dns)]
+    parser = argparse.ArgumentParser(prog="navio agent")
+    _configure(parser)
+    config = config_from_args(parser.parse_args(argv[1:]))
+
+    async def in_process() -> None:
+        from navio.kubelet.agent import run
+        await run(config)
+
+    return Component("agent", tuple(argv), in_process)
 
 
 def main(argv: list[str] | None = None) -> int:

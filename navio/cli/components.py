@@ -27,8 +27,8 @@ log = logging.getLogger("navio.server")
 class Component:
     name: str
     argv: tuple[str, ...]
-    # The same component as a coroutine, for --single-process.
-    in_process: Callable[[], Awaitable[None]]
+    # The same component as a coroutine, for --single-process; None: always a child process.
+    in_process: Callable[[], Awaitable[None]] | None
 
 
 class Supervisor:
@@ -45,11 +45,13 @@ class Supervisor:
 
     def start(self) -> None:
         for c in self.components:
-            runner = self._run_task if self.single_process else self._run_child
+            in_process = self.single_process and c.in_process is not None
+            runner = self._run_task if in_process else self._run_child
             self._tasks.append(asyncio.create_task(runner(c), name=f"component {c.name}"))
 
     async def _run_task(self, c: Component) -> None:
         delay = 1.0
+        assert c.in_process is not None
         while not self._stopping:
             try:
                 await c.in_process()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from navio.api.registry import default_registry
+from navio.apiserver import nodeproxy
 from navio.apiserver.app import ApiServer, ApiServerConfig, tls_context
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
 from navio.apiserver.resources import Resources
@@ -74,7 +76,7 @@ def add_parser(sub: Any) -> None:
                         "child process each (uses every core)")
     p.add_argument("--disable", default="",
                    help="comma-separated components not to run (controller-manager, "
-                        "scheduler)")
+                        "scheduler, agent)")
     p.add_argument("--v", dest="verbosity", type=int, default=0, help="log verbosity (klog)")
     p.set_defaults(run=_run)
 
@@ -126,6 +128,8 @@ async def serve(config: ServerConfig) -> None:
     api = ApiServer(ApiServerConfig(bind_address=config.bind_address,
                                     secure_port=config.port, service_cidr=config.service_cidr),
                     resources)
+    # The API server reaches kubelets (logs, exec, port-forward) with its own client cert.
+    nodeproxy.configure_with_ca(api.app, ca)
     runner = web.AppRunner(api.app, handle_signals=False, access_log=None,
                            handler_cancellation=True, shutdown_timeout=5.0)
     await runner.setup()
@@ -198,6 +202,15 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
              *verbosity),
             lambda: run_controllers(ControllerManagerConfig(kubeconfig=kc,
                                                             leader_elect=False))))
+    if config.agent and "agent" not in config.disabled:
+        from navio.cli.agent import default_node_name, local_agent_component
+        node = default_node_name()
+        kc_n = kubeconfig_for("kubelet", f"system:node:{node}", ("system:nodes",))
+        agent = local_agent_component(data_dir=config.data_dir, ca=ca, kubeconfig=kc_n,
+                                      node_name=node, verbosity=config.verbosity)
+        # Always its own process: creating pod network namespaces forks the agent, and the
+        # fork's signals would reach the server's own loop (see NOTES.md).
+        out.append(dataclasses.replace(agent, in_process=None))
     if "scheduler" not in config.disabled:
         kc_s = kubeconfig_for("scheduler", "system:kube-scheduler")
 
