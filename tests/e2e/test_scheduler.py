@@ -289,15 +289,7 @@ def test_a_higher_priority_pod_preempts_a_lower_one(kubectl, ns, nodes):
     kubectl("delete", "priorityclass", f"{ns}-high", "--wait=false", check=False)
 
 
-def _has_pod_groups(kubectl: Kubectl) -> bool:
-    out = kubectl.run("api-resources", "--api-group=scheduling.navio.dev", "-o", "name",
-                      check=False)
-    return "podgroups" in out.stdout
-
-
 def test_a_gang_of_four_with_room_for_three_waits_then_binds_together(kubectl, ns, nodes):
-    if not _has_pod_groups(kubectl):
-        pytest.skip("the PodGroup kind (scheduling.navio.dev/v1alpha1) is not registered")
     nodes({"name": "gang-1", "cpu": "1"}, {"name": "gang-2", "cpu": "1"},
           {"name": "gang-3", "cpu": "1"})
     kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
