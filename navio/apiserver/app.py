@@ -12,7 +12,6 @@ import asyncio
 import logging
 import platform
 import ssl
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -28,26 +27,11 @@ from navio.apiserver.handlers import ResourceHandlers, json_response
 from navio.apiserver.requestinfo import parse_request
 from navio.apiserver.resources import Resources
 
-__all__ = ["ApiServer", "ApiServerConfig", "tls_context", "version_info"]
+__all__ = ["ApiServer", "tls_context", "version_info"]
 
 log = logging.getLogger(__name__)
 
 _PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
-
-
-@dataclass(frozen=True)
-class ApiServerConfig:
-    bind_address: str = "127.0.0.1"
-    secure_port: int = 6443
-    service_cidr: str = "10.43.0.0/16"
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    client_ca: Path | None = None
-    advertise: str = field(default="")
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.secure_port < 65536:
-            raise ValueError(f"--secure-port {self.secure_port} is not a valid port")
 
 
 def version_info() -> dict[str, str]:
@@ -78,8 +62,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ApiServer:
-    def __init__(self, config: ApiServerConfig, resources: Resources) -> None:
-        self.config = config
+    def __init__(self, resources: Resources) -> None:
         self.resources = resources
         self.registry: Registry = resources.registry
         self.handlers = ResourceHandlers(resources)

@@ -406,7 +406,7 @@ class Resources:
         if meta.get("deletionTimestamp") and grace >= int(meta.get("deletionGracePeriodSeconds")
                                                          or 0):
             return int(meta.get("deletionGracePeriodSeconds") or 0)
-        return max(grace, 0) if grace != 0 else 0
+        return max(grace, 0)
 
 
 def _check_preconditions(kind: Kind, name: str, obj: dict[str, Any],

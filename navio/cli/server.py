@@ -23,7 +23,7 @@ from aiohttp import web
 
 from navio.api.registry import default_registry
 from navio.apiserver import nodeproxy
-from navio.apiserver.app import ApiServer, ApiServerConfig, tls_context
+from navio.apiserver.app import ApiServer, tls_context
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
 from navio.apiserver.resources import Resources
 from navio.cli.logs import setup_logging
@@ -125,9 +125,7 @@ async def serve(config: ServerConfig) -> None:
     store = await SQLiteStore.open(data / "db" / "state.db")
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
     await resources.start()
-    api = ApiServer(ApiServerConfig(bind_address=config.bind_address,
-                                    secure_port=config.port, service_cidr=config.service_cidr),
-                    resources)
+    api = ApiServer(resources)
     # The API server reaches kubelets (logs, exec, port-forward) with its own client cert.
     nodeproxy.configure_with_ca(api.app, ca)
     runner = web.AppRunner(api.app, handle_signals=False, access_log=None,
