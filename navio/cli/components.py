@@ -20,6 +20,18 @@ from typing import Awaitable, Callable
 
 __all__ = ["Component", "Supervisor"]
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the server dies, even by kill -9, so no
+    component outlives the server it was started for."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
 log = logging.getLogger("navio.server")
 
 
@@ -70,7 +82,8 @@ class Supervisor:
             with open(self.log_dir / f"{c.name}.log", "ab") as out:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "navio.cli.main", *c.argv,
-                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out)
+                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                    preexec_fn=_die_with_parent)
             self._procs[c.name] = proc
             log.info("component started", extra={"component": c.name, "pid": proc.pid})
             started = asyncio.get_running_loop().time()

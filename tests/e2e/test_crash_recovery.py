@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cluster import NavioServer
+from cluster import NavioServer, wait_for
 from rawhttp import status_of
 
 
@@ -48,13 +48,40 @@ async def _hammer(server: NavioServer, n: int, kill_after: int) -> list[str]:
     return acked
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
     server = NavioServer(tmp_path / "data").start()
     try:
+        assert server.proc is not None
+        components = wait_for(lambda: _children(server.proc.pid), 30,
+                              "the server's component processes")
         acked = asyncio.run(_hammer(server, 500, kill_after=150))
         assert server.proc is not None
         server.proc.wait(10)
         assert server.proc.returncode == -signal.SIGKILL
+        # Components die with their server, kill -9 included: none is left behind.
+        wait_for(lambda: not any(_alive(p) for p in components), 20,
+                 "the components of the killed server to exit")
         assert len(acked) >= 150
         server.stop()
         server.start()
