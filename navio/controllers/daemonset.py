@@ -33,7 +33,7 @@ from typing import Any
 
 from navio.api import errors
 from navio.api.selectors import label_selector_from_spec
-from navio.api.selectors.labels import _parse_int64
+from navio.api import nodeaffinity
 from navio.client import (CONTROLLERREVISIONS, DAEMONSETS, NAMESPACE_INDEX, NODES, NORMAL, PODS,
                           WARNING, namespace_index)
 from navio.controllers.base import Controller, ControllerContext, owner_key
@@ -80,49 +80,9 @@ def daemon_tolerations(spec: Obj) -> list[Obj]:
     return tols
 
 
-def _expr_matches(expr: Obj, labels: dict[str, str]) -> bool:
-    op, key, values = expr.get("operator"), expr.get("key", ""), expr.get("values") or []
-    present = key in labels
-    if op == "In":
-        return present and labels[key] in values
-    if op == "NotIn":
-        return not present or labels[key] not in values
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt") and present and len(values) == 1:
-        have, want = _parse_int64(labels[key]), _parse_int64(values[0])
-        if have is not None and want is not None:
-            return have > want if op == "Gt" else have < want
-    return False
-
-
-def _term_matches(term: Obj, node: Obj) -> bool:
-    exprs, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
-    if not exprs and not fields:
-        return False
-    labels = node["metadata"].get("labels") or {}
-    if not all(_expr_matches(e, labels) for e in exprs):
-        return False
-    for f in fields:
-        if f.get("key") != "metadata.name" or len(f.get("values") or []) != 1:
-            return False
-        if (node["metadata"]["name"] == f["values"][0]) != (f.get("operator") == "In"):
-            return False
-    return True
-
-
 def required_affinity_matches(spec: Obj, node: Obj) -> bool:
     """nodeaffinity.GetRequiredNodeAffinity(pod).Match(node): nodeSelector AND terms."""
-    labels = node["metadata"].get("labels") or {}
-    if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
-        return False
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if required is None:
-        return True
-    return any(_term_matches(t, node) for t in required.get("nodeSelectorTerms") or ())
+    return nodeaffinity.required_matches(spec, node)
 
 
 def _untolerated(taints: list[Obj], tols: list[Obj], effects: tuple[str, ...]) -> bool:

@@ -1,13 +1,7 @@
 """Node selectors (`nodeSelector`, nodeAffinity terms), per node and over all nodes at once.
 
-component-helpers/scheduling/corev1/nodeaffinity semantics (v1.32):
-- `RequiredNodeAffinity` = `spec.nodeSelector` (every pair must match) AND, when set, the
-  required NodeSelector: terms are ORed, a term's matchExpressions and matchFields ANDed; an
-  empty term matches nothing; a term with an invalid requirement (bad operator, Gt/Lt without
-  one integer) matches nothing. matchFields supports only `metadata.name`.
-- Operators: In, NotIn (true when the label is absent), Exists, DoesNotExist, Gt, Lt (the
-  label value and the operand both parse as int64).
-The batched forms return numpy bool arrays over node rows `[0, n)`; they agree with the
+The semantics are `navio.api.nodeaffinity`'s (the per-node reference, shared with the
+DaemonSet controller). The batched forms return numpy bool arrays over node rows `[0, n)`; they agree with the
 per-node forms (tests/unit/scheduler/test_batch_agreement.py).
 """
 
@@ -16,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from navio.api.selectors.labels import _parse_int64
+from navio.api import nodeaffinity
 
 if TYPE_CHECKING:
     from navio.scheduler.cache import Cache
@@ -24,67 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RequiredNodeAffinity", "term_matches", "term_mask", "preferred_score"]
 
-_OPS = frozenset({"In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"})
-
-
-def _expr_valid(expr: Mapping[str, Any]) -> bool:
-    op = expr.get("operator")
-    values = expr.get("values") or []
-    if op not in _OPS:
-        return False
-    if op in ("In", "NotIn"):
-        return len(values) > 0
-    if op in ("Exists", "DoesNotExist"):
-        return len(values) == 0
-    return len(values) == 1 and _parse_int64(values[0]) is not None
-
-
-def _field_valid(expr: Mapping[str, Any]) -> bool:
-    return (expr.get("key") == "metadata.name" and expr.get("operator") in ("In", "NotIn")
-            and len(expr.get("values") or []) == 1)
-
-
-def _expr_matches(expr: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    op, key = expr["operator"], expr.get("key", "")
-    values = expr.get("values") or []
-    present = key in labels
-    if op == "In":
-        return present and labels[key] in values
-    if op == "NotIn":
-        return not present or labels[key] not in values
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if not present:
-        return False
-    have = _parse_int64(labels[key])
-    if have is None:
-        return False
-    want = _parse_int64(values[0])
-    assert want is not None
-    return have > want if op == "Gt" else have < want
-
-
-def _term_valid(term: Mapping[str, Any]) -> bool:
-    exprs = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    return bool(exprs or fields) and all(map(_expr_valid, exprs)) and \
-        all(map(_field_valid, fields))
-
-
 def term_matches(term: Mapping[str, Any], node: NodeInfo) -> bool:
     """One NodeSelectorTerm against one node."""
-    if not _term_valid(term):
-        return False
-    for expr in term.get("matchExpressions") or ():
-        if not _expr_matches(expr, node.labels):
-            return False
-    for expr in term.get("matchFields") or ():
-        inside = node.name == expr["values"][0]
-        if inside != (expr["operator"] == "In"):
-            return False
-    return True
+    return nodeaffinity.term_matches(term, node.labels, node.name)
 
 
 def term_mask(term: Mapping[str, Any], cache: Cache) -> Any:
@@ -93,7 +29,7 @@ def term_mask(term: Mapping[str, Any], cache: Cache) -> Any:
     assert arrays is not None
     np = _np()
     n = len(cache.slots)
-    if not _term_valid(term):
+    if not nodeaffinity.term_valid(term):
         return np.zeros(n, dtype=bool)
     mask = np.ones(n, dtype=bool)
     for expr in term.get("matchExpressions") or ():
