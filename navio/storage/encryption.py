@@ -55,6 +55,11 @@ def key_name_of(value: bytes) -> str | None:
     return name.decode("utf-8", "replace") if sep else None
 
 
+def _where(key: str) -> str:
+    """The resource part of a storage key: errors never carry object (secret) names."""
+    return "/".join(key.split("/")[:4]) + "/"
+
+
 class _Transformer:
     """Encrypt/decrypt for one `resources` entry."""
 
@@ -75,19 +80,19 @@ class _Transformer:
         name = key_name_of(value)
         if name is None:
             if not self.entry.identity:
-                raise DecryptionError(f"{key}: stored unencrypted and no identity provider "
-                                      "is configured")
+                raise DecryptionError(f"{_where(key)}: a value stored unencrypted and no "
+                                      "identity provider is configured")
             return value, self.primary is not None
         aead = self.aeads.get(name)
         if aead is None:
-            raise DecryptionError(f"{key}: encrypted with key {name!r}, which is not "
-                                  "configured")
+            raise DecryptionError(f"{_where(key)}: a value encrypted with key {name!r}, "
+                                  "which is not configured")
         body = value[len(ENVELOPE_PREFIX) + len(name.encode()) + 1:]
         try:
             plain = aead.decrypt(body[:_NONCE], body[_NONCE:], key.encode())
         except (InvalidTag, ValueError):
-            raise DecryptionError(f"{key}: value does not authenticate under key {name!r}"
-                                  ) from None
+            raise DecryptionError(f"{_where(key)}: a value does not authenticate under "
+                                  f"key {name!r}") from None
         return plain, name != self.primary
 
 
