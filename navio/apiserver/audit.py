@@ -20,6 +20,7 @@ authorizer adds `authorization.k8s.io/decision`.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -29,8 +30,9 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.streams import StreamReader
 
-from navio.api import errors
+from navio.api import errors, protobuf
 from navio.apiserver.auditpolicy import AuditPolicy, default_policy
 from navio.apiserver.requestinfo import RequestInfo, parse_request
 
@@ -92,9 +94,10 @@ class Auditor:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         ctx = _Context(parse_request(request.method, request.path, request.query))
         request[_STATE] = ctx
-        if self.policy.records_bodies and request.can_read_body and \
-                request.content_type.endswith("json"):
-            await request.read()   # cached by aiohttp; the handler reads it again
+        if self.policy.records_bodies and request.can_read_body and (
+                request.content_type.endswith("json") or
+                request.content_type == protobuf.MEDIA_TYPE):
+            _replayable(request, await request.read())
         code = 500
         response: web.StreamResponse | None = None
         try:
@@ -170,10 +173,30 @@ class Auditor:
         if annotations:
             event["annotations"] = dict(annotations)
         if ctx.level in ("Request", "RequestResponse"):
-            body = _json_body(getattr(request, "_read_bytes", None))
+            raw = getattr(request, "_read_bytes", None)
+            body = _protobuf_body(raw) if request.content_type == protobuf.MEDIA_TYPE \
+                else _json_body(raw)
             if body is not None:
                 event["requestObject"] = body
         return event
+
+
+def _replayable(request: web.Request, body: bytes) -> None:
+    """Give the handler, which streams `request.content`, the body this middleware read."""
+    stream = StreamReader(request.protocol, 2 ** 16, loop=asyncio.get_running_loop())
+    if body:
+        stream.feed_data(body)
+    stream.feed_eof()
+    request._payload = stream   # type: ignore[attr-defined]  # aiohttp keeps the body here
+
+
+def _protobuf_body(data: Any) -> Any:
+    if not isinstance(data, (bytes, bytearray)) or not data:
+        return None
+    try:
+        return protobuf.decode(bytes(data))
+    except Exception:   # an undecodable body is not recorded; the handler reports it
+        return None
 
 
 def _json_body(data: Any) -> Any:
