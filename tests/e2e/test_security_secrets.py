@@ -139,3 +139,23 @@ def test_plaintext_secrets_from_before_encryption_are_migrated(tmp_path: Path) -
                  "the legacy secret to be encrypted")
     finally:
         srv.stop()
+
+
+def test_rotate_key_with_the_server_stopped(tmp_path: Path) -> None:
+    srv = NavioServer(tmp_path / "data").start()
+    kubectl = Kubectl(srv.kubeconfig, tmp_path / "home")
+    try:
+        kubectl("create", "secret", "generic", "offline", f"--from-literal=v={MARKER}")
+    finally:
+        srv.stop()
+    proc = rotate(srv.data_dir)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "no server was running" in out, err
+    assert key_names(srv.data_dir) == ["key2"]
+    assert b"k8s:enc:aesgcm:v1:key2:" in raw_store(srv.data_dir)
+    srv.start()
+    try:
+        value = kubectl("get", "secret", "offline", "-o", "jsonpath={.data.v}")
+        assert base64.b64decode(value).decode() == MARKER
+    finally:
+        srv.stop()
