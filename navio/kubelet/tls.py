@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from navio.pki import tlspolicy
+from navio.pki.tlspolicy import server_context as policy_context
 
 __all__ = ["server_context", "ensure_self_signed", "authorize", "peer_identity",
            "API_SERVER_USER"]
@@ -76,7 +76,7 @@ def server_context(cert: Path, key: Path, *, client_ca_file: Path | None = None,
     if client_ca_file is None and client_ca_data is None:
         raise ValueError("the kubelet API needs a client CA (--client-ca-file): there is no "
                          "anonymous access")
-    ctx = tlspolicy.server_context(cert, key)
+    ctx = policy_context(cert, key)
     if client_ca_file is not None:
         ctx.load_verify_locations(cafile=str(client_ca_file))
     else:
