@@ -91,4 +91,6 @@ def is_revoked(request: web.Request, peercert: dict[str, Any]) -> bool:
     """Whether the verified client certificate `peercert` of `request` is revoked."""
     revoked = request.app.get(REVOCATION)
     serial = peercert.get("serialNumber")
-    return revoked is not None and bool(serial) and serial in revoked
+    if revoked is None or not isinstance(serial, str) or not serial:
+        return False
+    return serial in revoked

@@ -6,8 +6,8 @@ certificate), as the kubelet's `--client-ca-file` with `--anonymous-auth=false` 
 authorization amount to for the API server's identity.
 
 Guarantees:
-- `server_context` requires and verifies a client certificate (navio/pki/tlspolicy.py: TLS 1.2/1.3, ECDHE+AEAD
-  suites only; HTTP/1.1).
+- `server_context` requires and verifies a client certificate, under navio's one TLS policy
+  (navio/pki/tlspolicy.py: TLS 1.2/1.3, ECDHE+AEAD suites only; HTTP/1.1).
 - Without configured serving files a self-signed certificate for the node's names is made
   once under `<root>/pki` (0600 key) and reused, as the kubelet does (an API server that
   verifies kubelet certificates will refuse it; `navio server` hands its agent a CA-signed one).

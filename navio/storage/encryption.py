@@ -20,6 +20,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import os
@@ -249,9 +250,9 @@ class EncryptedStore:
         return getattr(self.inner, name)
 
     # -- rotation ------------------------------------------------------------------------------
-    async def stale_keys(self) -> list[str]:
+    async def stale_keys(self) -> builtins.list[str]:
         """Keys whose live value is not under its primary key (plain or an older key)."""
-        out: list[str] = []
+        out: builtins.list[str] = []
         for prefix, t in self._rules:
             start = ""
             while True:
