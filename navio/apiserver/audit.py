@@ -49,7 +49,7 @@ def _now() -> str:
 
 
 class _Context:
-    __slots__ = ("audit_id", "received", "info", "level", "omit", "event", "started")
+    __slots__ = ("audit_id", "code", "event", "info", "level", "omit", "received", "started")
 
     def __init__(self, info: RequestInfo) -> None:
         self.audit_id = str(uuid.uuid4())
@@ -59,6 +59,7 @@ class _Context:
         self.omit: frozenset[str] = frozenset()
         self.event: dict[str, Any] = {}
         self.started = False
+        self.code = 500   # until a response says otherwise
 
 
 class Auditor:
@@ -98,24 +99,23 @@ class Auditor:
                 request.content_type.endswith("json") or
                 request.content_type == protobuf.MEDIA_TYPE):
             _replayable(request, await request.read())
-        code = 500
         response: web.StreamResponse | None = None
         try:
             response = await handler(request)
-            code = response.status
+            ctx.code = response.status
             return response
         except web.HTTPException as exc:
-            code = exc.status
+            ctx.code = exc.status
             raise
         except errors.ApiError as exc:
-            code = exc.code
+            ctx.code = exc.code
             raise
         finally:
             if not ctx.started:          # no response was prepared (the client went away)
                 self._begin(request, ctx, None)
             if ctx.level not in ("", "None") and "ResponseComplete" not in ctx.omit:
                 event = dict(ctx.event, stage="ResponseComplete", stageTimestamp=_now(),
-                             responseStatus={"metadata": {}, "code": code})
+                             responseStatus={"metadata": {}, "code": ctx.code})
                 if ctx.level == "RequestResponse":
                     body = _json_body(getattr(response, "body", None))
                     if body is not None:
@@ -132,6 +132,8 @@ class Auditor:
                ) -> None:
         """Decide the level (the user is known now) and write the early stages."""
         ctx.started = True
+        if response is not None:
+            ctx.code = response.status   # a stream the client ends keeps its status
         user = request.get("user")
         name = getattr(user, "name", "system:anonymous")
         groups = tuple(getattr(user, "groups", ("system:unauthenticated",)))
