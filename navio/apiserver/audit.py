@@ -7,9 +7,10 @@ stage, requestURI, verb, user, sourceIPs, userAgent, objectRef, responseStatus,
 requestReceivedTimestamp, stageTimestamp, annotations (+ requestObject / responseObject at
 Request / RequestResponse levels).
 
-Stages: RequestReceived and ResponseComplete for every request; long-running ones (watch,
-exec, logs -f, port-forward) also get ResponseStarted when their stream begins, so a watch is
-on record when it starts, not when it ends. The events of a request are written once its
+Stages: RequestReceived (omitted by the default policy, as in kube's example policy) and
+ResponseComplete for every request; long-running ones (watch, exec, logs -f, port-forward)
+also get ResponseStarted when their stream begins, so a watch is on record when it starts, not
+when it ends. The events of a request are written once its
 response starts, when the authenticated user is known.
 
 Never in the log: any header (so no Authorization bearer token), bodies of secrets, tokens and

@@ -36,6 +36,7 @@ from navio.pki.certs import CertificateAuthority, CertPair, load_or_create_ca
 from navio.pki.kubeconfig import write_kubeconfig
 from navio.pki.privatefiles import KeyFileError, check_private_files
 from navio.storage.encryption import EncryptedStore
+from navio.storage.encryptionconfig import load_or_create_config
 from navio.storage.sqlite import SQLiteStore
 
 __all__ = ["add_parser", "ServerConfig"]
@@ -154,6 +155,7 @@ async def serve(config: ServerConfig) -> None:
         ca.issue(pki, "apiserver", cn="kube-apiserver", client=False,
                  server_names=_server_names(config.bind_address, config.service_cidr))
     admin_pair = _client_cert(ca, pki, "admin", "kubernetes-admin", ("system:masters",))
+    load_or_create_config(encryption_config)   # a bad key file fails before the store opens
     store = EncryptedStore(await SQLiteStore.open(data / "db" / "state.db"),
                            encryption_config)
     store.start()

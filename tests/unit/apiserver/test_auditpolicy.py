@@ -21,7 +21,8 @@ def policy(*rules: dict, **top):
 
 def test_default_is_metadata_for_everything() -> None:
     assert default_policy().evaluate(*ADMIN, info("GET", "/api/v1/pods"))[0] == "Metadata"
-    assert default_policy().evaluate(*ADMIN, info("GET", "/version"))[0] == "Metadata"
+    assert default_policy().evaluate(*ADMIN, info("GET", "/version")) == (
+        "Metadata", {"RequestReceived"})
 
 
 def test_first_matching_rule_wins_and_no_match_is_none() -> None:
