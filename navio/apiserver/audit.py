@@ -42,7 +42,6 @@ __all__ = ["Auditor"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_STATE = "navio.audit"
 
 
 def _now() -> str:
@@ -61,6 +60,11 @@ class _Context:
         self.event: dict[str, Any] = {}
         self.started = False
         self.code = 500   # until a response says otherwise
+
+
+# A typed request key where aiohttp has them (3.13+), else the plain string.
+_STATE: Any = (web.RequestKey("navio.audit", _Context) if hasattr(web, "RequestKey")
+               else "navio.audit")
 
 
 class Auditor:
@@ -112,8 +116,8 @@ class Auditor:
             ctx.code = exc.code
             raise
         finally:
-            if not ctx.started:          # no response was prepared (the client went away)
-                self._begin(request, ctx, None)
+            if not ctx.started:   # a plain response (prepared after this returns) or none
+                self._begin(request, ctx, response, streaming=False)
             if ctx.level not in ("", "None") and "ResponseComplete" not in ctx.omit:
                 event = dict(ctx.event, stage="ResponseComplete", stageTimestamp=_now(),
                              responseStatus={"metadata": {}, "code": ctx.code})
@@ -127,10 +131,10 @@ class Auditor:
         ctx = request.get(_STATE)
         if ctx is None or ctx.started:
             return
-        self._begin(request, ctx, response)
+        self._begin(request, ctx, response, streaming=True)
 
-    def _begin(self, request: web.Request, ctx: _Context, response: web.StreamResponse | None
-               ) -> None:
+    def _begin(self, request: web.Request, ctx: _Context, response: web.StreamResponse | None,
+               *, streaming: bool) -> None:
         """Decide the level (the user is known now) and write the early stages."""
         ctx.started = True
         if response is not None:
@@ -150,7 +154,8 @@ class Auditor:
         long_running = ctx.info.verb == "watch" or ctx.info.subresource in (
             "exec", "attach", "portforward", "proxy") or (
             ctx.info.subresource == "log" and request.query.get("follow") == "true")
-        if long_running and response is not None and "ResponseStarted" not in ctx.omit:
+        if long_running and streaming and response is not None and \
+                "ResponseStarted" not in ctx.omit:
             self._write(dict(ctx.event, stage="ResponseStarted", stageTimestamp=_now(),
                              responseStatus={"metadata": {}, "code": response.status}))
 
