@@ -49,7 +49,8 @@ def _arch() -> str:
 
 
 def tls_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
-    """The serving context (navio/pki/tlspolicy.py: TLS 1.2/1.3, ECDHE+AEAD only) that asks for (but does not require) a client certificate."""
+    """The serving context, under navio's TLS policy (navio/pki/tlspolicy.py: TLS 1.2/1.3,
+    ECDHE+AEAD only), that asks for (but does not require) a client certificate."""
     ctx = tlspolicy.server_context(cert, key)
     ctx.load_verify_locations(client_ca)
     ctx.verify_mode = ssl.CERT_OPTIONAL
