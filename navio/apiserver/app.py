@@ -26,6 +26,7 @@ from navio.apiserver.authn import UserInfo, authenticate
 from navio.apiserver.handlers import ResourceHandlers, json_response
 from navio.apiserver.requestinfo import parse_request
 from navio.apiserver.resources import Resources
+from navio.pki import tlspolicy
 
 __all__ = ["ApiServer", "tls_context", "version_info"]
 
@@ -48,13 +49,11 @@ def _arch() -> str:
 
 
 def tls_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
-    """TLS 1.2+ serving context that asks for (but does not require) a client certificate."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
+    """The serving context, under navio's TLS policy (navio/pki/tlspolicy.py: TLS 1.2/1.3,
+    ECDHE+AEAD only), that asks for (but does not require) a client certificate."""
+    ctx = tlspolicy.server_context(cert, key)
     ctx.load_verify_locations(client_ca)
     ctx.verify_mode = ssl.CERT_OPTIONAL
-    ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from navio.apiserver import revocation
+
 __all__ = ["UserInfo", "authenticate"]
 
 
@@ -35,7 +37,7 @@ def authenticate(request: web.Request) -> UserInfo | None:
     if ssl_object is None:
         return None
     cert = ssl_object.getpeercert()
-    if not cert:
+    if not cert or revocation.is_revoked(request, cert):
         return None
     cn, orgs = "", []
     for rdn in cert.get("subject", ()):

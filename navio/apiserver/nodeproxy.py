@@ -37,6 +37,7 @@ from aiohttp import WSMsgType, web
 from navio.api import errors
 from navio.api.registry import Kind
 from navio.apiserver.requestinfo import RequestInfo
+from navio.pki import tlspolicy
 from navio.pki.certs import CertificateAuthority
 from navio.pki.kubeletclient import ensure_kubelet_client_cert
 
@@ -63,8 +64,8 @@ class KubeletClientTLS:
 
     def ssl_context(self) -> ssl.SSLContext:
         if not self._ctx:
-            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx = tlspolicy.apply_policy(ssl.create_default_context(
+                ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file)))
             ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
             self._ctx.append(ctx)
         return self._ctx[0]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from navio.cli.components import Component
-from navio.cli.flags import duration
+from navio.cli.flags import duration, refuse_shared_credentials
 from navio.cli.logs import setup_logging
 from navio.kubelet.config import AgentConfig, default_node_name, default_root_dir
 from navio.pki.certs import CertificateAuthority
@@ -110,6 +110,8 @@ def _run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         raise SystemExit(f"navio agent: {exc}") from None
+    refuse_shared_credentials(config.kubeconfig, config.tls_private_key_file,
+                              config.token_file)
     setup_logging(config.verbosity)
     try:
         import uvloop

@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import re
 import signal
+from pathlib import Path
 from typing import Any, Coroutine
 
 from navio.cli.logs import setup_logging
+from navio.pki.privatefiles import KeyFileError, check_private_files
 
-__all__ = ["duration", "run_component", "true_false"]
+__all__ = ["duration", "refuse_shared_credentials", "run_component", "true_false"]
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -42,9 +44,22 @@ def true_false(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def refuse_shared_credentials(*paths: Path | None) -> None:
+    """Exit with the file and the fix when a credential file is readable by others."""
+    try:
+        check_private_files(p for p in paths if p is not None)
+    except KeyFileError as exc:
+        raise SystemExit(f"navio: {exc}") from None
+
+
 def run_component(args: argparse.Namespace, coro: Coroutine[Any, Any, None]) -> int:
     """Run one component's coroutine until SIGINT/SIGTERM, with uvloop and navio's logs."""
     setup_logging(getattr(args, "verbosity", 0))
+    try:
+        refuse_shared_credentials(getattr(args, "kubeconfig", None))
+    except SystemExit:
+        coro.close()
+        raise
     try:
         import uvloop
         uvloop.install()

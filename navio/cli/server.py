@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,19 @@ from aiohttp import web
 
 from navio.api.registry import default_registry
 from navio.apiserver import nodeproxy
+from navio.apiserver import revocation
 from navio.apiserver.app import ApiServer, tls_context
+from navio.apiserver.audit import Auditor
+from navio.apiserver.auditpolicy import load_policy
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
 from navio.apiserver.resources import Resources
 from navio.cli.logs import setup_logging
 from navio.cli.components import Component, Supervisor
 from navio.pki.certs import CertificateAuthority, CertPair, load_or_create_ca
 from navio.pki.kubeconfig import write_kubeconfig
+from navio.pki.privatefiles import KeyFileError, check_private_files
+from navio.storage.encryption import EncryptedStore
+from navio.storage.encryptionconfig import load_or_create_config
 from navio.storage.sqlite import SQLiteStore
 
 __all__ = ["add_parser", "ServerConfig"]
@@ -53,6 +60,9 @@ class ServerConfig:
     verbosity: int = 0
     single_process: bool = False
     disabled: tuple[str, ...] = ()
+    encryption_config: Path | None = None   # default: <data>/pki/encryption-config.yaml
+    audit_policy_file: Path | None = None   # default: Metadata for everything
+    audit_log_path: Path | None = None      # default: <data>/logs/audit.log
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -77,6 +87,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--disable", default="",
                    help="comma-separated components not to run (controller-manager, "
                         "scheduler, agent)")
+    p.add_argument("--encryption-provider-config", dest="encryption_config", type=Path,
+                   help="EncryptionConfiguration with the keys secrets are encrypted with "
+                        "(default: DATA/pki/encryption-config.yaml, made on first start)")
+    p.add_argument("--audit-policy-file", type=Path,
+                   help="audit.k8s.io/v1 Policy (default: every request at Metadata)")
+    p.add_argument("--audit-log-path", type=Path,
+                   help="audit log, JSON lines (default: DATA/logs/audit.log)")
     p.add_argument("--v", dest="verbosity", type=int, default=0, help="log verbosity (klog)")
     p.set_defaults(run=_run)
 
@@ -86,8 +103,17 @@ def _run(args: argparse.Namespace) -> int:
                           port=args.port, service_cidr=args.service_cidr, agent=args.agent,
                           verbosity=args.verbosity, single_process=args.single_process,
                           disabled=tuple(d.strip() for d in args.disable.split(",")
-                                         if d.strip()))
+                                         if d.strip()),
+                          encryption_config=args.encryption_config,
+                          audit_policy_file=args.audit_policy_file,
+                          audit_log_path=args.audit_log_path)
     setup_logging(config.verbosity)
+    if config.audit_policy_file is not None:
+        try:
+            load_policy(config.audit_policy_file)
+        except ValueError as exc:
+            print(f"navio server: {exc}", file=sys.stderr, flush=True)
+            return 1
     try:
         import uvloop
         uvloop.install()
@@ -97,6 +123,9 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
+    except KeyFileError as exc:
+        print(f"navio server: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -115,17 +144,28 @@ async def serve(config: ServerConfig) -> None:
     data.mkdir(parents=True, exist_ok=True)
     os.chmod(data, 0o700)
     pki = data / "pki"
+    encryption_config = config.encryption_config or pki / "encryption-config.yaml"
+    # Refuse credentials others can read (keys, kubeconfigs, the encryption keys) before
+    # reading any of them.
+    check_private_files([*sorted(pki.glob("*.key")), *sorted(data.glob("*.kubeconfig")),
+                         encryption_config])
     ca = load_or_create_ca(pki)
     serving = pki / "apiserver.crt"
     if not serving.exists() or not (pki / "apiserver.key").exists():
         ca.issue(pki, "apiserver", cn="kube-apiserver", client=False,
                  server_names=_server_names(config.bind_address, config.service_cidr))
     admin_pair = _client_cert(ca, pki, "admin", "kubernetes-admin", ("system:masters",))
-
-    store = await SQLiteStore.open(data / "db" / "state.db")
+    load_or_create_config(encryption_config)   # a bad key file fails before the store opens
+    store = EncryptedStore(await SQLiteStore.open(data / "db" / "state.db"),
+                           encryption_config)
+    store.start()
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
     await resources.start()
     api = ApiServer(resources)
+    Auditor(config.audit_log_path or data / "logs" / "audit.log",
+            load_policy(config.audit_policy_file) if config.audit_policy_file else None
+            ).install(api.app)
+    revocation.install(api.app, pki / "revoked-serials")   # `navio cert revoke` writes it
     # The API server reaches kubelets (logs, exec, port-forward) with its own client cert.
     nodeproxy.configure_with_ca(api.app, ca)
     runner = web.AppRunner(api.app, handle_signals=False, access_log=None,

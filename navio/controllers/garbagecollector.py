@@ -108,6 +108,11 @@ class _Node:
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
+def _level(node: _Node) -> int:
+    """Secret names are logged at debug only (issue 3: names of secrets leak in logs)."""
+    return logging.DEBUG if node.resource.resource_name == "secrets" else logging.INFO
+
+
 class GarbageCollector(Controller):
     name = NAME
 
@@ -293,9 +298,8 @@ class GarbageCollector(Controller):
                                      preconditions={"uid": node.uid})
         except (errors.NotFound, errors.Conflict):
             return
-        log.info("dependent deleted", extra={"object": node.label(),
-                                             "resource": node.resource.resource_name,
-                                             "policy": policy})
+        log.log(_level(node), "dependent deleted", extra={
+            "object": node.label(), "resource": node.resource.resource_name, "policy": policy})
 
     async def _process_deleting_dependents(self, owner: _Node) -> None:
         blocking = []
@@ -320,8 +324,8 @@ class GarbageCollector(Controller):
                 await self._patch_owner_refs(
                     dep, lambda refs: [r for r in refs if r.get("uid") != owner.uid])
         if await self._remove_finalizer(owner, ORPHAN):
-            log.info("dependents orphaned", extra={"object": owner.label(),
-                                                   "resource": owner.resource.resource_name})
+            log.log(_level(owner), "dependents orphaned", extra={
+                "object": owner.label(), "resource": owner.resource.resource_name})
 
     # ---- conditional writes -----------------------------------------------------------------
 

@@ -6,7 +6,8 @@ certificate), as the kubelet's `--client-ca-file` with `--anonymous-auth=false` 
 authorization amount to for the API server's identity.
 
 Guarantees:
-- `server_context` requires and verifies a client certificate (TLS ≥ 1.2, HTTP/1.1 only).
+- `server_context` requires and verifies a client certificate, under navio's one TLS policy
+  (navio/pki/tlspolicy.py: TLS 1.2/1.3, ECDHE+AEAD suites only; HTTP/1.1).
 - Without configured serving files a self-signed certificate for the node's names is made
   once under `<root>/pki` (0600 key) and reused, as the kubelet does (an API server that
   verifies kubelet certificates will refuse it; `navio server` hands its agent a CA-signed one).
@@ -27,6 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from navio.pki.tlspolicy import server_context as policy_context
 
 __all__ = ["server_context", "ensure_self_signed", "authorize", "peer_identity",
            "API_SERVER_USER"]
@@ -73,16 +76,13 @@ def server_context(cert: Path, key: Path, *, client_ca_file: Path | None = None,
     if client_ca_file is None and client_ca_data is None:
         raise ValueError("the kubelet API needs a client CA (--client-ca-file): there is no "
                          "anonymous access")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
+    ctx = policy_context(cert, key)
     if client_ca_file is not None:
         ctx.load_verify_locations(cafile=str(client_ca_file))
     else:
         assert client_ca_data is not None
         ctx.load_verify_locations(cadata=client_ca_data.decode("ascii"))
     ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 
 

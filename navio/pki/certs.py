@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertPair", "CertificateAuthority", "write_private", "load_or_create_ca"]
+__all__ = ["CertPair", "CertificateAuthority", "ISSUED_LOG", "record_issued", "write_private",
+           "load_or_create_ca"]
 
 _CA_DAYS = 3650
 _LEAF_DAYS = 365
@@ -37,6 +39,25 @@ def write_private(path: Path, data: bytes) -> None:
         os.close(fd)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+ISSUED_LOG = "issued.jsonl"
+
+
+def record_issued(ca_dir: Path, cert: x509.Certificate) -> None:
+    """Append the certificate's serial, subject and expiry to the CA's issuance record
+    (`<ca dir>/issued.jsonl`), so `navio cert revoke --user` finds every certificate a user
+    was ever given, including ones whose files were since replaced."""
+    cn = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    orgs = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    line = json.dumps({"serial": format(cert.serial_number, "X"), "cn": cn[0] if cn else "",
+                       "groups": orgs, "notAfter": cert.not_valid_after_utc.isoformat()})
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(ca_dir / ISSUED_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode() + b"\n")
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,7 @@ class CertificateAuthority:
         pair = CertPair(directory / f"{stem}.crt", directory / f"{stem}.key")
         write_private(pair.key, _key_pem(key))
         write_private(pair.cert, cert.public_bytes(serialization.Encoding.PEM))
+        record_issued(self.pair.cert.parent, cert)
         return pair
 
 
