@@ -2,7 +2,9 @@
 
 Why: issue 7 asks that each pod have its own network stack (two replicas can both listen on
 :8080) reachable at a pod IP from the node's pod CIDR, like CNI's bridge + host-local plugins.
-pyroute2 speaks netlink directly, so no `ip` binary is needed.
+pyroute2 speaks netlink directly, so no `ip` binary is needed. Nothing here forks the agent:
+namespaces are made by namespaces.create_netns, and the netlink socket for a namespace is
+opened inside it by a short-lived thread (pyroute2's own `netns=` forks a child per socket).
 
 Layout for a sandbox whose id starts with <p> (12 hex characters):
 - netns `navio-<p>`, `ip netns`-compatible (/run/netns/navio-<p>), with `lo` up, `eth0` holding
@@ -25,13 +27,14 @@ import asyncio
 import errno
 import logging
 import os
+import socket
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Coroutine, TypeVar
 
-from pyroute2 import AsyncIPRoute, netns
+from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from navio.runtime.namespaces import NETNS_DIR
+from navio.runtime.namespaces import NETNS_DIR, create_netns, delete_netns, socket_in_netns
 
 __all__ = ["NETNS_DIR", "PodNetwork", "netns_name", "veth_name"]
 
@@ -49,6 +52,14 @@ def _on_private_loop(work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         return loop.run_until_complete(work())
     finally:
         loop.close()
+
+
+def _is_netns(path: str) -> bool:
+    """A bound namespace lives on nsfs, not on the file system of the directory holding it."""
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except FileNotFoundError:
+        return False
 
 
 def netns_name(sandbox_id: str) -> str:
@@ -71,8 +82,12 @@ class PodNetwork:
 
     @asynccontextmanager
     async def _ipr(self, name: str | None) -> AsyncIterator[AsyncIPRoute]:
-        # flags=0: never let pyroute2 create a namespace that should already exist.
-        ipr = AsyncIPRoute(netns=name, groups=0, flags=0) if name else AsyncIPRoute(groups=0)
+        if name:   # (a namespace that should exist is never created here)
+            sock = socket_in_netns(os.path.join(NETNS_DIR, name), socket.AF_NETLINK,
+                                   socket.SOCK_DGRAM, 0)   # NETLINK_ROUTE
+            ipr = AsyncIPRoute(fileno=sock.detach(), groups=0)
+        else:
+            ipr = AsyncIPRoute(groups=0)
         async with ipr:
             yield ipr
 
@@ -121,8 +136,10 @@ class PodNetwork:
     async def _setup(self, sandbox_id: str, ip: str) -> str:
         name = netns_name(sandbox_id)
         path = os.path.join(NETNS_DIR, name)
-        if not os.path.exists(path):
-            netns.create(name)
+        if os.path.lexists(path) and not _is_netns(path):   # a crash mid-creation
+            delete_netns(name)
+        if not os.path.lexists(path):
+            create_netns(name)
         await self._ensure_bridge()
         veth = veth_name(sandbox_id)
         async with self._ipr(self.node_netns) as node:
@@ -161,7 +178,4 @@ class PodNetwork:
                     except NetlinkError as exc:
                         if exc.code != errno.ENODEV:
                             raise
-        if not os.path.exists(os.path.join(NETNS_DIR, name)):
-            return False
-        netns.remove(name)
-        return True
+        return delete_netns(name)

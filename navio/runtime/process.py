@@ -10,6 +10,8 @@ host processes on the host network, says so in `capabilities`, and applies only 
 working dir.
 
 Guarantees, beyond protocol.py's:
+- Helpers (pauses, supervisors) are forked by the runtime's fork server (forkserver.py), so
+  a pod costs no Python interpreter start, and the agent itself never forks.
 - Containers survive the agent: each runs under a detached supervisor (supervisor.py). All
   state is on disk (state.py) and written before the resource it describes exists, so a new
   `ProcessRuntime` over the same state dir (after `kill -9`) reports the same containers with
@@ -40,7 +42,7 @@ from navio.runtime import cgroups, mounts
 from navio.runtime import namespaces as ns
 from navio.runtime.execsession import ProcessExecSession, run_to_completion, start_exec
 from navio.runtime.ipam import IPAllocator
-from navio.runtime.launch import spawn
+from navio.runtime.forkserver import ForkServer
 from navio.runtime.process_config import ProcessRuntimeConfig, detect_capabilities
 from navio.runtime.process_records import (container_status_of, finalize_lost, killpg_checked,
                                            pod_meta, proc_usage, sandbox_info_of, wait_gone)
@@ -89,7 +91,9 @@ class ProcessRuntime:
             self._state.close()
             raise
         self._ipam = IPAllocator(config.state_dir / "ipam.json", config.pod_cidr)
-        self._sandboxes = SandboxResources(config, self._caps, self._state, self._ipam)
+        self._forks = ForkServer(config.state_dir, python=config.python)
+        self._sandboxes = SandboxResources(config, self._caps, self._state, self._ipam,
+                                           self._forks)
         self._locks: dict[str, asyncio.Lock] = {}
         self._recovered = False
         self._recover_lock = asyncio.Lock()
@@ -102,8 +106,11 @@ class ProcessRuntime:
         return self._locks.setdefault(key, asyncio.Lock())
 
     async def close(self) -> None:
-        """Release the state dir; containers keep running."""
-        self._state.close()
+        """Stop the fork server and release the state dir; containers keep running."""
+        try:
+            await self._forks.close()
+        finally:
+            self._state.close()
 
     # ---- recovery ----------------------------------------------------------------------
 
@@ -286,8 +293,8 @@ class ProcessRuntime:
                 raise InvalidState(f"sandbox {rec['sandbox_id']} is not ready")
             directory = str(self._state.container_dir(container_id))
             try:
-                await spawn("navio.runtime.supervisor", [directory],
-                            timeout=self._config.helper_timeout, python=self._config.python)
+                await self._forks.spawn("navio.runtime.supervisor", [directory],
+                                        timeout=self._config.helper_timeout)
             except RuntimeFailure as exc:
                 if self._state.load_status(container_id) is None:
                     finalize_lost(self._state, container_id, reason="StartError",
