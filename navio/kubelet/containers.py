@@ -29,6 +29,7 @@ from navio.kubelet.env import CREATE_CONTAINER_CONFIG_ERROR, EnvError, Lookup, c
 from navio.kubelet.probes import ProbeRunner
 from navio.kubelet.volumes import PodVolumes
 from navio.runtime.protocol import (
+    INIT_LABEL,
     ContainerConfig,
     ContainerStatus,
     Mount,
@@ -43,7 +44,6 @@ __all__ = ["ContainerRunner", "pod_ref", "format_pod", "INIT_LABEL", "MINIMUM_GR
 log = logging.getLogger(__name__)
 
 MINIMUM_GRACE = 2
-INIT_LABEL = "navio.io/init-container"    # lets a runtime tell init containers apart
 _HOOK_TIMEOUT = 30.0
 EventFn = Callable[[Mapping[str, Any], str, str, str], None]
 

@@ -43,7 +43,7 @@ __all__ = [
     "ByteSink", "Capabilities", "ContainerConfig", "ContainerState", "ContainerStats",
     "ContainerStatus",
     "ExecSession", "InvalidState", "Mount", "NotFound", "Resources", "Runtime", "RuntimeFailure",
-    "SandboxInfo", "SandboxState", "Unsupported", "REASON_COMPLETED", "REASON_ERROR",
+    "SandboxInfo", "SandboxState", "Unsupported", "INIT_LABEL", "REASON_COMPLETED", "REASON_ERROR",
     "REASON_OOM_KILLED", "REASON_START_ERROR", "REASON_UNKNOWN",
 ]
 
@@ -52,6 +52,9 @@ SandboxState = Literal["ready", "notready"]
 
 # Reasons as containerd's CRI plugin reports them (kubectl shows them as the terminated reason).
 REASON_COMPLETED = "Completed"
+# The label the kubelet puts on an init container that must run to completion (not on a
+# sidecar, an init container with restartPolicy Always): lets a runtime tell them apart.
+INIT_LABEL = "navio.io/init-container"
 REASON_ERROR = "Error"
 REASON_OOM_KILLED = "OOMKilled"
 REASON_START_ERROR = "StartError"

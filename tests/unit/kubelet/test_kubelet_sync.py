@@ -37,7 +37,7 @@ class FakeStatus:
 
 class Harness:
     def __init__(self, tmp: Path, runtime: SimRuntime | None = None) -> None:
-        self.runtime = runtime or SimRuntime(pod_cidr="10.9.0.0/24")
+        self.runtime = runtime or SimRuntime(pod_cidr="10.9.0.0/24", finish_init_containers=False)
         self.offset = 0.0
         self.events: list[tuple[str, str]] = []
         self.status = FakeStatus()
@@ -150,6 +150,18 @@ async def test_init_containers_run_one_at_a_time_before_the_main_one(h):
     h.runtime.terminate(h.containers("init1")[0].id, 0)
     status = await h.sync(pod)
     assert status["phase"] == "Running" and "running" in state(status)
+
+
+async def test_on_a_sim_node_init_containers_succeed_and_the_pod_runs(tmp_path):
+    h = Harness(tmp_path, SimRuntime(pod_cidr="10.9.0.0/24"))
+    pod = make_pod(inits=2)
+    for _ in range(3):   # one init container per sync, then the app
+        status = await h.sync(pod)
+    assert status["phase"] == "Running" and "running" in state(status)
+    inits = status["initContainerStatuses"]
+    assert [(s["name"], s["state"]["terminated"]["exitCode"], s["state"]["terminated"]["reason"])
+            for s in inits] == [("init0", 0, "Completed"), ("init1", 0, "Completed")]
+    assert [c.name for c in h.containers() if c.state == "running"] == ["main"]
 
 
 async def test_a_failed_init_container_fails_a_never_pod_without_running_the_app(h):
