@@ -108,6 +108,7 @@ class ProcessRuntime:
     async def close(self) -> None:
         """Stop the fork server and release the state dir; containers keep running."""
         try:
+            await self._sandboxes.close()
             await self._forks.close()
         finally:
             self._state.close()
@@ -150,9 +151,9 @@ class ProcessRuntime:
     async def run_sandbox(self, pod: dict[str, Any], *, ip_hint: str | None = None) -> SandboxInfo:
         meta = pod_meta(pod)
         async with self._lock("pod:" + meta["uid"]):
-            for sid in self._state.sandbox_ids():
+            for sid in self._state.sandbox_of_pod(meta["uid"]):
                 rec = self._state.load_sandbox(sid)
-                if rec and rec["uid"] == meta["uid"]:
+                if rec:
                     info = sandbox_info_of(rec)
                     if info.state == "ready":
                         return info
@@ -219,9 +220,9 @@ class ProcessRuntime:
 
     def _containers_of(self, sandbox_id: str | None) -> list[ContainerStatus]:
         out = []
-        for cid in self._state.container_ids():
+        for cid in self._state.container_ids(sandbox_id):
             rec = self._state.load_container(cid)
-            if rec and (sandbox_id is None or rec["sandbox_id"] == sandbox_id):
+            if rec:
                 out.append(container_status_of(rec, self._state.load_status(cid)))
         return out
 

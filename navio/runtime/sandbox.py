@@ -91,6 +91,11 @@ class SandboxResources:
         rec["pause"] = {"pid": report["pid"], "starttime": report["starttime"]}
         rec["namespaces"] = joined
 
+    async def close(self) -> None:
+        """Stop the pod network's worker; every sandbox keeps what it has."""
+        if self._net is not None:
+            await asyncio.to_thread(self._net.close)
+
     async def teardown(self, rec: dict[str, Any]) -> None:
         """Release everything the record says exists; safe to repeat."""
         # (pause.json: written by the launcher before the agent hears of the pause, so even
