@@ -141,7 +141,8 @@ class ContainerRunner:
                                 f"{attempt}.log",
             command=command, args=args, env=tuple(env), working_dir=spec.get("workingDir"),
             mounts=tuple(mounts), resources=_resources(spec), attempt=attempt,
-            tty=bool(spec.get("tty")), run_as_user=_user(pod, spec, "runAsUser"),
+            tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")),
+            stdin_once=bool(spec.get("stdinOnce")), run_as_user=_user(pod, spec, "runAsUser"),
             run_as_group=_user(pod, spec, "runAsGroup"), labels=tuple(labels))
         try:
             cid = await self.runtime.create_container(sandbox.id, dict(spec), config)

@@ -61,6 +61,14 @@ def _status(code: int, reason: str, message: str) -> web.Response:
     return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
 
 
+def _container_spec(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    spec = pod.get("spec") or {}
+    for c in (*(spec.get("containers") or ()), *(spec.get("initContainers") or ())):
+        if c.get("name") == name:
+            return dict(c)
+    return {}
+
+
 def _flag(query: Any, *names: str) -> bool:
     for n in names:
         v = query.get(n)
@@ -257,11 +265,13 @@ class KubeletServer:
         return ws
 
     async def _attach(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        stdin, tty = _flag(q, "input", "stdin"), _flag(q, "tty")
         ws = await self._upgrade(request, channel.PROTOCOLS)
         if not isinstance(ws, web.WebSocketResponse):
             return ws
         try:
-            _, cid = await self._target(request)
+            pod, cid = await self._target(request)
         except (_NotFound, _Unavailable) as exc:
             await remotecommand.serve_error(ws, str(exc))
             return ws
@@ -270,11 +280,21 @@ class KubeletServer:
         if not path:
             await remotecommand.serve_error(ws, "the container has no output to attach to")
             return ws
+        spec = _container_spec(pod, request.match_info["container"])
+        tty = tty and bool(spec.get("tty"))
+        session = None
+        if stdin or tty:   # (input only reaches a container that keeps its stdin open)
+            try:
+                session = await self.host.runtime.attach(
+                    cid, stdin=stdin and bool(spec.get("stdin")), tty=tty)
+            except RuntimeFailure as exc:
+                await remotecommand.serve_error(ws, f"error attaching to container: {exc}")
+                return ws
 
         async def follow(emit: Callable[[str, bytes], Awaitable[None]]) -> None:
             await follow_new(path, emit, lambda: self._running(cid))
 
-        await remotecommand.serve_output(ws, follow)
+        await remotecommand.serve_output(ws, follow, session=session, tty=tty)
         return ws
 
     # ---- port-forward -------------------------------------------------------------------

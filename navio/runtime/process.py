@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, Concatenate, Coroutine, ParamSp
 
 from navio.runtime import cgroups, mounts
 from navio.runtime import namespaces as ns
+from navio.runtime.attachsession import ProcessAttachSession, connect_relay
 from navio.runtime.execsession import ProcessExecSession, run_to_completion, start_exec
 from navio.runtime.ipam import IPAllocator
 from navio.runtime.forkserver import ForkServer
@@ -270,6 +271,7 @@ class ProcessRuntime:
                     "pause": sandbox["pause"], "shm": sandbox.get("shm"), "cgroup": rec["cgroup"],
                     "log_path": log_path, "log_max_bytes": self._config.log_max_bytes,
                     "log_max_files": self._config.log_max_files, "tty": config.tty,
+                    "stdin": config.stdin, "stdin_once": config.stdin_once,
                     "uid": config.run_as_user, "gid": config.run_as_group,
                     "start_timeout": self._config.helper_timeout})
             except BaseException as exc:
@@ -399,6 +401,17 @@ class ProcessRuntime:
                                          for d in rec["cgroup"].values())]
         return await start_exec(args, list(cmd), config.get("env") or {}, stdin=stdin, tty=tty,
                                 python=self._config.python)
+
+    @_bounded()
+    async def attach(self, container_id: str, *, stdin: bool,
+                     tty: bool) -> ProcessAttachSession:
+        self._running(container_id)
+        config = self._state.load_container_config(container_id) or {}
+        keeps_stdin = bool(config.get("stdin"))
+        sock = None
+        if (stdin and keeps_stdin) or (tty and config.get("tty")):
+            sock = await connect_relay(self._state.container_dir(container_id))
+        return ProcessAttachSession(sock, stdin=stdin and keeps_stdin)
 
     @_bounded(lambda container_id, cmd, timeout: max(0.0, timeout))
     async def exec_sync(self, container_id: str, cmd: list[str],

@@ -10,7 +10,8 @@ An init container (labelled INIT_LABEL by the kubelet) succeeds as soon as it st
 goes straight to "exited" with exit code 0, so pods with init containers become Running
 (`finish_init_containers=False` keeps them running until `terminate`, for tests that drive
 them).
-Exec commands succeed with no output; port-forward is Unsupported. All state is in memory: a
+Exec commands succeed with no output; attach input is discarded; port-forward is
+Unsupported. All state is in memory: a
 new SimRuntime starts empty. Every call is immediate and idempotent as protocol.py requires.
 """
 
@@ -29,7 +30,7 @@ from navio.runtime.protocol import (INIT_LABEL, REASON_COMPLETED, REASON_ERROR, 
                                     InvalidState, NotFound, RuntimeFailure, SandboxInfo,
                                     Unsupported)
 
-__all__ = ["SimExecSession", "SimRuntime"]
+__all__ = ["SimAttachSession", "SimExecSession", "SimRuntime"]
 
 
 class SimExecSession:
@@ -51,6 +52,38 @@ class SimExecSession:
         return 0
 
     async def kill(self) -> None:
+        return None
+
+
+class _Discard:
+    """A stdin that takes everything and keeps nothing (protocol.ByteSink)."""
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        return None
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._closed = True
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+
+class SimAttachSession:
+    """An attachment whose input goes nowhere (nothing runs to read it)."""
+
+    def __init__(self, *, stdin: bool) -> None:
+        self.stdin: ByteSink | None = _Discard() if stdin else None
+
+    async def resize(self, cols: int, rows: int) -> None:
+        return None
+
+    async def close(self) -> None:
         return None
 
 
@@ -179,6 +212,11 @@ class SimRuntime:
         if self._get(container_id).state != "running":
             raise InvalidState(f"container {container_id} is not running")
         return SimExecSession(tty=tty)
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> SimAttachSession:
+        if self._get(container_id).state != "running":
+            raise InvalidState(f"container {container_id} is not running")
+        return SimAttachSession(stdin=stdin)
 
     async def exec_sync(self, container_id: str, cmd: list[str],
                         timeout: float) -> tuple[int, bytes, bytes]:

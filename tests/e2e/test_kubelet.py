@@ -579,3 +579,18 @@ def test_logs_follow_ends_when_the_container_exits(kctl, proc_agent, kns):
     started = time.monotonic()
     assert kctl("logs", "-f", "count", "-n", kns, timeout=30) == "1\n2\n3\n"
     assert time.monotonic() - started < 15
+
+
+def test_attach_stdin_reaches_the_containers_own_stdin(kctl, proc_agent, kns):
+    """`kubectl attach -i` writes to the container's stdin (spec.stdin); with stdinOnce the
+    end of kubectl's input closes it, so `cat` finishes and the pod Succeeds."""
+    apply(kctl, kns, pod_yaml("reader", PROC, ["sh", "-c", "echo ready; cat; echo done"],
+                              "    stdin: true\n    stdinOnce: true\n",
+                              spec="  restartPolicy: Never\n"))
+    wait_pod(kctl, kns, "reader", ready, 30, "Ready")
+    wait_for(lambda: "ready" in kctl("logs", "reader", "-n", kns), 15, "the greeting")
+    out = kctl("attach", "-i", "reader", "-n", kns, input="line one\nline two\n", timeout=30)
+    assert "line one\nline two\n" in out
+    wait_pod(kctl, kns, "reader", lambda p: p.get("status", {}).get("phase") == "Succeeded", 30,
+             "Succeeded")
+    assert kctl("logs", "reader", "-n", kns) == "ready\nline one\nline two\ndone\n"
