@@ -50,7 +50,9 @@ class PodStatusInput:
     `containers`: every runtime container of the pod (any sandbox). `sandbox_ready`: a ready
     sandbox exists. `ready`/`started`: the probe manager's verdict for a running container
     (name, container id). `reasons`: start failures by container name. `terminal`: the pod
-    worker finished the pod for good (deleted, or done under its restart policy)."""
+    worker finished the pod for good (deleted, or done under its restart policy).
+    `evicted`: (reason, message) of a kubelet decision that failed the pod (its active
+    deadline passed): phase Failed with them, whatever the containers say."""
 
     pod: Mapping[str, Any]
     containers: Sequence[ContainerStatus]
@@ -64,6 +66,7 @@ class PodStatusInput:
     reasons: Mapping[str, tuple[str, str]]
     terminal: bool
     now: str
+    evicted: tuple[str, str] | None = None
 
 
 def _latest(containers: Sequence[ContainerStatus], name: str) -> list[ContainerStatus]:
@@ -372,7 +375,10 @@ def generate_pod_status(inp: PodStatusInput) -> dict[str, Any]:
                 phase = earlier
                 break
     status: dict[str, Any] = {"phase": phase}
-    if phase == old.get("phase"):
+    if inp.evicted is not None:   # (generateAPIPodStatus: a PodSyncHandler's ShouldEvict)
+        phase = status["phase"] = "Failed"
+        status["reason"], status["message"] = inp.evicted
+    elif phase == old.get("phase"):
         for key in ("reason", "message"):
             val = old.get(key) or api_status.get(key)
             if val:

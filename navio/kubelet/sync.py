@@ -18,6 +18,9 @@ Guarantees:
   own runtime objects are touched.
 - At most two instances per container name are kept (current and previous, for lastState
   and `logs --previous`).
+- activeDeadlineSeconds (active_deadline.go): once the pod has been active on the node that
+  long since its startTime, it is killed and Failed with reason DeadlineExceeded (and a
+  DeadlineExceeded event); until then a sync is due when the deadline passes.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any, Callable, Mapping
 
 from navio.kubelet.backoff import Backoff, go_duration
 from navio.kubelet.containers import ContainerRunner, format_pod, pod_ref
+from navio.kubelet.deadline import DEADLINE_EXCEEDED, deadline_left
 from navio.kubelet.iopool import run_io
 from navio.kubelet.pleg import RuntimeCache
 from navio.kubelet.podfiles import write_pod_files
@@ -78,7 +82,8 @@ class PodSyncer:
                  event: Callable[[Mapping[str, Any], str, str, str], None],
                  backoff: Backoff, reasons: dict[tuple[str, str], tuple[str, str]],
                  host_ips: Callable[[], list[str]], pod_logs_dir: Path,
-                 dns: Mapping[str, Any], sync_frequency: float) -> None:
+                 dns: Mapping[str, Any], sync_frequency: float,
+                 clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self.cache = cache
         self.prober = prober
@@ -92,6 +97,8 @@ class PodSyncer:
         self.pod_logs_dir = pod_logs_dir
         self.dns = dns
         self.sync_frequency = sync_frequency
+        self.clock = clock
+        self._evicted: dict[str, tuple[str, str]] = {}
         # Starting a pod (sandbox, then containers) is mostly CPU-bound work of helper
         # processes; with two pods per core starting at a time, a burst is served first
         # come, first served instead of every pod finishing together at the end: the same
@@ -118,7 +125,7 @@ class PodSyncer:
             ready=lambda n, cid: self.prober.ready(uid, n, cid, specs.get(n) or {}),
             started=lambda n, cid: self.prober.started(uid, n, cid, specs.get(n) or {}),
             reasons={name: r for (u, name), r in self.reasons.items() if u == uid},
-            terminal=terminal, now=rfc3339(time.time()))
+            terminal=terminal, now=rfc3339(self.clock()), evicted=self._evicted.get(uid))
         status = generate_pod_status(inp)
         self.status.set(pod, status)
         return status
@@ -129,6 +136,12 @@ class PodSyncer:
         uid = str((pod.get("metadata") or {}).get("uid"))
         cached = self.status.get(uid) or {}
         if (pod.get("status") or {}).get("phase") in _TERMINAL or cached.get("phase") in _TERMINAL:
+            await self.finish(pod)
+            return SyncOutcome(None, terminal=True)
+        left = self._deadline_left(pod)
+        if left is not None and left <= 0:
+            reason, message = self._evicted[uid] = DEADLINE_EXCEEDED
+            self.event(pod, "Normal", reason, message)
             await self.finish(pod)
             return SyncOutcome(None, terminal=True)
         await self.cache.refresh_pod(uid)
@@ -155,6 +168,10 @@ class PodSyncer:
                 await self._regular_containers(pod, sandbox, volumes, files, wake)
         await self._gc(uid, sandbox.id)
         return await self._after(pod, wake)
+
+    def _deadline_left(self, pod: Mapping[str, Any]) -> float | None:
+        uid = str((pod.get("metadata") or {}).get("uid"))
+        return deadline_left(pod, self.status.get(uid), self.clock())
 
     async def _new_sandbox(self, pod: Mapping[str, Any], wake: list[float]
                            ) -> SandboxInfo | None:
@@ -199,6 +216,9 @@ class PodSyncer:
         if status["phase"] in _TERMINAL:
             await self.finish(pod)
             return SyncOutcome(None, terminal=True)
+        left = self._deadline_left(pod)   # (startTime is set by the first status)
+        if left is not None:
+            wake.append(max(0.0, left) + 0.05)
         return SyncOutcome(min(wake) if wake else None)
 
     def _ips(self, uid: str) -> list[str]:
@@ -402,6 +422,7 @@ class PodSyncer:
         await self.volumes.cleanup(uid)
         self.prober.remove_pod(uid)
         self._pod_files_done.pop(uid, None)
+        self._evicted.pop(uid, None)
         self.backoff.forget(f"{uid}/")
         for key in [k for k in self.reasons if k[0] == uid]:
             del self.reasons[key]

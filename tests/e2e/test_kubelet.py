@@ -594,3 +594,19 @@ def test_attach_stdin_reaches_the_containers_own_stdin(kctl, proc_agent, kns):
     wait_pod(kctl, kns, "reader", lambda p: p.get("status", {}).get("phase") == "Succeeded", 30,
              "Succeeded")
     assert kctl("logs", "reader", "-n", kns) == "ready\nline one\nline two\ndone\n"
+
+
+def test_a_pod_past_its_active_deadline_fails_with_deadline_exceeded(kctl, sim_agent, kns):
+    apply(kctl, kns, pod_yaml("brief", SIM, ["sleep", "infinity"],
+                              spec="  activeDeadlineSeconds: 2\n"))
+    wait_pod(kctl, kns, "brief", ready, 30, "Ready")
+    pod = wait_pod(kctl, kns, "brief",
+                   lambda p: p if p.get("status", {}).get("phase") == "Failed" else None, 30,
+                   "Failed")
+    assert pod["status"]["reason"] == "DeadlineExceeded"
+    assert pod["status"]["message"] == \
+        "Pod was active on the node longer than the specified deadline"
+    described = kctl("describe", "pod", "brief", "-n", kns)
+    assert "Reason:           DeadlineExceeded" in described, described
+    assert ("DeadlineExceeded", "Pod was active on the node longer than the specified "
+                                "deadline") in events(kctl, kns, "brief")

@@ -63,7 +63,8 @@ class Harness:
             event=event, backoff=Backoff(clock=lambda: time.time() + self.offset),
             reasons=reasons, host_ips=lambda: ["192.168.0.2"], pod_logs_dir=tmp / "logs",
             dns={"cluster_dns": ("10.43.0.10",), "cluster_domain": "cluster.local",
-                 "host_resolv": None}, sync_frequency=60.0)
+                 "host_resolv": None}, sync_frequency=60.0,
+            clock=lambda: time.time() + self.offset)
 
     async def sync(self, pod: dict[str, Any]) -> dict[str, Any]:
         await self.cache.relist()
@@ -162,6 +163,26 @@ async def test_on_a_sim_node_init_containers_succeed_and_the_pod_runs(tmp_path):
     assert [(s["name"], s["state"]["terminated"]["exitCode"], s["state"]["terminated"]["reason"])
             for s in inits] == [("init0", 0, "Completed"), ("init1", 0, "Completed")]
     assert [c.name for c in h.containers() if c.state == "running"] == ["main"]
+
+
+async def test_a_pod_past_its_active_deadline_is_killed_and_fails(h):
+    pod = make_pod()
+    pod["spec"]["activeDeadlineSeconds"] = 30
+    status = await h.sync(pod)
+    assert status["phase"] == "Running"
+    assert 29 < h.last.retry_in <= 30.1             # a sync is due when the deadline passes
+    h.offset = 31.0
+    status = await h.sync(pod)
+    assert h.last.terminal
+    assert (status["phase"], status["reason"], status["message"]) == (
+        "Failed", "DeadlineExceeded",
+        "Pod was active on the node longer than the specified deadline")
+    assert "terminated" in state(status)          # the container was killed
+    assert [c.state for c in h.containers()] == ["exited"]
+    assert ("DeadlineExceeded", "Pod was active on the node longer than the specified "
+                                "deadline") in h.events
+    status = await h.sync(pod)                      # and it stays so
+    assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
 
 
 async def test_a_failed_init_container_fails_a_never_pod_without_running_the_app(h):
