@@ -134,7 +134,7 @@ class ContainerRunner:
         labels = [("io.kubernetes.pod.name", str(meta.get("name"))),
                   ("io.kubernetes.pod.namespace", str(meta.get("namespace"))),
                   ("io.kubernetes.pod.uid", uid), ("io.kubernetes.container.name", name)]
-        if init:
+        if init and spec.get("restartPolicy") != "Always":   # (a sidecar keeps running)
             labels.append((INIT_LABEL, "true"))
         config = ContainerConfig(
             name=name, log_path=f"{meta.get('namespace')}_{meta.get('name')}_{uid}/{name}/"

@@ -40,7 +40,8 @@ from navio.kubelet.deadline import DEADLINE_EXCEEDED, deadline_left
 from navio.kubelet.iopool import run_io
 from navio.kubelet.pleg import RuntimeCache
 from navio.kubelet.podfiles import write_pod_files
-from navio.kubelet.podstatus import PodStatusInput, generate_pod_status, rfc3339, should_restart
+from navio.kubelet.podstatus import (PodStatusInput, generate_pod_status, is_sidecar, rfc3339,
+                                     should_restart)
 from navio.kubelet.prober import ProbeManager
 from navio.kubelet.status import StatusManager
 from navio.kubelet.volumes import VolumeError, VolumeManager
@@ -247,11 +248,14 @@ class PodSyncer:
     async def _kill_unhealthy(self, pod: Mapping[str, Any], sandbox: SandboxInfo) -> None:
         uid = str((pod.get("metadata") or {}).get("uid"))
         spec = pod.get("spec") or {}
-        specs = {c.get("name"): c for c in spec.get("containers") or ()}
-        restart = (spec.get("restartPolicy") or "Always") != "Never"
+        specs = {c.get("name"): c for c in (
+            *(c for c in spec.get("initContainers") or () if is_sidecar(c)),
+            *(spec.get("containers") or ()))}
         for c in self.cache.pod_containers(uid, sandbox.id):
             if c.state != "running" or c.name not in specs:
                 continue
+            restart = (specs[c.name].get("restartPolicy") or spec.get("restartPolicy")
+                       or "Always") != "Never"
             failed = self.prober.failed(uid, c.name, c.id)
             if failed is None:
                 continue
@@ -288,7 +292,10 @@ class PodSyncer:
     async def _init_containers(self, pod: Mapping[str, Any], sandbox: SandboxInfo,
                                volumes: Any, files: list[tuple[str, str]],
                                wake: list[float]) -> bool:
-        """Run init containers one at a time; True once all of them succeeded."""
+        """Init containers in order (computeInitContainerActions): a regular one must exit 0
+        before the next starts, a sidecar (restartPolicy Always) must have started (its
+        startup probe passed); True once all did, i.e. the app containers may run. Sidecars
+        that exit are restarted (with back-off) then too."""
         spec = pod.get("spec") or {}
         inits = list(spec.get("initContainers") or ())
         if not inits:
@@ -296,33 +303,35 @@ class PodSyncer:
         uid = str((pod.get("metadata") or {}).get("uid"))
         current = self.cache.pod_containers(uid, sandbox.id)
         regular = {c.get("name") for c in spec.get("containers") or ()}
-        if any(c.name in regular for c in current):
-            return True
-        latest = {c.get("name"): _latest(current, str(c.get("name"))) for c in inits}
-        for c in reversed(inits):
-            s = latest[c.get("name")]
-            if s is not None and s.state in ("exited", "unknown") and s.exit_code != 0:
+        initialized = any(c.name in regular for c in current)
+        for c in inits:
+            name = str(c.get("name"))
+            s = _latest(current, name)
+            if is_sidecar(c):
+                if s is not None and s.state == "running":
+                    if initialized or self.prober.started(uid, name, s.id, c):
+                        continue
+                    return False
+                if s is not None and self._in_backoff(pod, name, s, wake):
+                    if initialized:
+                        continue
+                    return False
+                await self._start(pod, c, sandbox, volumes, files, wake, init=True)
+                if initialized:
+                    continue
+                return False
+            if initialized or (s is not None and s.state == "exited" and s.exit_code == 0):
+                continue
+            if s is not None and s.state == "running":
+                return False
+            if s is not None and s.state in ("exited", "unknown"):   # failed
                 if (spec.get("restartPolicy") or "Always") == "Never":
                     return False
-                if not self._in_backoff(pod, str(c.get("name")), s, wake):
-                    await self._start(pod, c, sandbox, volumes, files, wake, init=True)
-                return False
-        target = inits[0]
-        for i in range(len(inits) - 1, -1, -1):
-            s = latest[inits[i].get("name")]
-            if s is None:
-                continue
-            if s.state == "running":
-                return False
-            if s.state == "exited":
-                if i == len(inits) - 1:
-                    return True
-                target = inits[i + 1]
-            else:
-                target = inits[i]
-            break
-        await self._start(pod, target, sandbox, volumes, files, wake, init=True)
-        return False
+                if self._in_backoff(pod, name, s, wake):
+                    return False
+            await self._start(pod, c, sandbox, volumes, files, wake, init=True)
+            return False
+        return True
 
     async def _start(self, pod: Mapping[str, Any], spec: Mapping[str, Any],
                      sandbox: SandboxInfo, volumes: Any, files: list[tuple[str, str]],
@@ -347,6 +356,34 @@ class PodSyncer:
             if last is not None and self._in_backoff(pod, name, last, wake):
                 continue
             await self._start(pod, spec, sandbox, volumes, files, wake)
+        await self._end_sidecars_if_done(pod, sandbox)
+
+    async def _end_sidecars_if_done(self, pod: Mapping[str, Any], sandbox: SandboxInfo) -> None:
+        """Once every app container has ended for good (restartPolicy Never/OnFailure),
+        the sidecars are stopped, so that the pod can complete."""
+        uid = str((pod.get("metadata") or {}).get("uid"))
+        spec = pod.get("spec") or {}
+        sidecars = {c.get("name"): c for c in spec.get("initContainers") or () if is_sidecar(c)}
+        if not sidecars or (spec.get("restartPolicy") or "Always") == "Always":
+            return
+        current = self.cache.pod_containers(uid)
+        for c in spec.get("containers") or ():
+            last = _latest(current, str(c.get("name")))
+            if last is None or last.state != "exited" or should_restart(c, pod, last):
+                return
+        await self._kill_sidecars(pod, [c for c in self.cache.pod_containers(uid, sandbox.id)
+                                        if c.state == "running" and c.name in sidecars],
+                                  None, sandbox.ip)
+        await self.cache.refresh_pod(uid)
+
+    async def _kill_sidecars(self, pod: Mapping[str, Any], running: list[ContainerStatus],
+                             grace: int | None, pod_ip: str) -> None:
+        """Stop sidecars one at a time, the last started first (as the kubelet does)."""
+        spec = pod.get("spec") or {}
+        order = [str(c.get("name")) for c in spec.get("initContainers") or () if is_sidecar(c)]
+        specs = {c.get("name"): c for c in spec.get("initContainers") or ()}
+        for c in sorted(running, key=lambda c: -order.index(c.name) if c.name in order else 0):
+            await self.runner.kill(pod, specs.get(c.name), c, grace=grace, pod_ip=pod_ip)
 
     async def _gc(self, uid: str, current_sandbox: str) -> None:
         by_name: dict[str, list[ContainerStatus]] = {}
@@ -392,9 +429,14 @@ class PodSyncer:
                                              *(spec.get("initContainers") or ()))}
         sandbox = self.cache.ready_sandbox(uid)
         pod_ip = sandbox.ip if sandbox else ""
+        sidecars = {c.get("name") for c in spec.get("initContainers") or () if is_sidecar(c)}
         running = [c for c in self.cache.pod_containers(uid) if c.state == "running"]
         await asyncio.gather(*(self.runner.kill(pod, specs.get(c.name), c, grace=grace,
-                                                pod_ip=pod_ip) for c in running))
+                                                pod_ip=pod_ip)
+                               for c in running if c.name not in sidecars))
+        # Then the sidecars, in reverse order (they serve the app until it has stopped).
+        await self._kill_sidecars(pod, [c for c in running if c.name in sidecars], grace,
+                                  pod_ip)
         for s in self.cache.pod_sandboxes(uid):
             if s.state == "ready":
                 await self._stop_sandbox(s.id)

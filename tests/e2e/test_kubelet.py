@@ -610,3 +610,22 @@ def test_a_pod_past_its_active_deadline_fails_with_deadline_exceeded(kctl, sim_a
     assert "Reason:           DeadlineExceeded" in described, described
     assert ("DeadlineExceeded", "Pod was active on the node longer than the specified "
                                 "deadline") in events(kctl, kns, "brief")
+
+
+def test_a_sidecar_runs_beside_the_app_and_stops_when_it_completes(kctl, proc_agent, kns):
+    """An init container with restartPolicy Always (kube 1.29+ sidecar) starts before the
+    app, keeps running beside it (READY counts it), and is stopped once a Never pod's app
+    has finished, so the pod Succeeds."""
+    apply(kctl, kns, pod_yaml(
+        "withside", PROC, ["sh", "-c", "echo app; sleep 6"],
+        spec="  restartPolicy: Never\n  initContainers:\n  - name: side\n    image: python\n"
+             "    restartPolicy: Always\n"
+             "    command: [sh, -c, 'echo side up; exec sleep infinity']\n"))
+    wait_for(lambda: kctl("get", "pod", "withside", "-n", kns, "--no-headers").split()[1:3]
+             == ["2/2", "Running"], 30, "both containers ready")
+    pod = wait_pod(kctl, kns, "withside",
+                   lambda p: p if p.get("status", {}).get("phase") == "Succeeded" else None, 40,
+                   "Succeeded")
+    side = pod["status"]["initContainerStatuses"][0]
+    assert side["name"] == "side" and "terminated" in side["state"]
+    assert kctl("logs", "withside", "-c", "side", "-n", kns) == "side up\n"

@@ -165,6 +165,69 @@ async def test_on_a_sim_node_init_containers_succeed_and_the_pod_runs(tmp_path):
     assert [c.name for c in h.containers() if c.state == "running"] == ["main"]
 
 
+def sidecar_pod(restart: str = "Always") -> dict[str, Any]:
+    pod = make_pod(restart, inits=1)
+    pod["spec"]["initContainers"].insert(0, {"name": "proxy", "image": "x", "command": ["px"],
+                                             "restartPolicy": "Always"})
+    return pod
+
+
+def init_status(status: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in status["initContainerStatuses"] if s["name"] == name)
+
+
+async def test_a_sidecar_starts_first_keeps_running_and_counts_for_readiness(h):
+    pod = sidecar_pod()
+    status = await h.sync(pod)
+    assert [c.name for c in h.containers()] == ["proxy"]          # the sidecar first
+    assert status["phase"] == "Pending"
+    status = await h.sync(pod)                                    # started: the next init
+    assert sorted(c.name for c in h.containers()) == ["init0", "proxy"]
+    proxy = init_status(status, "proxy")
+    assert "running" in proxy["state"] and proxy["started"] is True
+    h.runtime.terminate(h.containers("init0")[0].id, 0)
+    status = await h.sync(pod)
+    assert status["phase"] == "Running" and "running" in state(status)
+    assert [c.state for c in h.containers("proxy")] == ["running"]   # beside the app
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["Initialized"] == conditions["ContainersReady"] == "True"
+    assert init_status(status, "proxy")["ready"] is True
+    # A sidecar that exits is restarted, whatever the pod's restartPolicy.
+    h.runtime.terminate(h.containers("proxy")[0].id, 1)
+    status = await h.sync(pod)
+    assert [c.attempt for c in h.containers("proxy")] == [0, 1]
+    assert init_status(status, "proxy")["restartCount"] == 1
+    assert status["phase"] == "Running"
+
+
+async def test_a_never_pod_with_a_sidecar_completes_when_its_app_does(h):
+    pod = sidecar_pod("Never")
+    for _ in range(2):
+        await h.sync(pod)
+    h.runtime.terminate(h.containers("init0")[0].id, 0)
+    await h.sync(pod)
+    h.runtime.terminate(h.containers("main")[0].id, 0)
+    status = await h.sync(pod)
+    assert h.containers("proxy")[0].state == "exited"          # stopped by the kubelet
+    assert status["phase"] == "Succeeded"
+
+
+async def test_terminating_stops_sidecars_after_the_app(h):
+    pod = sidecar_pod()
+    pod["spec"]["initContainers"].insert(1, {"name": "logger", "image": "x",
+                                             "command": ["lg"], "restartPolicy": "Always"})
+    for _ in range(3):
+        await h.sync(pod)
+    h.runtime.terminate(h.containers("init0")[0].id, 0)
+    await h.sync(pod)
+    killed = [r for r, m in h.events if r == "Killing"]
+    assert killed == []
+    await h.syncer.terminate(pod)
+    order = [m for r, m in h.events if r == "Killing"]
+    assert order == ["Stopping container main", "Stopping container logger",
+                     "Stopping container proxy"]
+
+
 async def test_a_pod_past_its_active_deadline_is_killed_and_fails(h):
     pod = make_pod()
     pod["spec"]["activeDeadlineSeconds"] = 30
