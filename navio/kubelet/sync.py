@@ -3,8 +3,9 @@ kuberuntime_manager.go computePodActions/SyncPod).
 
 Why: every decision the kubelet makes about a pod's containers lives here: volumes, the
 sandbox (recreated when it died, unless restartPolicy Never already ran the pod), init
-containers one at a time, restarts per restartPolicy with CrashLoopBackOff, kills after
-failed liveness/startup probes, and the status that results.
+containers one at a time (sidecars — restartPolicy Always — started in that order and kept
+running), restarts per restartPolicy with CrashLoopBackOff, kills after failed
+liveness/startup probes, and the status that results. Stopping pods is podkill.py's.
 
 Guarantees:
 - `sync` is idempotent: it reads state from the runtime cache (refreshed for this pod first)
@@ -39,6 +40,7 @@ from navio.kubelet.containers import ContainerRunner, format_pod, pod_ref
 from navio.kubelet.deadline import DEADLINE_EXCEEDED, deadline_left
 from navio.kubelet.iopool import run_io
 from navio.kubelet.pleg import RuntimeCache
+from navio.kubelet.podkill import PodKiller
 from navio.kubelet.podfiles import write_pod_files
 from navio.kubelet.podstatus import (PodStatusInput, generate_pod_status, is_sidecar, rfc3339,
                                      should_restart)
@@ -99,6 +101,7 @@ class PodSyncer:
         self.dns = dns
         self.sync_frequency = sync_frequency
         self.clock = clock
+        self.killer = PodKiller(runtime, cache, runner)
         self._evicted: dict[str, tuple[str, str]] = {}
         # Starting a pod (sandbox, then containers) is mostly CPU-bound work of helper
         # processes; with two pods per core starting at a time, a burst is served first
@@ -183,7 +186,7 @@ class PodSyncer:
         old = self.cache.pod_sandboxes(uid)
         if old and policy == "Never" and self.cache.pod_containers(uid):
             for s in old:
-                await self._stop_sandbox(s.id)
+                await self.killer.stop_sandbox(s.id)
             await self.cache.refresh_pod(uid)
             wake.clear()
             return None
@@ -191,7 +194,7 @@ class PodSyncer:
             self.event(pod, "Normal", "SandboxChanged",
                        "Pod sandbox changed, it will be killed and re-created.")
             for s in old:
-                await self._stop_sandbox(s.id)
+                await self.killer.stop_sandbox(s.id)
             await self.cache.refresh_pod(uid)
         try:
             sandbox = await self.runtime.run_sandbox(dict(pod),
@@ -371,19 +374,10 @@ class PodSyncer:
             last = _latest(current, str(c.get("name")))
             if last is None or last.state != "exited" or should_restart(c, pod, last):
                 return
-        await self._kill_sidecars(pod, [c for c in self.cache.pod_containers(uid, sandbox.id)
+        await self.killer.kill_sidecars(pod, [c for c in self.cache.pod_containers(uid, sandbox.id)
                                         if c.state == "running" and c.name in sidecars],
                                   None, sandbox.ip)
         await self.cache.refresh_pod(uid)
-
-    async def _kill_sidecars(self, pod: Mapping[str, Any], running: list[ContainerStatus],
-                             grace: int | None, pod_ip: str) -> None:
-        """Stop sidecars one at a time, the last started first (as the kubelet does)."""
-        spec = pod.get("spec") or {}
-        order = [str(c.get("name")) for c in spec.get("initContainers") or () if is_sidecar(c)]
-        specs = {c.get("name"): c for c in spec.get("initContainers") or ()}
-        for c in sorted(running, key=lambda c: -order.index(c.name) if c.name in order else 0):
-            await self.runner.kill(pod, specs.get(c.name), c, grace=grace, pod_ip=pod_ip)
 
     async def _gc(self, uid: str, current_sandbox: str) -> None:
         by_name: dict[str, list[ContainerStatus]] = {}
@@ -411,7 +405,7 @@ class PodSyncer:
         (its IP is released), keep the containers for their logs."""
         uid = str((pod.get("metadata") or {}).get("uid"))
         await self.cache.refresh_pod(uid)
-        await self._kill_all(pod, None)
+        await self.killer.kill_all(pod, None)
         self.prober.remove_pod(uid)
         self.set_status(pod, terminal=True)
 
@@ -419,46 +413,14 @@ class PodSyncer:
         """Stop every container (preStop, SIGTERM, grace, SIGKILL) and the sandboxes."""
         uid = str((pod.get("metadata") or {}).get("uid"))
         await self.cache.refresh_pod(uid)
-        await self._kill_all(pod, grace)
+        await self.killer.kill_all(pod, grace)
         self.prober.remove_pod(uid)
-
-    async def _kill_all(self, pod: Mapping[str, Any], grace: int | None) -> None:
-        uid = str((pod.get("metadata") or {}).get("uid"))
-        spec = pod.get("spec") or {}
-        specs = {c.get("name"): c for c in (*(spec.get("containers") or ()),
-                                             *(spec.get("initContainers") or ()))}
-        sandbox = self.cache.ready_sandbox(uid)
-        pod_ip = sandbox.ip if sandbox else ""
-        sidecars = {c.get("name") for c in spec.get("initContainers") or () if is_sidecar(c)}
-        running = [c for c in self.cache.pod_containers(uid) if c.state == "running"]
-        await asyncio.gather(*(self.runner.kill(pod, specs.get(c.name), c, grace=grace,
-                                                pod_ip=pod_ip)
-                               for c in running if c.name not in sidecars))
-        # Then the sidecars, in reverse order (they serve the app until it has stopped).
-        await self._kill_sidecars(pod, [c for c in running if c.name in sidecars], grace,
-                                  pod_ip)
-        for s in self.cache.pod_sandboxes(uid):
-            if s.state == "ready":
-                await self._stop_sandbox(s.id)
-        await self.cache.refresh_pod(uid)
-
-    async def _stop_sandbox(self, sandbox_id: str) -> None:
-        """stop_sandbox, tried twice: the runtime can race its own supervisors (OSError)."""
-        for attempt in range(2):
-            try:
-                await self.runtime.stop_sandbox(sandbox_id)
-                return
-            except (RuntimeFailure, OSError):
-                if attempt:
-                    raise
-                log.warning("stopping sandbox failed; retrying", extra={"sandbox": sandbox_id},
-                            exc_info=True)
 
     async def cleanup(self, uid: str, log_dir_prefix: str | None = None) -> None:
         """Remove every trace of the pod from the node: sandboxes and containers, volumes,
         logs, caches. Safe to repeat."""
         for s in self.cache.pod_sandboxes(uid):
-            await self._stop_sandbox(s.id)
+            await self.killer.stop_sandbox(s.id)
             await self.runtime.remove_sandbox(s.id)
             self.cache.forget_sandbox(s.id)
         await self.volumes.cleanup(uid)
