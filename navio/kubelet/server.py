@@ -11,7 +11,9 @@ Endpoints:
     GET /exec/<ns>/<pod>[/<uid>]/<container>              WebSocket v5/v4.channel.k8s.io;
         ?command=...&input=1&output=1&error=1&tty=1       (stdin/stdout/stderr also accepted)
     GET /attach/<ns>/<pod>[/<uid>]/<container>            WebSocket, container output
+        ?input=1&tty=1                                    (and its stdin, if spec.stdin)
     GET /portForward/<ns>/<pod>[/<uid>]                   WebSocket SPDY/3.1+portforward.k8s.io
+    GET /stats/summary                                    node and pod usage (stats.py)
 
 Guarantees: every request carries a verified client certificate (the TLS layer refuses
 others) and is authorized (tls.authorize; otherwise 403 with the kubelet's message); errors
@@ -31,6 +33,7 @@ from aiohttp import web
 
 from navio.kubelet import tls
 from navio.kubelet.logs import LogOptions, follow_new, parse_timestamp, stream_log
+from navio.kubelet.stats import summary
 from navio.kubelet.streams import channel, remotecommand
 from navio.kubelet.streams.portforward import PROTOCOL as PORTFORWARD_PROTOCOL
 from navio.kubelet.streams.portforward import PortForwardSession
@@ -132,12 +135,14 @@ def log_container_id(pod: dict[str, Any], status: dict[str, Any], container: str
 
 
 class KubeletServer:
-    def __init__(self, host: KubeletHost) -> None:
+    def __init__(self, host: KubeletHost, *, node_name: str = "") -> None:
         self.host = host
+        self.node_name = node_name
         self.app = web.Application(middlewares=[self._auth])
         r = self.app.router
         r.add_get("/healthz", self._healthz)
         r.add_get("/pods", self._pods)
+        r.add_get("/stats/summary", self._summary)
         r.add_get("/containerLogs/{ns}/{pod}/{container}", self._logs)
         for verb in ("exec", "attach"):
             for path in (f"/{verb}/{{ns}}/{{pod}}/{{container}}",
@@ -170,6 +175,10 @@ class KubeletServer:
     async def _pods(self, request: web.Request) -> web.Response:
         items = [{**p, "status": self.host.pod_status(p)} for p in self.host.pods()]
         body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        body = await summary(self.host, self.node_name)
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     def _pod(self, request: web.Request) -> dict[str, Any]:
