@@ -21,7 +21,8 @@ Beside it, measured in the same run on the same machine:
 For the runtime alone it also prints the CPU time spent per pod (less noisy than latency on a
 shared machine): this process's own CPU time plus that of every helper process the runtime
 started (its reaped children, the runtime's long-lived helper recorded in the state dir, and
-each pod's pause and container supervisor read from /proc before removal).
+each pod's pause and container supervisor read from /proc before removal); for the navio run,
+the CPU time per pod of the agent (with its helpers) and of the API server.
 
     python3 benchmarks/pod_startup.py [--pods 100] [--rate 5] [--runtime-only]   (root)
 """
@@ -42,7 +43,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -143,9 +144,10 @@ async def wait_node(client: Client, node: str, timeout: float = 30) -> None:
 
 
 async def startup(client: Client, node: str, count: int, prefix: str,
-                  rate: float | None = None) -> tuple[list[float], float]:
+                  rate: float | None = None,
+                  on_ready: Callable[[], None] | None = None) -> tuple[list[float], float]:
     """Create `count` pods on `node` (all at once, or `rate` per second); latencies from
-    create sent to Ready seen."""
+    create sent to Ready seen. `on_ready` runs once all are Ready, before they are deleted."""
     namespace = f"bench-{prefix}-{uuid.uuid4().hex[:6]}"
     await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                      "metadata": {"name": namespace}})
@@ -184,6 +186,8 @@ async def startup(client: Client, node: str, count: int, prefix: str,
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
     wall = max(ready.values()) - first
+    if on_ready is not None:
+        on_ready()
     await client.delete(NAMESPACES, namespace)
     return [ready[n] - sent[n] for n in sent], wall
 
@@ -350,11 +354,25 @@ async def main(pods: int, rate: float, runtime_only: bool) -> None:
                 base_lat, base_wall, cpu = await runtime_alone(base, node_netns, pods,
                                                                base_cgroups, r)
                 sim_lat, sim_wall = await startup(client, sim_node, pods, "sim", r)
-                nav_lat, nav_wall = await startup(client, proc_node, pods, "process", r)
+                state = base / proc_node / "runtime"
+                cpu0 = (_cpu_seconds(agents[0].pid, None, children=True) + helper_cpu(state),
+                        _cpu_seconds(server.proc.pid, None, children=True))
+                cpu1 = [0.0, 0.0]
+
+                def measured() -> None:
+                    cpu1[:] = [_cpu_seconds(agents[0].pid, None, children=True)
+                               + helper_cpu(state),
+                               _cpu_seconds(server.proc.pid, None, children=True)]
+
+                nav_lat, nav_wall = await startup(client, proc_node, pods, "process", r,
+                                                  measured)
+                agent_cpu, server_cpu = ((b - a) / pods for a, b in zip(cpu0, cpu1))
                 await asyncio.sleep(3)          # the deleted namespaces' pods go away
                 print(label)
                 print("  " + summary("navio (process)", nav_lat, nav_wall)
                       + f"  SLO {'met' if percentile(nav_lat, 99) <= SLO else 'MISSED'}")
+                print(f"  cpu per pod: agent with its helpers {agent_cpu:.3f}s, API server "
+                      f"{server_cpu:.3f}s (its watch of the pods included)")
                 print("  " + summary("sim agent", sim_lat, sim_wall))
                 print("  " + summary("runtime alone", base_lat, base_wall)
                       + f"  cpu {cpu:.3f}s/pod")
