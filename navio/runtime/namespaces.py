@@ -23,8 +23,9 @@ __all__ = [
     "CLONE_NEWIPC", "CLONE_NEWNET", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWUTS", "MNT_DETACH",
     "MS_BIND", "MS_NODEV", "MS_NOEXEC", "MS_NOSUID", "MS_PRIVATE", "MS_RDONLY", "MS_REC",
     "MS_REMOUNT", "MS_SHARED", "MS_SLAVE", "NETNS_DIR", "available", "create_netns",
-    "delete_netns", "mount", "process_alive", "proc_starttime", "run_in_netns", "set_child_subreaper", "set_parent_death_signal", "setns", "setns_path",
-    "socket_in_netns", "umount", "unshare",
+    "delete_netns", "mount", "process_alive", "proc_starttime", "run_in_netns",
+    "set_child_subreaper", "set_parent_death_signal", "setns", "setns_path", "socket_in_netns",
+    "umount", "unshare",
 ]
 
 CLONE_NEWNS = 0x00020000

@@ -40,8 +40,8 @@ if TYPE_CHECKING:   # helpers (supervisor, pause) import this module and stay as
     import asyncio
 
 __all__ = [
-    "AttachSession", "ByteSink", "Capabilities", "ContainerConfig", "ContainerState", "ContainerStats",
-    "ContainerStatus",
+    "AttachSession", "ByteSink", "Capabilities", "ContainerConfig", "ContainerState",
+    "ContainerStats", "ContainerStatus",
     "ExecSession", "InvalidState", "Mount", "NotFound", "Resources", "Runtime", "RuntimeFailure",
     "SandboxInfo", "SandboxState", "Unsupported", "INIT_LABEL", "REASON_COMPLETED", "REASON_ERROR",
     "REASON_OOM_KILLED", "REASON_START_ERROR", "REASON_UNKNOWN",
