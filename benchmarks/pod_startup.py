@@ -18,7 +18,13 @@ Beside it, measured in the same run on the same machine:
 - sim agent: the same P pods on a `--runtime sim` node: the control plane + agent overhead
   with no processes at all.
 
-    python3 benchmarks/pod_startup.py [--pods 100] [--rate 5]   (root: the process runtime)
+For the runtime alone it also prints the CPU time spent per pod (less noisy than latency on a
+shared machine): this process's own CPU time plus that of every helper process the runtime
+started (its reaped children, the runtime's long-lived helper recorded in the state dir, and
+each pod's pause and container supervisor read from /proc before removal); for the navio run,
+the CPU time per pod of the agent (with its helpers) and of the API server.
+
+    python3 benchmarks/pod_startup.py [--pods 100] [--rate 5] [--runtime-only]   (root)
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -36,7 +43,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -137,9 +144,10 @@ async def wait_node(client: Client, node: str, timeout: float = 30) -> None:
 
 
 async def startup(client: Client, node: str, count: int, prefix: str,
-                  rate: float | None = None) -> tuple[list[float], float]:
+                  rate: float | None = None,
+                  on_ready: Callable[[], None] | None = None) -> tuple[list[float], float]:
     """Create `count` pods on `node` (all at once, or `rate` per second); latencies from
-    create sent to Ready seen."""
+    create sent to Ready seen. `on_ready` runs once all are Ready, before they are deleted."""
     namespace = f"bench-{prefix}-{uuid.uuid4().hex[:6]}"
     await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                      "metadata": {"name": namespace}})
@@ -178,6 +186,8 @@ async def startup(client: Client, node: str, count: int, prefix: str,
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
     wall = max(ready.values()) - first
+    if on_ready is not None:
+        on_ready()
     await client.delete(NAMESPACES, namespace)
     return [ready[n] - sent[n] for n in sent], wall
 
@@ -224,14 +234,52 @@ def remove_cgroup_parent(parent: str) -> None:
                 pass
 
 
+def _cpu_seconds(pid: int | None, start: int | None, *, children: bool = False) -> float:
+    """utime+stime (+ reaped children's) of a live process, from /proc/<pid>/stat."""
+    if not pid or not ns.process_alive(pid, start):
+        return 0.0
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = data[data.rfind(")") + 2:].split()
+    ticks = sum(int(f) for f in fields[11:15 if children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def helper_cpu(state_dir: Path) -> float:
+    """CPU time of the runtime's helpers still running: pauses, supervisors, and the
+    runtime's long-lived helper (with the launchers it reaped)."""
+    total = 0.0
+    for path in state_dir.glob("sandboxes/*/pause.json"):
+        rec = json.loads(path.read_text())
+        total += _cpu_seconds(rec.get("pid"), rec.get("starttime"), children=True)
+    for path in state_dir.glob("containers/*/status.json"):
+        rec = json.loads(path.read_text())
+        total += _cpu_seconds(rec.get("supervisor_pid"), rec.get("supervisor_starttime"))
+    forks = state_dir / "forkserver.json"
+    if forks.exists():
+        rec = json.loads(forks.read_text())
+        total += _cpu_seconds(rec.get("pid"), rec.get("starttime"), children=True)
+    return total
+
+
+def own_cpu() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 async def runtime_alone(base: Path, node_netns: str, count: int, parent: str,
-                        rate: float | None = None) -> tuple[list[float], float]:
+                        rate: float | None = None) -> tuple[list[float], float, float]:
+    """Latencies, wall time and CPU seconds per pod of the process runtime alone."""
     rt = ProcessRuntime(ProcessRuntimeConfig(
         state_dir=base / "baseline-state", log_dir=base / "baseline-logs",
         pod_cidr="10.246.0.0/24", bridge="navbench0", node_netns=node_netns,
         cgroup_parent=parent))
     latencies: list[float] = []
-
+    state = base / "baseline-state"
+    cpu_before = own_cpu() + helper_cpu(state)   # (a helper left from an earlier round)
     started = time.monotonic()
 
     async def one(i: int) -> None:
@@ -249,12 +297,13 @@ async def runtime_alone(base: Path, node_netns: str, count: int, parent: str,
     try:
         await asyncio.gather(*(one(i) for i in range(count)))
         wall = time.monotonic() - started
+        cpu = (own_cpu() + helper_cpu(state) - cpu_before) / count
     finally:
         try:
             await remove_all(rt)
         except Exception as exc:             # force_remove() in main() finishes the job
             print(f"baseline cleanup failed: {exc!r}", file=sys.stderr)
-    return latencies, wall
+    return latencies, wall, cpu
 
 
 async def remove_everything(state_dir: Path, log_dir: Path, node_netns: str,
@@ -266,7 +315,7 @@ async def remove_everything(state_dir: Path, log_dir: Path, node_netns: str,
     await remove_all(rt)
 
 
-async def main(pods: int, rate: float) -> None:
+async def main(pods: int, rate: float, runtime_only: bool) -> None:
     if os.geteuid() != 0:
         raise SystemExit("the process runtime needs root (namespaces, cgroups)")
     base = Path(tempfile.mkdtemp(prefix="navio-podstart-"))
@@ -278,6 +327,14 @@ async def main(pods: int, rate: float) -> None:
     server: Server | None = None
     agents: list[subprocess.Popen[bytes]] = []
     try:
+        if runtime_only:
+            print(f"process runtime alone, {pods} pods ({os.cpu_count()} cpus)")
+            for label, r in (("burst: all at once", None), (f"paced: {rate:g} pods/s", rate)):
+                base_lat, base_wall, cpu = await runtime_alone(base, node_netns, pods,
+                                                               base_cgroups, r)
+                print(f"{label}\n  " + summary("runtime alone", base_lat, base_wall)
+                      + f"  cpu {cpu:.3f}s/pod", flush=True)
+            return
         server = Server(base / "data")
         async with Client.from_kubeconfig(server.kubeconfig, qps=0) as client:
             proc_node, sim_node = "bench-process", "bench-sim"
@@ -294,16 +351,31 @@ async def main(pods: int, rate: float) -> None:
             print(f"pod startup latency, {pods} pods on one node ({os.cpu_count()} cpus), "
                   f"creation -> Running and Ready; SLO p99 <= {SLO:.0f}s")
             for label, r in (("burst: all at once", None), (f"paced: {rate:g} pods/s", rate)):
-                base_lat, base_wall = await runtime_alone(base, node_netns, pods,
-                                                          base_cgroups, r)
+                base_lat, base_wall, cpu = await runtime_alone(base, node_netns, pods,
+                                                               base_cgroups, r)
                 sim_lat, sim_wall = await startup(client, sim_node, pods, "sim", r)
-                nav_lat, nav_wall = await startup(client, proc_node, pods, "process", r)
+                state = base / proc_node / "runtime"
+                cpu0 = (_cpu_seconds(agents[0].pid, None, children=True) + helper_cpu(state),
+                        _cpu_seconds(server.proc.pid, None, children=True))
+                cpu1 = [0.0, 0.0]
+
+                def measured() -> None:
+                    cpu1[:] = [_cpu_seconds(agents[0].pid, None, children=True)
+                               + helper_cpu(state),
+                               _cpu_seconds(server.proc.pid, None, children=True)]
+
+                nav_lat, nav_wall = await startup(client, proc_node, pods, "process", r,
+                                                  measured)
+                agent_cpu, server_cpu = ((b - a) / pods for a, b in zip(cpu0, cpu1))
                 await asyncio.sleep(3)          # the deleted namespaces' pods go away
                 print(label)
                 print("  " + summary("navio (process)", nav_lat, nav_wall)
                       + f"  SLO {'met' if percentile(nav_lat, 99) <= SLO else 'MISSED'}")
+                print(f"  cpu per pod: agent with its helpers {agent_cpu:.3f}s, API server "
+                      f"{server_cpu:.3f}s (its watch of the pods included)")
                 print("  " + summary("sim agent", sim_lat, sim_wall))
-                print("  " + summary("runtime alone", base_lat, base_wall))
+                print("  " + summary("runtime alone", base_lat, base_wall)
+                      + f"  cpu {cpu:.3f}s/pod")
                 p50 = statistics.median(nav_lat) / statistics.median(base_lat)
                 p99 = percentile(nav_lat, 99) / percentile(base_lat, 99)
                 print(f"  ratio navio/runtime-alone  p50 {p50:.2f}  p99 {p99:.2f}", flush=True)
@@ -330,5 +402,7 @@ if __name__ == "__main__":
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--rate", type=float, default=5.0,
                         help="pods per second of the paced run (default %(default)s)")
+    parser.add_argument("--runtime-only", action="store_true",
+                        help="measure only the process runtime (no API server, no agents)")
     args = parser.parse_args()
-    asyncio.run(main(args.pods, args.rate))
+    asyncio.run(main(args.pods, args.rate, args.runtime_only))

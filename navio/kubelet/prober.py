@@ -93,7 +93,10 @@ class ProbeManager:
         (container id, started at, pod IP)."""
         meta = pod.get("metadata") or {}
         uid = str(meta.get("uid"))
-        specs = {c.get("name"): c for c in (pod.get("spec") or {}).get("containers") or ()}
+        spec_ = pod.get("spec") or {}
+        specs = {c.get("name"): c for c in (   # (sidecars: restartable init containers)
+            *(c for c in spec_.get("initContainers") or () if c.get("restartPolicy") == "Always"),
+            *(spec_.get("containers") or ()))}
         wanted = set()
         for name, (cid, started_at, pod_ip) in running.items():
             spec = specs.get(name)

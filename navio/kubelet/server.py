@@ -11,7 +11,9 @@ Endpoints:
     GET /exec/<ns>/<pod>[/<uid>]/<container>              WebSocket v5/v4.channel.k8s.io;
         ?command=...&input=1&output=1&error=1&tty=1       (stdin/stdout/stderr also accepted)
     GET /attach/<ns>/<pod>[/<uid>]/<container>            WebSocket, container output
+        ?input=1&tty=1                                    (and its stdin, if spec.stdin)
     GET /portForward/<ns>/<pod>[/<uid>]                   WebSocket SPDY/3.1+portforward.k8s.io
+    GET /stats/summary                                    node and pod usage (stats.py)
 
 Guarantees: every request carries a verified client certificate (the TLS layer refuses
 others) and is authorized (tls.authorize; otherwise 403 with the kubelet's message); errors
@@ -31,6 +33,7 @@ from aiohttp import web
 
 from navio.kubelet import tls
 from navio.kubelet.logs import LogOptions, follow_new, parse_timestamp, stream_log
+from navio.kubelet.stats import summary
 from navio.kubelet.streams import channel, remotecommand
 from navio.kubelet.streams.portforward import PROTOCOL as PORTFORWARD_PROTOCOL
 from navio.kubelet.streams.portforward import PortForwardSession
@@ -59,6 +62,14 @@ def _status(code: int, reason: str, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
     return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+
+
+def _container_spec(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    spec = pod.get("spec") or {}
+    for c in (*(spec.get("containers") or ()), *(spec.get("initContainers") or ())):
+        if c.get("name") == name:
+            return dict(c)
+    return {}
 
 
 def _flag(query: Any, *names: str) -> bool:
@@ -124,12 +135,14 @@ def log_container_id(pod: dict[str, Any], status: dict[str, Any], container: str
 
 
 class KubeletServer:
-    def __init__(self, host: KubeletHost) -> None:
+    def __init__(self, host: KubeletHost, *, node_name: str = "") -> None:
         self.host = host
+        self.node_name = node_name
         self.app = web.Application(middlewares=[self._auth])
         r = self.app.router
         r.add_get("/healthz", self._healthz)
         r.add_get("/pods", self._pods)
+        r.add_get("/stats/summary", self._summary)
         r.add_get("/containerLogs/{ns}/{pod}/{container}", self._logs)
         for verb in ("exec", "attach"):
             for path in (f"/{verb}/{{ns}}/{{pod}}/{{container}}",
@@ -162,6 +175,10 @@ class KubeletServer:
     async def _pods(self, request: web.Request) -> web.Response:
         items = [{**p, "status": self.host.pod_status(p)} for p in self.host.pods()]
         body = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        body = await summary(self.host, self.node_name)
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     def _pod(self, request: web.Request) -> dict[str, Any]:
@@ -257,11 +274,13 @@ class KubeletServer:
         return ws
 
     async def _attach(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        stdin, tty = _flag(q, "input", "stdin"), _flag(q, "tty")
         ws = await self._upgrade(request, channel.PROTOCOLS)
         if not isinstance(ws, web.WebSocketResponse):
             return ws
         try:
-            _, cid = await self._target(request)
+            pod, cid = await self._target(request)
         except (_NotFound, _Unavailable) as exc:
             await remotecommand.serve_error(ws, str(exc))
             return ws
@@ -270,11 +289,21 @@ class KubeletServer:
         if not path:
             await remotecommand.serve_error(ws, "the container has no output to attach to")
             return ws
+        spec = _container_spec(pod, request.match_info["container"])
+        tty = tty and bool(spec.get("tty"))
+        session = None
+        if stdin or tty:   # (input only reaches a container that keeps its stdin open)
+            try:
+                session = await self.host.runtime.attach(
+                    cid, stdin=stdin and bool(spec.get("stdin")), tty=tty)
+            except RuntimeFailure as exc:
+                await remotecommand.serve_error(ws, f"error attaching to container: {exc}")
+                return ws
 
         async def follow(emit: Callable[[str, bytes], Awaitable[None]]) -> None:
             await follow_new(path, emit, lambda: self._running(cid))
 
-        await remotecommand.serve_output(ws, follow)
+        await remotecommand.serve_output(ws, follow, session=session, tty=tty)
         return ws
 
     # ---- port-forward -------------------------------------------------------------------

@@ -3,8 +3,9 @@ kuberuntime_manager.go computePodActions/SyncPod).
 
 Why: every decision the kubelet makes about a pod's containers lives here: volumes, the
 sandbox (recreated when it died, unless restartPolicy Never already ran the pod), init
-containers one at a time, restarts per restartPolicy with CrashLoopBackOff, kills after
-failed liveness/startup probes, and the status that results.
+containers one at a time (sidecars — restartPolicy Always — started in that order and kept
+running), restarts per restartPolicy with CrashLoopBackOff, kills after failed
+liveness/startup probes, and the status that results. Stopping pods is podkill.py's.
 
 Guarantees:
 - `sync` is idempotent: it reads state from the runtime cache (refreshed for this pod first)
@@ -18,6 +19,9 @@ Guarantees:
   own runtime objects are touched.
 - At most two instances per container name are kept (current and previous, for lastState
   and `logs --previous`).
+- activeDeadlineSeconds (active_deadline.go): once the pod has been active on the node that
+  long since its startTime, it is killed and Failed with reason DeadlineExceeded (and a
+  DeadlineExceeded event); until then a sync is due when the deadline passes.
 """
 
 from __future__ import annotations
@@ -33,10 +37,13 @@ from typing import Any, Callable, Mapping
 
 from navio.kubelet.backoff import Backoff, go_duration
 from navio.kubelet.containers import ContainerRunner, format_pod, pod_ref
+from navio.kubelet.deadline import DEADLINE_EXCEEDED, deadline_left
 from navio.kubelet.iopool import run_io
 from navio.kubelet.pleg import RuntimeCache
+from navio.kubelet.podkill import PodKiller
 from navio.kubelet.podfiles import write_pod_files
-from navio.kubelet.podstatus import PodStatusInput, generate_pod_status, rfc3339, should_restart
+from navio.kubelet.podstatus import (PodStatusInput, generate_pod_status, is_sidecar, rfc3339,
+                                     should_restart)
 from navio.kubelet.prober import ProbeManager
 from navio.kubelet.status import StatusManager
 from navio.kubelet.volumes import VolumeError, VolumeManager
@@ -78,7 +85,8 @@ class PodSyncer:
                  event: Callable[[Mapping[str, Any], str, str, str], None],
                  backoff: Backoff, reasons: dict[tuple[str, str], tuple[str, str]],
                  host_ips: Callable[[], list[str]], pod_logs_dir: Path,
-                 dns: Mapping[str, Any], sync_frequency: float) -> None:
+                 dns: Mapping[str, Any], sync_frequency: float,
+                 clock: Callable[[], float] = time.time) -> None:
         self.runtime = runtime
         self.cache = cache
         self.prober = prober
@@ -92,6 +100,9 @@ class PodSyncer:
         self.pod_logs_dir = pod_logs_dir
         self.dns = dns
         self.sync_frequency = sync_frequency
+        self.clock = clock
+        self.killer = PodKiller(runtime, cache, runner)
+        self._evicted: dict[str, tuple[str, str]] = {}
         # Starting a pod (sandbox, then containers) is mostly CPU-bound work of helper
         # processes; with two pods per core starting at a time, a burst is served first
         # come, first served instead of every pod finishing together at the end: the same
@@ -118,7 +129,7 @@ class PodSyncer:
             ready=lambda n, cid: self.prober.ready(uid, n, cid, specs.get(n) or {}),
             started=lambda n, cid: self.prober.started(uid, n, cid, specs.get(n) or {}),
             reasons={name: r for (u, name), r in self.reasons.items() if u == uid},
-            terminal=terminal, now=rfc3339(time.time()))
+            terminal=terminal, now=rfc3339(self.clock()), evicted=self._evicted.get(uid))
         status = generate_pod_status(inp)
         self.status.set(pod, status)
         return status
@@ -129,6 +140,12 @@ class PodSyncer:
         uid = str((pod.get("metadata") or {}).get("uid"))
         cached = self.status.get(uid) or {}
         if (pod.get("status") or {}).get("phase") in _TERMINAL or cached.get("phase") in _TERMINAL:
+            await self.finish(pod)
+            return SyncOutcome(None, terminal=True)
+        left = self._deadline_left(pod)
+        if left is not None and left <= 0:
+            reason, message = self._evicted[uid] = DEADLINE_EXCEEDED
+            self.event(pod, "Normal", reason, message)
             await self.finish(pod)
             return SyncOutcome(None, terminal=True)
         await self.cache.refresh_pod(uid)
@@ -156,6 +173,10 @@ class PodSyncer:
         await self._gc(uid, sandbox.id)
         return await self._after(pod, wake)
 
+    def _deadline_left(self, pod: Mapping[str, Any]) -> float | None:
+        uid = str((pod.get("metadata") or {}).get("uid"))
+        return deadline_left(pod, self.status.get(uid), self.clock())
+
     async def _new_sandbox(self, pod: Mapping[str, Any], wake: list[float]
                            ) -> SandboxInfo | None:
         """A ready sandbox in place of the dead (or missing) one; None when the pod must not
@@ -165,7 +186,7 @@ class PodSyncer:
         old = self.cache.pod_sandboxes(uid)
         if old and policy == "Never" and self.cache.pod_containers(uid):
             for s in old:
-                await self._stop_sandbox(s.id)
+                await self.killer.stop_sandbox(s.id)
             await self.cache.refresh_pod(uid)
             wake.clear()
             return None
@@ -173,7 +194,7 @@ class PodSyncer:
             self.event(pod, "Normal", "SandboxChanged",
                        "Pod sandbox changed, it will be killed and re-created.")
             for s in old:
-                await self._stop_sandbox(s.id)
+                await self.killer.stop_sandbox(s.id)
             await self.cache.refresh_pod(uid)
         try:
             sandbox = await self.runtime.run_sandbox(dict(pod),
@@ -199,6 +220,9 @@ class PodSyncer:
         if status["phase"] in _TERMINAL:
             await self.finish(pod)
             return SyncOutcome(None, terminal=True)
+        left = self._deadline_left(pod)   # (startTime is set by the first status)
+        if left is not None:
+            wake.append(max(0.0, left) + 0.05)
         return SyncOutcome(min(wake) if wake else None)
 
     def _ips(self, uid: str) -> list[str]:
@@ -227,11 +251,14 @@ class PodSyncer:
     async def _kill_unhealthy(self, pod: Mapping[str, Any], sandbox: SandboxInfo) -> None:
         uid = str((pod.get("metadata") or {}).get("uid"))
         spec = pod.get("spec") or {}
-        specs = {c.get("name"): c for c in spec.get("containers") or ()}
-        restart = (spec.get("restartPolicy") or "Always") != "Never"
+        specs = {c.get("name"): c for c in (
+            *(c for c in spec.get("initContainers") or () if is_sidecar(c)),
+            *(spec.get("containers") or ()))}
         for c in self.cache.pod_containers(uid, sandbox.id):
             if c.state != "running" or c.name not in specs:
                 continue
+            restart = (specs[c.name].get("restartPolicy") or spec.get("restartPolicy")
+                       or "Always") != "Never"
             failed = self.prober.failed(uid, c.name, c.id)
             if failed is None:
                 continue
@@ -268,7 +295,10 @@ class PodSyncer:
     async def _init_containers(self, pod: Mapping[str, Any], sandbox: SandboxInfo,
                                volumes: Any, files: list[tuple[str, str]],
                                wake: list[float]) -> bool:
-        """Run init containers one at a time; True once all of them succeeded."""
+        """Init containers in order (computeInitContainerActions): a regular one must exit 0
+        before the next starts, a sidecar (restartPolicy Always) must have started (its
+        startup probe passed); True once all did, i.e. the app containers may run. Sidecars
+        that exit are restarted (with back-off) then too."""
         spec = pod.get("spec") or {}
         inits = list(spec.get("initContainers") or ())
         if not inits:
@@ -276,33 +306,35 @@ class PodSyncer:
         uid = str((pod.get("metadata") or {}).get("uid"))
         current = self.cache.pod_containers(uid, sandbox.id)
         regular = {c.get("name") for c in spec.get("containers") or ()}
-        if any(c.name in regular for c in current):
-            return True
-        latest = {c.get("name"): _latest(current, str(c.get("name"))) for c in inits}
-        for c in reversed(inits):
-            s = latest[c.get("name")]
-            if s is not None and s.state in ("exited", "unknown") and s.exit_code != 0:
+        initialized = any(c.name in regular for c in current)
+        for c in inits:
+            name = str(c.get("name"))
+            s = _latest(current, name)
+            if is_sidecar(c):
+                if s is not None and s.state == "running":
+                    if initialized or self.prober.started(uid, name, s.id, c):
+                        continue
+                    return False
+                if s is not None and self._in_backoff(pod, name, s, wake):
+                    if initialized:
+                        continue
+                    return False
+                await self._start(pod, c, sandbox, volumes, files, wake, init=True)
+                if initialized:
+                    continue
+                return False
+            if initialized or (s is not None and s.state == "exited" and s.exit_code == 0):
+                continue
+            if s is not None and s.state == "running":
+                return False
+            if s is not None and s.state in ("exited", "unknown"):   # failed
                 if (spec.get("restartPolicy") or "Always") == "Never":
                     return False
-                if not self._in_backoff(pod, str(c.get("name")), s, wake):
-                    await self._start(pod, c, sandbox, volumes, files, wake, init=True)
-                return False
-        target = inits[0]
-        for i in range(len(inits) - 1, -1, -1):
-            s = latest[inits[i].get("name")]
-            if s is None:
-                continue
-            if s.state == "running":
-                return False
-            if s.state == "exited":
-                if i == len(inits) - 1:
-                    return True
-                target = inits[i + 1]
-            else:
-                target = inits[i]
-            break
-        await self._start(pod, target, sandbox, volumes, files, wake, init=True)
-        return False
+                if self._in_backoff(pod, name, s, wake):
+                    return False
+            await self._start(pod, c, sandbox, volumes, files, wake, init=True)
+            return False
+        return True
 
     async def _start(self, pod: Mapping[str, Any], spec: Mapping[str, Any],
                      sandbox: SandboxInfo, volumes: Any, files: list[tuple[str, str]],
@@ -327,6 +359,25 @@ class PodSyncer:
             if last is not None and self._in_backoff(pod, name, last, wake):
                 continue
             await self._start(pod, spec, sandbox, volumes, files, wake)
+        await self._end_sidecars_if_done(pod, sandbox)
+
+    async def _end_sidecars_if_done(self, pod: Mapping[str, Any], sandbox: SandboxInfo) -> None:
+        """Once every app container has ended for good (restartPolicy Never/OnFailure),
+        the sidecars are stopped, so that the pod can complete."""
+        uid = str((pod.get("metadata") or {}).get("uid"))
+        spec = pod.get("spec") or {}
+        sidecars = {c.get("name"): c for c in spec.get("initContainers") or () if is_sidecar(c)}
+        if not sidecars or (spec.get("restartPolicy") or "Always") == "Always":
+            return
+        current = self.cache.pod_containers(uid)
+        for c in spec.get("containers") or ():
+            last = _latest(current, str(c.get("name")))
+            if last is None or last.state != "exited" or should_restart(c, pod, last):
+                return
+        await self.killer.kill_sidecars(pod, [c for c in self.cache.pod_containers(uid, sandbox.id)
+                                        if c.state == "running" and c.name in sidecars],
+                                  None, sandbox.ip)
+        await self.cache.refresh_pod(uid)
 
     async def _gc(self, uid: str, current_sandbox: str) -> None:
         by_name: dict[str, list[ContainerStatus]] = {}
@@ -354,7 +405,7 @@ class PodSyncer:
         (its IP is released), keep the containers for their logs."""
         uid = str((pod.get("metadata") or {}).get("uid"))
         await self.cache.refresh_pod(uid)
-        await self._kill_all(pod, None)
+        await self.killer.kill_all(pod, None)
         self.prober.remove_pod(uid)
         self.set_status(pod, terminal=True)
 
@@ -362,46 +413,20 @@ class PodSyncer:
         """Stop every container (preStop, SIGTERM, grace, SIGKILL) and the sandboxes."""
         uid = str((pod.get("metadata") or {}).get("uid"))
         await self.cache.refresh_pod(uid)
-        await self._kill_all(pod, grace)
+        await self.killer.kill_all(pod, grace)
         self.prober.remove_pod(uid)
-
-    async def _kill_all(self, pod: Mapping[str, Any], grace: int | None) -> None:
-        uid = str((pod.get("metadata") or {}).get("uid"))
-        spec = pod.get("spec") or {}
-        specs = {c.get("name"): c for c in (*(spec.get("containers") or ()),
-                                             *(spec.get("initContainers") or ()))}
-        sandbox = self.cache.ready_sandbox(uid)
-        pod_ip = sandbox.ip if sandbox else ""
-        running = [c for c in self.cache.pod_containers(uid) if c.state == "running"]
-        await asyncio.gather(*(self.runner.kill(pod, specs.get(c.name), c, grace=grace,
-                                                pod_ip=pod_ip) for c in running))
-        for s in self.cache.pod_sandboxes(uid):
-            if s.state == "ready":
-                await self._stop_sandbox(s.id)
-        await self.cache.refresh_pod(uid)
-
-    async def _stop_sandbox(self, sandbox_id: str) -> None:
-        """stop_sandbox, tried twice: the runtime can race its own supervisors (OSError)."""
-        for attempt in range(2):
-            try:
-                await self.runtime.stop_sandbox(sandbox_id)
-                return
-            except (RuntimeFailure, OSError):
-                if attempt:
-                    raise
-                log.warning("stopping sandbox failed; retrying", extra={"sandbox": sandbox_id},
-                            exc_info=True)
 
     async def cleanup(self, uid: str, log_dir_prefix: str | None = None) -> None:
         """Remove every trace of the pod from the node: sandboxes and containers, volumes,
         logs, caches. Safe to repeat."""
         for s in self.cache.pod_sandboxes(uid):
-            await self._stop_sandbox(s.id)
+            await self.killer.stop_sandbox(s.id)
             await self.runtime.remove_sandbox(s.id)
             self.cache.forget_sandbox(s.id)
         await self.volumes.cleanup(uid)
         self.prober.remove_pod(uid)
         self._pod_files_done.pop(uid, None)
+        self._evicted.pop(uid, None)
         self.backoff.forget(f"{uid}/")
         for key in [k for k in self.reasons if k[0] == uid]:
             del self.reasons[key]

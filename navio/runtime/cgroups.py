@@ -17,6 +17,7 @@ reports whether everything is gone; it never touches a cgroup outside the given 
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -95,11 +96,17 @@ def _write(directory: str, name: str, value: object) -> None:
 
 
 def _read(directory: str, name: str) -> str | None:
+    """The file's text, or None when the cgroup is gone — or going: a cgroup being removed
+    answers reads with ENODEV before its directory disappears."""
     try:
         with open(os.path.join(directory, name)) as f:
             return f.read()
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            return None
+        raise
 
 
 def apply_limits(cgroup: Cgroup, resources: Resources) -> None:

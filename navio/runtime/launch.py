@@ -1,16 +1,17 @@
 """Starting helper processes that must outlive the agent (pause, supervisor).
 
 Why: a container keeps running while the agent is down or restarting, so its helpers cannot be
-the agent's children (they would be reaped by it, or killed with its session). The agent runs
-`python -m <helper>` as a short-lived *launcher*; the launcher forks the real helper, which
-calls setsid and points its stdio at a file (never at the agent's pipes), and exits as soon as
-the helper reports that it is ready (the classic double fork). The helper is then re-parented
-to init, and the agent holds nothing of it but its pid and start time.
+the agent's children (they would be reaped by it, or killed with its session). A short-lived
+*launcher* (a fork of the runtime's fork server, forkserver.py) runs the helper's `main`,
+which calls `detach`: it forks the real helper, which calls setsid and points its stdio at a
+file (never at the agent's pipes), and the launcher exits as soon as the helper reports that
+it is ready (the classic double fork). The helper is then re-parented to init, and the agent
+holds nothing of it but its pid and start time.
 
-Guarantees: `spawn` returns only after the helper reported success, and returns its report
-(which includes the helper's host `pid` and `starttime`); on failure or timeout it raises
-`RuntimeFailure` and no helper is left running (the launcher kills an unready helper).
-The agent-side half imports asyncio lazily so helpers stay small.
+Guarantees: the launcher prints one JSON report (ok, plus the helper's host `pid` and
+`starttime`) only once the helper is ready; on failure or timeout the report says ok: false
+and no helper is left running (the launcher kills an unready helper). Helpers import only the
+standard library and navio.runtime (they run under `python -S`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from navio.runtime.namespaces import proc_starttime
-from navio.runtime.protocol import RuntimeFailure
 from navio.runtime.state import write_json
 
-__all__ = ["Report", "close_inherited_fds", "detach", "helper_env", "spawn"]
+__all__ = ["Report", "close_inherited_fds", "detach", "helper_env"]
 
 Report = Callable[[dict[str, Any]], None]
 _NAVIO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -41,35 +41,6 @@ def helper_env() -> dict[str, str]:
     Helpers run with `python -S` (stdlib and navio only), navio found through PYTHONPATH."""
     return {"PATH": os.environ.get("PATH", _DEFAULT_PATH), "PYTHONPATH": _NAVIO_ROOT,
             "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-async def spawn(module: str, args: list[str], *, timeout: float,
-                python: str = sys.executable) -> dict[str, Any]:
-    """Run the launcher of `module` and return the ready helper's report."""
-    import asyncio
-
-    proc = await asyncio.create_subprocess_exec(
-        python, "-S", "-m", module, *args, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=helper_env(),
-        start_new_session=True)
-    try:
-        async with asyncio.timeout(timeout + 1.0):   # the launcher gives up after `timeout`
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise RuntimeFailure(f"{module} did not report within {timeout}s") from None
-    lines = out.decode(errors="replace").strip().splitlines()
-    try:
-        report = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        report = None
-    if not isinstance(report, dict):
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeFailure(f"{module} failed (exit {proc.returncode}): {tail[0]}")
-    if not report.get("ok"):
-        raise RuntimeFailure(str(report.get("error") or f"{module} failed"))
-    return report
 
 
 def close_inherited_fds(keep: tuple[int, ...] = ()) -> None:

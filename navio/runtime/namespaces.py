@@ -22,9 +22,10 @@ from typing import Callable, TypeVar
 __all__ = [
     "CLONE_NEWIPC", "CLONE_NEWNET", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWUTS", "MNT_DETACH",
     "MS_BIND", "MS_NODEV", "MS_NOEXEC", "MS_NOSUID", "MS_PRIVATE", "MS_RDONLY", "MS_REC",
-    "MS_REMOUNT", "MS_SLAVE", "NETNS_DIR", "available", "mount", "process_alive", "proc_starttime",
-    "run_in_netns", "set_child_subreaper", "set_parent_death_signal", "setns", "setns_path",
-    "socket_in_netns", "umount", "unshare",
+    "MS_REMOUNT", "MS_SHARED", "MS_SLAVE", "NETNS_DIR", "available", "create_netns",
+    "delete_netns", "mount", "process_alive", "proc_starttime", "run_in_netns",
+    "set_child_subreaper", "set_parent_death_signal", "setns", "setns_path", "socket_in_netns",
+    "umount", "unshare",
 ]
 
 CLONE_NEWNS = 0x00020000
@@ -42,6 +43,7 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
 NETNS_DIR = "/run/netns"   # where `ip netns` keeps named network namespaces
@@ -172,6 +174,62 @@ def run_in_netns(netns_path: str, fn: Callable[[], _T], *, timeout: float = 10.0
 
 
 def socket_in_netns(netns_path: str, family: int = socket.AF_INET,
-                    kind: int = socket.SOCK_STREAM) -> socket.socket:
+                    kind: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
     """A socket created inside `netns_path`: it keeps that namespace for its whole life."""
-    return run_in_netns(netns_path, lambda: socket.socket(family, kind))
+    return run_in_netns(netns_path, lambda: socket.socket(family, kind, proto))
+
+
+def _share_netns_dir() -> None:
+    """Make NETNS_DIR a shared mount point, as `ip netns add` does, so a namespace bound
+    there shows in every mount namespace created later (a pod's, a container's)."""
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    try:
+        mount("none", NETNS_DIR, None, MS_SHARED | MS_REC)
+    except OSError:   # not a mount point yet: bind it onto itself first
+        mount(NETNS_DIR, NETNS_DIR, None, MS_BIND | MS_REC)
+        mount("none", NETNS_DIR, None, MS_SHARED | MS_REC)
+
+
+def create_netns(name: str, *, timeout: float = 10.0) -> str:
+    """Create the named network namespace NETNS_DIR/`name` (`ip netns add`) and return its
+    path. Nothing forks: a short-lived thread unshares its own network namespace and binds
+    it at the path, then ends, so no other thread ever runs in the new namespace. Blocking:
+    call it through `asyncio.to_thread`. FileExistsError when the name is taken."""
+    _share_netns_dir()
+    path = os.path.join(NETNS_DIR, name)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    box: dict[str, BaseException] = {}
+
+    def target() -> None:
+        try:
+            unshare(CLONE_NEWNET)
+            mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, None, MS_BIND)
+        except BaseException as exc:  # handed back to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="navio-netns-create", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive() or "error" in box:
+        delete_netns(name)
+        if "error" in box:
+            raise box["error"]
+        raise TimeoutError(f"creating netns {name} took over {timeout}s")
+    return path
+
+
+def delete_netns(name: str) -> bool:
+    """Remove the named network namespace (`ip netns del`); False if it did not exist. The
+    namespace itself lives on while a process or socket still holds it."""
+    path = os.path.join(NETNS_DIR, name)
+    if not os.path.lexists(path):
+        return False
+    try:
+        umount(path, MNT_DETACH)
+    except OSError:   # not mounted: a creation that failed half-way
+        pass
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True

@@ -10,6 +10,8 @@ host processes on the host network, says so in `capabilities`, and applies only 
 working dir.
 
 Guarantees, beyond protocol.py's:
+- Helpers (pauses, supervisors) are forked by the runtime's fork server (forkserver.py), so
+  a pod costs no Python interpreter start, and the agent itself never forks.
 - Containers survive the agent: each runs under a detached supervisor (supervisor.py). All
   state is on disk (state.py) and written before the resource it describes exists, so a new
   `ProcessRuntime` over the same state dir (after `kill -9`) reports the same containers with
@@ -38,9 +40,10 @@ from typing import TYPE_CHECKING, Any, Callable, Concatenate, Coroutine, ParamSp
 
 from navio.runtime import cgroups, mounts
 from navio.runtime import namespaces as ns
+from navio.runtime.attachsession import ProcessAttachSession, connect_relay
 from navio.runtime.execsession import ProcessExecSession, run_to_completion, start_exec
 from navio.runtime.ipam import IPAllocator
-from navio.runtime.launch import spawn
+from navio.runtime.forkserver import ForkServer
 from navio.runtime.process_config import ProcessRuntimeConfig, detect_capabilities
 from navio.runtime.process_records import (container_status_of, finalize_lost, killpg_checked,
                                            pod_meta, proc_usage, sandbox_info_of, wait_gone)
@@ -89,7 +92,9 @@ class ProcessRuntime:
             self._state.close()
             raise
         self._ipam = IPAllocator(config.state_dir / "ipam.json", config.pod_cidr)
-        self._sandboxes = SandboxResources(config, self._caps, self._state, self._ipam)
+        self._forks = ForkServer(config.state_dir, python=config.python)
+        self._sandboxes = SandboxResources(config, self._caps, self._state, self._ipam,
+                                           self._forks)
         self._locks: dict[str, asyncio.Lock] = {}
         self._recovered = False
         self._recover_lock = asyncio.Lock()
@@ -102,8 +107,12 @@ class ProcessRuntime:
         return self._locks.setdefault(key, asyncio.Lock())
 
     async def close(self) -> None:
-        """Release the state dir; containers keep running."""
-        self._state.close()
+        """Stop the fork server and release the state dir; containers keep running."""
+        try:
+            await self._sandboxes.close()
+            await self._forks.close()
+        finally:
+            self._state.close()
 
     # ---- recovery ----------------------------------------------------------------------
 
@@ -143,9 +152,9 @@ class ProcessRuntime:
     async def run_sandbox(self, pod: dict[str, Any], *, ip_hint: str | None = None) -> SandboxInfo:
         meta = pod_meta(pod)
         async with self._lock("pod:" + meta["uid"]):
-            for sid in self._state.sandbox_ids():
+            for sid in self._state.sandbox_of_pod(meta["uid"]):
                 rec = self._state.load_sandbox(sid)
-                if rec and rec["uid"] == meta["uid"]:
+                if rec:
                     info = sandbox_info_of(rec)
                     if info.state == "ready":
                         return info
@@ -212,9 +221,9 @@ class ProcessRuntime:
 
     def _containers_of(self, sandbox_id: str | None) -> list[ContainerStatus]:
         out = []
-        for cid in self._state.container_ids():
+        for cid in self._state.container_ids(sandbox_id):
             rec = self._state.load_container(cid)
-            if rec and (sandbox_id is None or rec["sandbox_id"] == sandbox_id):
+            if rec:
                 out.append(container_status_of(rec, self._state.load_status(cid)))
         return out
 
@@ -262,6 +271,7 @@ class ProcessRuntime:
                     "pause": sandbox["pause"], "shm": sandbox.get("shm"), "cgroup": rec["cgroup"],
                     "log_path": log_path, "log_max_bytes": self._config.log_max_bytes,
                     "log_max_files": self._config.log_max_files, "tty": config.tty,
+                    "stdin": config.stdin, "stdin_once": config.stdin_once,
                     "uid": config.run_as_user, "gid": config.run_as_group,
                     "start_timeout": self._config.helper_timeout})
             except BaseException as exc:
@@ -286,8 +296,8 @@ class ProcessRuntime:
                 raise InvalidState(f"sandbox {rec['sandbox_id']} is not ready")
             directory = str(self._state.container_dir(container_id))
             try:
-                await spawn("navio.runtime.supervisor", [directory],
-                            timeout=self._config.helper_timeout, python=self._config.python)
+                await self._forks.spawn("navio.runtime.supervisor", [directory],
+                                        timeout=self._config.helper_timeout)
             except RuntimeFailure as exc:
                 if self._state.load_status(container_id) is None:
                     finalize_lost(self._state, container_id, reason="StartError",
@@ -391,6 +401,17 @@ class ProcessRuntime:
                                          for d in rec["cgroup"].values())]
         return await start_exec(args, list(cmd), config.get("env") or {}, stdin=stdin, tty=tty,
                                 python=self._config.python)
+
+    @_bounded()
+    async def attach(self, container_id: str, *, stdin: bool,
+                     tty: bool) -> ProcessAttachSession:
+        self._running(container_id)
+        config = self._state.load_container_config(container_id) or {}
+        keeps_stdin = bool(config.get("stdin"))
+        sock = None
+        if (stdin and keeps_stdin) or (tty and config.get("tty")):
+            sock = await connect_relay(self._state.container_dir(container_id))
+        return ProcessAttachSession(sock, stdin=stdin and keeps_stdin)
 
     @_bounded(lambda container_id, cmd, timeout: max(0.0, timeout))
     async def exec_sync(self, container_id: str, cmd: list[str],

@@ -40,10 +40,10 @@ if TYPE_CHECKING:   # helpers (supervisor, pause) import this module and stay as
     import asyncio
 
 __all__ = [
-    "ByteSink", "Capabilities", "ContainerConfig", "ContainerState", "ContainerStats",
-    "ContainerStatus",
+    "AttachSession", "ByteSink", "Capabilities", "ContainerConfig", "ContainerState",
+    "ContainerStats", "ContainerStatus",
     "ExecSession", "InvalidState", "Mount", "NotFound", "Resources", "Runtime", "RuntimeFailure",
-    "SandboxInfo", "SandboxState", "Unsupported", "REASON_COMPLETED", "REASON_ERROR",
+    "SandboxInfo", "SandboxState", "Unsupported", "INIT_LABEL", "REASON_COMPLETED", "REASON_ERROR",
     "REASON_OOM_KILLED", "REASON_START_ERROR", "REASON_UNKNOWN",
 ]
 
@@ -52,6 +52,9 @@ SandboxState = Literal["ready", "notready"]
 
 # Reasons as containerd's CRI plugin reports them (kubectl shows them as the terminated reason).
 REASON_COMPLETED = "Completed"
+# The label the kubelet puts on an init container that must run to completion (not on a
+# sidecar, an init container with restartPolicy Always): lets a runtime tell them apart.
+INIT_LABEL = "navio.io/init-container"
 REASON_ERROR = "Error"
 REASON_OOM_KILLED = "OOMKilled"
 REASON_START_ERROR = "StartError"
@@ -133,6 +136,8 @@ class ContainerConfig:
     resources: Resources = field(default_factory=Resources)
     attempt: int = 0
     tty: bool = False
+    stdin: bool = False
+    stdin_once: bool = False
     run_as_user: int | None = None
     run_as_group: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
@@ -215,6 +220,18 @@ class ExecSession(Protocol):
     async def kill(self) -> None: ...
 
 
+class AttachSession(Protocol):
+    """An attachment to a running container's own stdin (kubectl attach -i; its output is
+    the container's log). `stdin` is None unless asked for and the container keeps its stdin
+    open (spec.stdin). Closing `stdin` ends this attachment's input: the container's stdin
+    closes too when the container has stdinOnce. `close` detaches."""
+
+    stdin: ByteSink | None
+
+    async def resize(self, cols: int, rows: int) -> None: ...
+    async def close(self) -> None: ...
+
+
 class Runtime(Protocol):
     """One extension point: the kubelet's view of a container runtime."""
 
@@ -262,6 +279,11 @@ class Runtime(Protocol):
                    tty: bool) -> ExecSession:
         """Start `cmd` inside the running container (its namespaces, cgroup, env, working
         dir); InvalidState if it is not running."""
+        ...
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> AttachSession:
+        """Attach to the running container's stdin (and terminal size, with a tty);
+        InvalidState if it is not running."""
         ...
 
     async def exec_sync(self, container_id: str, cmd: list[str],

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from navio.runtime import cgroups, mounts
 from navio.runtime import namespaces as ns
 from navio.runtime.ipam import IPAllocator
-from navio.runtime.launch import spawn
+from navio.runtime.forkserver import ForkServer
 from navio.runtime.process_config import ProcessRuntimeConfig
 from navio.runtime.process_records import wait_gone
 from navio.runtime.protocol import Capabilities
@@ -36,8 +36,9 @@ __all__ = ["SandboxResources"]
 
 class SandboxResources:
     def __init__(self, config: ProcessRuntimeConfig, caps: Capabilities, state: StateDir,
-                 ipam: IPAllocator) -> None:
+                 ipam: IPAllocator, forks: ForkServer) -> None:
         self._config = config
+        self._forks = forks
         self._caps = caps
         self._state = state
         self._ipam = ipam
@@ -85,10 +86,15 @@ class SandboxResources:
             cgroups.create(rec["cgroup"])
             args += ["--cgroup-procs", *(os.path.join(d, "cgroup.procs")
                                          for d in rec["cgroup"].values())]
-        report = await spawn("navio.runtime.pause", args, timeout=cfg.helper_timeout,
-                             python=cfg.python)
+        report = await self._forks.spawn("navio.runtime.pause", args,
+                                         timeout=cfg.helper_timeout)
         rec["pause"] = {"pid": report["pid"], "starttime": report["starttime"]}
         rec["namespaces"] = joined
+
+    async def close(self) -> None:
+        """Stop the pod network's worker; every sandbox keeps what it has."""
+        if self._net is not None:
+            await asyncio.to_thread(self._net.close)
 
     async def teardown(self, rec: dict[str, Any]) -> None:
         """Release everything the record says exists; safe to repeat."""

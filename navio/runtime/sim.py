@@ -6,7 +6,12 @@ none of its cost, as kwok keeps simulated nodes behind the same API as real ones
 Behaviour: sandboxes get IPs from the node's pod CIDR (in memory); a started container is
 "running" (pid None) until it is stopped — then "exited" with exit code 0, reason Completed —
 or until a test or scenario calls `terminate(id, exit_code)` to simulate it ending on its own.
-Exec commands succeed with no output; port-forward is Unsupported. All state is in memory: a
+An init container (labelled INIT_LABEL by the kubelet) succeeds as soon as it starts: it
+goes straight to "exited" with exit code 0, so pods with init containers become Running
+(`finish_init_containers=False` keeps them running until `terminate`, for tests that drive
+them).
+Exec commands succeed with no output; attach input is discarded; port-forward is
+Unsupported. All state is in memory: a
 new SimRuntime starts empty. Every call is immediate and idempotent as protocol.py requires.
 """
 
@@ -19,12 +24,13 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from navio.runtime.protocol import (REASON_COMPLETED, REASON_ERROR, ByteSink, Capabilities,
+from navio.runtime.protocol import (INIT_LABEL, REASON_COMPLETED, REASON_ERROR, ByteSink,
+                                    Capabilities,
                                     ContainerConfig, ContainerStats, ContainerStatus,
                                     InvalidState, NotFound, RuntimeFailure, SandboxInfo,
                                     Unsupported)
 
-__all__ = ["SimExecSession", "SimRuntime"]
+__all__ = ["SimAttachSession", "SimExecSession", "SimRuntime"]
 
 
 class SimExecSession:
@@ -49,10 +55,44 @@ class SimExecSession:
         return None
 
 
+class _Discard:
+    """A stdin that takes everything and keeps nothing (protocol.ByteSink)."""
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        return None
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._closed = True
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+
+class SimAttachSession:
+    """An attachment whose input goes nowhere (nothing runs to read it)."""
+
+    def __init__(self, *, stdin: bool) -> None:
+        self.stdin: ByteSink | None = _Discard() if stdin else None
+
+    async def resize(self, cols: int, rows: int) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 class SimRuntime:
     name = "sim"
 
-    def __init__(self, *, pod_cidr: str = "10.42.0.0/24") -> None:
+    def __init__(self, *, pod_cidr: str = "10.42.0.0/24",
+                 finish_init_containers: bool = True) -> None:
+        self._finish_inits = finish_init_containers
         network = ipaddress.IPv4Network(pod_cidr)
         self._free = [str(ip) for ip in network.hosts()][1:]   # the first is the gateway
         self._sandboxes: dict[str, SandboxInfo] = {}
@@ -141,6 +181,8 @@ class SimRuntime:
         if status.state == "created":
             self._containers[container_id] = replace(status, state="running",
                                                      started_at=time.time())
+            if self._finish_inits and dict(status.labels).get(INIT_LABEL) == "true":
+                self.terminate(container_id, 0)
 
     def terminate(self, container_id: str, exit_code: int, *, reason: str = "") -> None:
         """Simulate a running container ending by itself with `exit_code`."""
@@ -170,6 +212,11 @@ class SimRuntime:
         if self._get(container_id).state != "running":
             raise InvalidState(f"container {container_id} is not running")
         return SimExecSession(tty=tty)
+
+    async def attach(self, container_id: str, *, stdin: bool, tty: bool) -> SimAttachSession:
+        if self._get(container_id).state != "running":
+            raise InvalidState(f"container {container_id} is not running")
+        return SimAttachSession(stdin=stdin)
 
     async def exec_sync(self, container_id: str, cmd: list[str],
                         timeout: float) -> tuple[int, bytes, bytes]:

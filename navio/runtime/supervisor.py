@@ -10,7 +10,8 @@ namespace via /proc/<pause>/ns/*, after checking the pause is still the process 
 the container process, which starts a session (so the container is one process group), joins
 the container's cgroups (limits already written), makes a private mount namespace with the
 volumes (mounts.py), drops to run_as_user/group, and execs the argv with exactly the given env;
-captures stdout/stderr into the CRI log (logs.py); reaps it, kills whatever is left of the
+captures stdout/stderr into the CRI log (logs.py); keeps the container's stdin for attach
+sessions when the spec asks (stdinrelay.py); reaps it, kills whatever is left of the
 container (its process group and cgroup), and records the exit in status.json.
 
 Guarantees:
@@ -44,6 +45,7 @@ from navio.runtime import namespaces as ns
 from navio.runtime.launch import Report, detach
 from navio.runtime.logs import LogWriter
 from navio.runtime.state import write_json
+from navio.runtime.stdinrelay import StdinRelay
 
 __all__ = ["main"]
 
@@ -134,19 +136,26 @@ class _Supervisor:
         writer = LogWriter(cfg["log_path"], max_bytes=cfg.get("log_max_bytes", 10 << 20),
                            max_files=cfg.get("log_max_files", 5))
         oom_before = cgroups.oom_kills(self.cgroup) if self.cgroup else 0
-        tty = bool(cfg.get("tty"))
+        tty, keep_stdin = bool(cfg.get("tty")), bool(cfg.get("stdin"))
+        stdin_target: int | None = None
+        master: int | None = None
         if tty:
             master, slave = pty.openpty()
             streams = {master: "stdout"}
             stdio = (slave, slave, slave)
             child_ends = [slave]
+            if keep_stdin:
+                stdin_target = os.dup(master)
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
-            null = os.open(os.devnull, os.O_RDONLY)
+            if keep_stdin:
+                stdin_r, stdin_target = os.pipe()
+            else:
+                stdin_r = os.open(os.devnull, os.O_RDONLY)
             streams = {out_r: "stdout", err_r: "stderr"}
-            stdio = (null, out_w, err_w)
-            child_ends = [out_w, err_w, null]
+            stdio = (stdin_r, out_w, err_w)
+            child_ends = [out_w, err_w, stdin_r]
         errr, errw = os.pipe()   # (Python's pipes are close-on-exec)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -178,10 +187,17 @@ class _Supervisor:
             report({"ok": False, "error": message})
             return
         started_at = time.time()
+        sel = selectors.DefaultSelector()
+        relay = None
+        if tty or keep_stdin:
+            relay = StdinRelay(os.path.dirname(self.status_path), sel, target=stdin_target,
+                               master=master, once=bool(cfg.get("stdin_once")))
         self._write_status(state="running", pid=self.pid, starttime=starttime,
                            started_at=started_at)
         report({"ok": True, "container_pid": self.pid, "container_starttime": starttime})
-        self._pump(streams, wake_r, writer)
+        self._pump(sel, streams, wake_r, writer)
+        if relay is not None:
+            relay.close()
         writer.close()
         status = self.main_status if self.main_status is not None else 0
         exit_code = _exit_code(status)
@@ -221,8 +237,8 @@ class _Supervisor:
         if self.cgroup:
             cgroups.signal_all(self.cgroup, signal.SIGKILL)
 
-    def _pump(self, streams: dict[int, str], wake_r: int, writer: LogWriter) -> None:
-        sel = selectors.DefaultSelector()
+    def _pump(self, sel: selectors.BaseSelector, streams: dict[int, str], wake_r: int,
+              writer: LogWriter) -> None:
         for fd, name in streams.items():
             sel.register(fd, selectors.EVENT_READ, name)
         sel.register(wake_r, selectors.EVENT_READ, None)
@@ -236,7 +252,10 @@ class _Supervisor:
                 timeout: float | None = left
             else:
                 timeout = None
-            for key, _ in sel.select(timeout):
+            for key, mask in sel.select(timeout):
+                if callable(key.data):   # the stdin relay's
+                    key.data(mask)
+                    continue
                 if key.data is None:
                     try:
                         while os.read(wake_r, 512):
@@ -247,6 +266,8 @@ class _Supervisor:
                     continue
                 try:
                     data = os.read(key.fd, 65536)
+                except (BlockingIOError, InterruptedError):   # (the relay's dup of a pty
+                    continue                                  # master is non-blocking)
                 except OSError:   # EIO: the pty's last slave closed
                     data = b""
                 if data:

@@ -161,3 +161,57 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class NetnsServer(NavioServer):
+    """`navio server` (with its local agent) run inside network namespace `netns` through
+    nsenter: the agent's bridge, routes and kubelet port stay in there, and only clients
+    that enter it (NetnsKubectl) reach the API server."""
+
+    netns: str = ""
+
+    def start(self, timeout: float = 60.0) -> "NetnsServer":
+        self.output = []
+        log = self._log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "a")
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{self.netns}", sys.executable, "-m",
+             "navio.cli.main", "server", "--data-dir", str(self.data_dir), "--port",
+             str(self.port), *self.extra_args],
+            stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+        found = threading.Event()
+
+        def pump() -> None:
+            assert self.proc and self.proc.stdout
+            for line in self.proc.stdout:
+                self.output.append(line)
+                m = _LISTENING.search(line)
+                if m:
+                    self.url = m.group(1)
+                if "kubeconfig written" in line:
+                    found.set()
+            found.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not found.wait(timeout) or not self.url:
+            self.stop()
+            raise AssertionError(f"navio server did not start: {''.join(self.output)}")
+        return self
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live children of `pid`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append((int(entry), cmdline))
+    return out

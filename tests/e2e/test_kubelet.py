@@ -579,3 +579,53 @@ def test_logs_follow_ends_when_the_container_exits(kctl, proc_agent, kns):
     started = time.monotonic()
     assert kctl("logs", "-f", "count", "-n", kns, timeout=30) == "1\n2\n3\n"
     assert time.monotonic() - started < 15
+
+
+def test_attach_stdin_reaches_the_containers_own_stdin(kctl, proc_agent, kns):
+    """`kubectl attach -i` writes to the container's stdin (spec.stdin); with stdinOnce the
+    end of kubectl's input closes it, so `cat` finishes and the pod Succeeds."""
+    apply(kctl, kns, pod_yaml("reader", PROC, ["sh", "-c", "echo ready; cat; echo done"],
+                              "    stdin: true\n    stdinOnce: true\n",
+                              spec="  restartPolicy: Never\n"))
+    wait_pod(kctl, kns, "reader", ready, 30, "Ready")
+    wait_for(lambda: "ready" in kctl("logs", "reader", "-n", kns), 15, "the greeting")
+    out = kctl("attach", "-i", "reader", "-n", kns, input="line one\nline two\n", timeout=30)
+    assert "line one\nline two\n" in out
+    wait_pod(kctl, kns, "reader", lambda p: p.get("status", {}).get("phase") == "Succeeded", 30,
+             "Succeeded")
+    assert kctl("logs", "reader", "-n", kns) == "ready\nline one\nline two\ndone\n"
+
+
+def test_a_pod_past_its_active_deadline_fails_with_deadline_exceeded(kctl, sim_agent, kns):
+    apply(kctl, kns, pod_yaml("brief", SIM, ["sleep", "infinity"],
+                              spec="  activeDeadlineSeconds: 2\n"))
+    wait_pod(kctl, kns, "brief", ready, 30, "Ready")
+    pod = wait_pod(kctl, kns, "brief",
+                   lambda p: p if p.get("status", {}).get("phase") == "Failed" else None, 30,
+                   "Failed")
+    assert pod["status"]["reason"] == "DeadlineExceeded"
+    assert pod["status"]["message"] == \
+        "Pod was active on the node longer than the specified deadline"
+    described = kctl("describe", "pod", "brief", "-n", kns)
+    assert "Reason:           DeadlineExceeded" in described, described
+    assert ("DeadlineExceeded", "Pod was active on the node longer than the specified "
+                                "deadline") in events(kctl, kns, "brief")
+
+
+def test_a_sidecar_runs_beside_the_app_and_stops_when_it_completes(kctl, proc_agent, kns):
+    """An init container with restartPolicy Always (kube 1.29+ sidecar) starts before the
+    app, keeps running beside it (READY counts it), and is stopped once a Never pod's app
+    has finished, so the pod Succeeds."""
+    apply(kctl, kns, pod_yaml(
+        "withside", PROC, ["sh", "-c", "echo app; sleep 6"],
+        spec="  restartPolicy: Never\n  initContainers:\n  - name: side\n    image: python\n"
+             "    restartPolicy: Always\n"
+             "    command: [sh, -c, 'echo side up; exec sleep infinity']\n"))
+    wait_for(lambda: kctl("get", "pod", "withside", "-n", kns, "--no-headers").split()[1:3]
+             == ["2/2", "Running"], 30, "both containers ready")
+    pod = wait_pod(kctl, kns, "withside",
+                   lambda p: p if p.get("status", {}).get("phase") == "Succeeded" else None, 40,
+                   "Succeeded")
+    side = pod["status"]["initContainerStatuses"][0]
+    assert side["name"] == "side" and "terminated" in side["state"]
+    assert kctl("logs", "withside", "-c", "side", "-n", kns) == "side up\n"

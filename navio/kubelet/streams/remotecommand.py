@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable, Coroutine
 from aiohttp import WSMsgType, web
 
 from navio.kubelet.streams import channel as ch
-from navio.runtime.protocol import ExecSession
+from navio.runtime.protocol import AttachSession, ExecSession
 
 __all__ = ["serve_exec", "serve_error", "serve_output"]
 
@@ -56,8 +56,8 @@ async def _pump(reader: asyncio.StreamReader | None, ws: web.WebSocketResponse, 
                 forward = False
 
 
-async def _from_client(ws: web.WebSocketResponse, session: ExecSession, *, v5: bool,
-                       tty: bool) -> None:
+async def _from_client(ws: web.WebSocketResponse, session: ExecSession | AttachSession, *,
+                       v5: bool, tty: bool) -> None:
     async for msg in ws:
         if msg.type != WSMsgType.BINARY:
             continue
@@ -118,13 +118,18 @@ async def serve_exec(ws: web.WebSocketResponse, session: ExecSession, *, stdout:
 
 async def serve_output(ws: web.WebSocketResponse,
                        follow: Callable[[Callable[[str, bytes], Awaitable[None]]],
-                                        Coroutine[Any, Any, None]]) -> None:
-    """attach without stdin: stream what the container writes from now on (`follow` calls
-    back with (stream, bytes)) until it stops or the client leaves."""
+                                        Coroutine[Any, Any, None]], *,
+                       session: AttachSession | None = None, tty: bool = False) -> None:
+    """attach: stream what the container writes from now on (`follow` calls back with
+    (stream, bytes)) until it stops or the client leaves; with a `session`, the client's
+    stdin (channel 0, and v5's close of it) and terminal size (channel 4) go to it."""
     async def emit(stream: str, data: bytes) -> None:
         await _send(ws, ch.STDERR if stream == "stderr" else ch.STDOUT, data)
 
     async def drain_client() -> None:
+        if session is not None:
+            await _from_client(ws, session, v5=ws.ws_protocol == ch.V5, tty=tty)
+            return
         async for _ in ws:
             pass
 
@@ -139,3 +144,5 @@ async def serve_output(ws: web.WebSocketResponse,
         for t in (client, out):
             t.cancel()
         await asyncio.gather(client, out, return_exceptions=True)
+        if session is not None:
+            await session.close()

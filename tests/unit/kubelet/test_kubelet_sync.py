@@ -37,7 +37,7 @@ class FakeStatus:
 
 class Harness:
     def __init__(self, tmp: Path, runtime: SimRuntime | None = None) -> None:
-        self.runtime = runtime or SimRuntime(pod_cidr="10.9.0.0/24")
+        self.runtime = runtime or SimRuntime(pod_cidr="10.9.0.0/24", finish_init_containers=False)
         self.offset = 0.0
         self.events: list[tuple[str, str]] = []
         self.status = FakeStatus()
@@ -63,7 +63,8 @@ class Harness:
             event=event, backoff=Backoff(clock=lambda: time.time() + self.offset),
             reasons=reasons, host_ips=lambda: ["192.168.0.2"], pod_logs_dir=tmp / "logs",
             dns={"cluster_dns": ("10.43.0.10",), "cluster_domain": "cluster.local",
-                 "host_resolv": None}, sync_frequency=60.0)
+                 "host_resolv": None}, sync_frequency=60.0,
+            clock=lambda: time.time() + self.offset)
 
     async def sync(self, pod: dict[str, Any]) -> dict[str, Any]:
         await self.cache.relist()
@@ -150,6 +151,101 @@ async def test_init_containers_run_one_at_a_time_before_the_main_one(h):
     h.runtime.terminate(h.containers("init1")[0].id, 0)
     status = await h.sync(pod)
     assert status["phase"] == "Running" and "running" in state(status)
+
+
+async def test_on_a_sim_node_init_containers_succeed_and_the_pod_runs(tmp_path):
+    h = Harness(tmp_path, SimRuntime(pod_cidr="10.9.0.0/24"))
+    pod = make_pod(inits=2)
+    for _ in range(3):   # one init container per sync, then the app
+        status = await h.sync(pod)
+    assert status["phase"] == "Running" and "running" in state(status)
+    inits = status["initContainerStatuses"]
+    assert [(s["name"], s["state"]["terminated"]["exitCode"], s["state"]["terminated"]["reason"])
+            for s in inits] == [("init0", 0, "Completed"), ("init1", 0, "Completed")]
+    assert [c.name for c in h.containers() if c.state == "running"] == ["main"]
+
+
+def sidecar_pod(restart: str = "Always") -> dict[str, Any]:
+    pod = make_pod(restart, inits=1)
+    pod["spec"]["initContainers"].insert(0, {"name": "proxy", "image": "x", "command": ["px"],
+                                             "restartPolicy": "Always"})
+    return pod
+
+
+def init_status(status: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in status["initContainerStatuses"] if s["name"] == name)
+
+
+async def test_a_sidecar_starts_first_keeps_running_and_counts_for_readiness(h):
+    pod = sidecar_pod()
+    status = await h.sync(pod)
+    assert [c.name for c in h.containers()] == ["proxy"]          # the sidecar first
+    assert status["phase"] == "Pending"
+    status = await h.sync(pod)                                    # started: the next init
+    assert sorted(c.name for c in h.containers()) == ["init0", "proxy"]
+    proxy = init_status(status, "proxy")
+    assert "running" in proxy["state"] and proxy["started"] is True
+    h.runtime.terminate(h.containers("init0")[0].id, 0)
+    status = await h.sync(pod)
+    assert status["phase"] == "Running" and "running" in state(status)
+    assert [c.state for c in h.containers("proxy")] == ["running"]   # beside the app
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["Initialized"] == conditions["ContainersReady"] == "True"
+    assert init_status(status, "proxy")["ready"] is True
+    # A sidecar that exits is restarted, whatever the pod's restartPolicy.
+    h.runtime.terminate(h.containers("proxy")[0].id, 1)
+    status = await h.sync(pod)
+    assert [c.attempt for c in h.containers("proxy")] == [0, 1]
+    assert init_status(status, "proxy")["restartCount"] == 1
+    assert status["phase"] == "Running"
+
+
+async def test_a_never_pod_with_a_sidecar_completes_when_its_app_does(h):
+    pod = sidecar_pod("Never")
+    for _ in range(2):
+        await h.sync(pod)
+    h.runtime.terminate(h.containers("init0")[0].id, 0)
+    await h.sync(pod)
+    h.runtime.terminate(h.containers("main")[0].id, 0)
+    status = await h.sync(pod)
+    assert h.containers("proxy")[0].state == "exited"          # stopped by the kubelet
+    assert status["phase"] == "Succeeded"
+
+
+async def test_terminating_stops_sidecars_after_the_app(h):
+    pod = sidecar_pod()
+    pod["spec"]["initContainers"].insert(1, {"name": "logger", "image": "x",
+                                             "command": ["lg"], "restartPolicy": "Always"})
+    for _ in range(3):
+        await h.sync(pod)
+    h.runtime.terminate(h.containers("init0")[0].id, 0)
+    await h.sync(pod)
+    killed = [r for r, m in h.events if r == "Killing"]
+    assert killed == []
+    await h.syncer.terminate(pod)
+    order = [m for r, m in h.events if r == "Killing"]
+    assert order == ["Stopping container main", "Stopping container logger",
+                     "Stopping container proxy"]
+
+
+async def test_a_pod_past_its_active_deadline_is_killed_and_fails(h):
+    pod = make_pod()
+    pod["spec"]["activeDeadlineSeconds"] = 30
+    status = await h.sync(pod)
+    assert status["phase"] == "Running"
+    assert 29 < h.last.retry_in <= 30.1             # a sync is due when the deadline passes
+    h.offset = 31.0
+    status = await h.sync(pod)
+    assert h.last.terminal
+    assert (status["phase"], status["reason"], status["message"]) == (
+        "Failed", "DeadlineExceeded",
+        "Pod was active on the node longer than the specified deadline")
+    assert "terminated" in state(status)          # the container was killed
+    assert [c.state for c in h.containers()] == ["exited"]
+    assert ("DeadlineExceeded", "Pod was active on the node longer than the specified "
+                                "deadline") in h.events
+    status = await h.sync(pod)                      # and it stays so
+    assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
 
 
 async def test_a_failed_init_container_fails_a_never_pod_without_running_the_app(h):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
 from pathlib import Path
+
+import pytest
 
 from navio.runtime import cgroups
 from navio.runtime.protocol import Resources
@@ -49,3 +53,22 @@ def test_oom_kills_are_read_from_oom_control(tmp_path: Path) -> None:
     (tmp_path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
     assert cgroups.oom_kills({"memory": str(tmp_path)}) == 2
     assert cgroups.oom_kills({}) == 0
+
+
+
+def test_a_cgroup_being_removed_reads_as_gone(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    """A cgroup directory being removed answers reads with ENODEV: that is "gone", not an
+    error that would fail the container's stop or its stats."""
+    real_open = builtins.open
+
+    def enodev_open(path: object, *args: object, **kwargs: object) -> object:
+        if str(path).startswith(str(tmp_path)):
+            raise OSError(errno.ENODEV, "No such device")
+        return real_open(path, *args, **kwargs)   # type: ignore[call-overload]
+
+    monkeypatch.setattr(builtins, "open", enodev_open)
+    group = {"memory": str(tmp_path), "pids": str(tmp_path), "cpuacct": str(tmp_path)}
+    assert cgroups.procs(group) == set()
+    assert cgroups.oom_kills(group) == 0
+    assert cgroups.usage(group) == (0, 0, 0, 0)

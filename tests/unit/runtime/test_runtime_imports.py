@@ -12,7 +12,8 @@ from typing import Iterator
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[3] / "navio" / "runtime"
-HELPERS = ["navio.runtime.pause", "navio.runtime.supervisor", "navio.runtime.nsexec"]
+HELPERS = ["navio.runtime.pause", "navio.runtime.supervisor", "navio.runtime.nsexec",
+           "navio.runtime.forkserver"]
 
 
 def imports(path: Path) -> Iterator[str]:

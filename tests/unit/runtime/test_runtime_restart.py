@@ -17,7 +17,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from navio.runtime.launch import spawn
+from navio.runtime.forkserver import ForkServer
 from navio.runtime.process_records import pod_meta
 from navio.runtime.state import StateDir
 from runtime_lab import ROOT, RuntimeLab, alive, config, pod, wait_until
@@ -117,9 +117,13 @@ async def test_restart_cleans_up_what_a_crash_left_half_made(lab: RuntimeLab) ->
             "pause": None, "cgroup": {}, "shm": None}
     state.save_sandbox(half)
     directory = state.sandbox_dir(half["id"])
-    pause = await spawn("navio.runtime.pause", ["--log", str(directory / "pause.log"), "--pid",
-                                                "--pidfile", str(directory / "pause.json")],
-                        timeout=10)   # ... and its pause started, but never recorded
+    forks = ForkServer(directory)
+    try:   # ... and its pause started, but never recorded
+        pause = await forks.spawn("navio.runtime.pause", [
+            "--log", str(directory / "pause.log"), "--pid", "--pidfile",
+            str(directory / "pause.json")], timeout=10)
+    finally:
+        await forks.close()
     assert alive(pause["pid"])
     ipam = json.loads((state.root / "ipam.json").read_text())
     ipam["allocations"]["10.250.0.99"] = half["id"]
