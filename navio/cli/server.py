@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import os
 import signal
@@ -49,6 +50,10 @@ class ServerConfig:
     bind_address: str = "127.0.0.1"
     port: int = 6443
     service_cidr: str = "10.43.0.0/16"
+    cluster_dns: str = ""                 # "": the service CIDR's 10th address (10.43.0.10)
+    node_netns: str | None = None         # the local node's pods in this netns (tests)
+    resolv_conf: str | None = None        # the agent's --resolv-conf (None: its default)
+    proxy_mode: str = "auto"
     agent: bool = True
     verbosity: int = 0
     single_process: bool = False
@@ -57,6 +62,14 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
             raise ValueError(f"--port {self.port}: not a valid TCP port")
+        net = ipaddress.ip_network(self.service_cidr)
+        if self.cluster_dns and ipaddress.ip_address(self.cluster_dns) not in net:
+            raise ValueError(f"--cluster-dns {self.cluster_dns} is not in {self.service_cidr}")
+
+    @property
+    def dns_ip(self) -> str:
+        """The cluster DNS Service address: --cluster-dns, or the service CIDR's 10th."""
+        return self.cluster_dns or str(ipaddress.ip_network(self.service_cidr)[10])
 
 
 def add_parser(sub: Any) -> None:
@@ -69,6 +82,19 @@ def add_parser(sub: Any) -> None:
                    help="HTTPS port of the API server (0 picks a free one; default 6443)")
     p.add_argument("--bind-address", default="127.0.0.1")
     p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
+    p.add_argument("--cluster-dns", default="",
+                   help="the cluster DNS Service address (default: the service range's 10th "
+                        "address, 10.43.0.10); the local node answers DNS there")
+    p.add_argument("--node-netns", default=None,
+                   help="put the local node's pod network in this named netns (/run/netns) "
+                        "instead of the host's (tests: a namespace with no route out)")
+    p.add_argument("--resolv-conf", default=None,
+                   help="the resolv.conf the local node gives dnsPolicy Default pods and "
+                        "whose nameservers cluster DNS forwards to (default /etc/resolv.conf)")
+    p.add_argument("--proxy-mode", default="auto",
+                   choices=("auto", "nftables", "iptables", "userspace", "none"),
+                   help="the local node's Service proxy (default: nftables when root, "
+                        "else userspace)")
     p.add_argument("--no-agent", dest="agent", action="store_false",
                    help="run the control plane only, without a local node")
     p.add_argument("--single-process", action="store_true",
@@ -82,11 +108,10 @@ def add_parser(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
-                          port=args.port, service_cidr=args.service_cidr, agent=args.agent,
-                          verbosity=args.verbosity, single_process=args.single_process,
-                          disabled=tuple(d.strip() for d in args.disable.split(",")
-                                         if d.strip()))
+    try:
+        config = _config_from_args(args)
+    except ValueError as exc:
+        raise SystemExit(f"navio server: {exc}") from None
     setup_logging(config.verbosity)
     try:
         import uvloop
@@ -98,6 +123,17 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _config_from_args(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
+                        port=args.port, service_cidr=args.service_cidr,
+                        cluster_dns=args.cluster_dns, node_netns=args.node_netns,
+                        resolv_conf=args.resolv_conf, proxy_mode=args.proxy_mode,
+                        agent=args.agent, verbosity=args.verbosity,
+                        single_process=args.single_process,
+                        disabled=tuple(d.strip() for d in args.disable.split(",")
+                                       if d.strip()))
 
 
 def _server_names(bind: str, service_cidr: str) -> tuple[str, ...]:
@@ -139,7 +175,7 @@ async def serve(config: ServerConfig) -> None:
     host = "127.0.0.1" if config.bind_address in ("0.0.0.0", "127.0.0.1") else \
         config.bind_address
     url = f"https://{host}:{port}"
-    await ensure_bootstrap_objects(resources, host, port)
+    await ensure_bootstrap_objects(resources, host, port, dns_ip=config.dns_ip)
     kubeconfig = data / "admin.kubeconfig"
     write_kubeconfig(kubeconfig, server=url, ca_cert=ca.pair.cert, client=admin_pair,
                      user="kubernetes-admin")
@@ -204,8 +240,16 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
         from navio.cli.agent import default_node_name, local_agent_component
         node = default_node_name()
         kc_n = kubeconfig_for("kubelet", f"system:node:{node}", ("system:nodes",))
+        # Cluster DNS is served by the local node (it needs root for port 53 and for the pod
+        # network that reaches it); without root pods keep dnsPolicy Default's resolv.conf.
+        dns = (config.dns_ip,) if os.geteuid() == 0 else ()
         agent = local_agent_component(data_dir=config.data_dir, ca=ca, kubeconfig=kc_n,
-                                      node_name=node, verbosity=config.verbosity)
+                                      node_name=node, cluster_dns=dns, serve_dns=bool(dns),
+                                      service_cidr=config.service_cidr,
+                                      node_netns=config.node_netns,
+                                      resolv_conf=config.resolv_conf,
+                                      proxy_mode=config.proxy_mode,
+                                      verbosity=config.verbosity)
         # Always its own process: creating pod network namespaces forks the agent, and the
         # fork's signals would reach the server's own loop (see NOTES.md).
         out.append(dataclasses.replace(agent, in_process=None))
