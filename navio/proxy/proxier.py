@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from navio.client import ENDPOINTSLICES, SERVICES, Client, Informer
 from navio.proxy.config import ProxyConfig, select_mode
+from navio.proxy.conntrack import ConntrackCleaner, stale_flows
 from navio.proxy.model import (PROXY_LABEL_SELECTOR, ServiceMap, ServicePort, build_service,
                                build_service_map, service_key, slice_service_key)
 from navio.proxy.nftables import RuleOptions
-from navio.proxy.nftables_backend import NftablesBackend, NftRunner, live_table
+from navio.proxy.nftables_backend import NftablesBackend, NftRunner, live_table, netns_prefix
 from navio.proxy.protocol import Backend
 from navio.proxy.userspace import UserspaceBackend
 
@@ -86,8 +87,9 @@ class Proxier:
     retry_min, retry_max = _RETRY_MIN, _RETRY_MAX       # backoff after a failed sync
 
     def __init__(self, config: ProxyConfig, backend: Backend, services: _Cache,
-                 slices: _Cache) -> None:
+                 slices: _Cache, *, conntrack: ConntrackCleaner | None = None) -> None:
         self.config = config
+        self.conntrack = conntrack       # kernel backends: UDP flows to removed endpoints
         self.backend = backend
         self.services_cache = services
         self.slices_cache = slices
@@ -161,7 +163,9 @@ class Proxier:
             return False
         self._failures = 0
         self._full = False
-        self.services = new
+        old, self.services = self.services, new
+        if self.conntrack is not None and (flows := stale_flows(old, new, changed)):
+            await self.conntrack.delete(flows)
         self.generation += 1
         self.last_sync = SyncStats(kind, time.time(), time.monotonic() - started, len(changed))
         log.debug("proxy sync done", extra={"kind": kind, "changed": len(changed),
@@ -292,7 +296,14 @@ async def run(config: ProxyConfig, *, client: Client | None = None,
     try:
         services = Informer(client, SERVICES, label_selector=PROXY_LABEL_SELECTOR)
         slices = Informer(client, ENDPOINTSLICES, label_selector=PROXY_LABEL_SELECTOR)
-        proxier = Proxier(config, backend, services, slices)
+        conntrack = None
+        if isinstance(backend, NftablesBackend):
+            conntrack = ConntrackCleaner(netns_prefix(config.netns))
+            if not conntrack.available:
+                log.warning("conntrack tool missing: UDP flows to removed endpoints are not "
+                            "cleared (install conntrack)")
+                conntrack = None
+        proxier = Proxier(config, backend, services, slices, conntrack=conntrack)
         if on_ready is not None:
             on_ready(proxier)
         await proxier.run()
