@@ -55,10 +55,10 @@ def _rules(args: argparse.Namespace) -> int:
         print(f"navio proxy rules: cannot read {state}: {exc.strerror}", file=sys.stderr)
         return 1
     if args.live:
-        from navio.proxy import live_table
+        from navio.proxy import live_rules
         try:
-            out.append(asyncio.run(live_table(args.netns)))
-        except Exception as exc:      # NftError, or nft missing
+            out.append(asyncio.run(live_rules(args.netns)))
+        except Exception as exc:      # no table, or neither nft nor iptables
             print(f"navio proxy rules: no live table: {exc}", file=sys.stderr)
             if not out:
                 return 1
@@ -94,6 +94,6 @@ def add_parser(sub: Any) -> None:
                         "<data-dir>/agent")
     s.add_argument("--state-file", type=Path, help="read this state file instead")
     s.add_argument("--live", action="store_true",
-                   help="also list the kernel's table (nftables mode)")
+                   help="also list the kernel's rules (nftables table or iptables chains)")
     s.add_argument("--netns", help="with --live: the node network namespace")
     s.set_defaults(run=_rules)

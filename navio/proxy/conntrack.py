@@ -75,12 +75,11 @@ def stale_flows(old: ServiceMap, new: ServiceMap, keys: Iterable[str]) -> list[F
                 flows += [Flow(orig_dst=addr, dst_nat=ip) for addr in _addresses(o)]
                 if o.node_port:
                     flows.append(Flow(orig_port_dst=o.node_port, dst_nat=ip))
-        for pid, n in after.items():
-            o = before.get(pid)
-            if _targets(n) and not _targets(o):
-                flows += [Flow(orig_dst=addr) for addr in _addresses(n)]
-                if n.node_port:
-                    flows.append(Flow(orig_port_dst=n.node_port))
+        for pid, now in after.items():
+            if _targets(now) and not _targets(before.get(pid)):
+                flows += [Flow(orig_dst=addr) for addr in _addresses(now)]
+                if now.node_port:
+                    flows.append(Flow(orig_port_dst=now.node_port))
     return list(dict.fromkeys(flows))
 
 

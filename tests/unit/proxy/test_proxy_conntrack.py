@@ -9,7 +9,7 @@ import sys
 
 from proxy_netlab import PODS, SERVER_PORT, NetLab, sh
 from proxy_objects import endpoint, endpoint_slice, service
-from test_proxier import NODE, FakeCache, config, running, wait_until  # noqa: F401
+from test_proxier import NODE, FakeCache, config, wait_until
 
 from navio.proxy.conntrack import ConntrackCleaner, Flow, stale_flows
 from navio.proxy.model import build_service_map
