@@ -54,6 +54,7 @@ class ServerConfig:
     node_netns: str | None = None         # the local node's pods in this netns (tests)
     resolv_conf: str | None = None        # the agent's --resolv-conf (None: its default)
     proxy_mode: str = "auto"
+    kubelet_port: int = 10250             # the local node's kubelet API (0: any free port)
     agent: bool = True
     verbosity: int = 0
     single_process: bool = False
@@ -62,6 +63,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
             raise ValueError(f"--port {self.port}: not a valid TCP port")
+        if not 0 <= self.kubelet_port < 65536:
+            raise ValueError(f"--kubelet-port {self.kubelet_port}: not a valid TCP port")
         net = ipaddress.ip_network(self.service_cidr)
         if self.cluster_dns and ipaddress.ip_address(self.cluster_dns) not in net:
             raise ValueError(f"--cluster-dns {self.cluster_dns} is not in {self.service_cidr}")
@@ -91,6 +94,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--resolv-conf", default=None,
                    help="the resolv.conf the local node gives dnsPolicy Default pods and "
                         "whose nameservers cluster DNS forwards to (default /etc/resolv.conf)")
+    p.add_argument("--kubelet-port", type=int, default=10250,
+                   help="the local node's kubelet API port on 127.0.0.1 (0 picks a free one)")
     p.add_argument("--proxy-mode", default="auto",
                    choices=("auto", "nftables", "iptables", "userspace", "none"),
                    help="the local node's Service proxy (default: nftables when root, "
@@ -130,8 +135,8 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
                         port=args.port, service_cidr=args.service_cidr,
                         cluster_dns=args.cluster_dns, node_netns=args.node_netns,
                         resolv_conf=args.resolv_conf, proxy_mode=args.proxy_mode,
-                        agent=args.agent, verbosity=args.verbosity,
-                        single_process=args.single_process,
+                        kubelet_port=args.kubelet_port, agent=args.agent,
+                        verbosity=args.verbosity, single_process=args.single_process,
                         disabled=tuple(d.strip() for d in args.disable.split(",")
                                        if d.strip()))
 
@@ -244,7 +249,8 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
         # network that reaches it); without root pods keep dnsPolicy Default's resolv.conf.
         dns = (config.dns_ip,) if os.geteuid() == 0 else ()
         agent = local_agent_component(data_dir=config.data_dir, ca=ca, kubeconfig=kc_n,
-                                      node_name=node, cluster_dns=dns, serve_dns=bool(dns),
+                                      node_name=node, port=config.kubelet_port,
+                                      cluster_dns=dns, serve_dns=bool(dns),
                                       service_cidr=config.service_cidr,
                                       node_netns=config.node_netns,
                                       resolv_conf=config.resolv_conf,

@@ -113,8 +113,9 @@ def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 class ServicesLab:
     """`navio server` + its local node in a fresh node netns, and the real kubectl."""
 
-    def __init__(self, tmp: Path, tag: str = "svc") -> None:
+    def __init__(self, tmp: Path, tag: str = "svc", proxy_mode: str = "auto") -> None:
         self.tmp = tmp
+        self.proxy_mode = proxy_mode
         self.node_netns = f"nvs{os.getpid() % 100000}-{tag}"
         self.server: NavioServer | None = None
         self.kubectl: Kubectl | None = None
@@ -126,7 +127,8 @@ class ServicesLab:
         _sh("ip", "-n", self.node_netns, "link", "set", "lo", "up")
         self.resolv.write_text("nameserver 127.0.0.1\n")
         self.server = NavioServer(self.tmp / "data", extra_args=(
-            "--node-netns", self.node_netns, "--resolv-conf", str(self.resolv))).start()
+            "--node-netns", self.node_netns, "--resolv-conf", str(self.resolv),
+            "--proxy-mode", self.proxy_mode, "--kubelet-port", "0")).start()
         self.kubectl = Kubectl(self.server.kubeconfig, self.tmp / "home")
         wait_for(lambda: "Ready" in self.kubectl("get", "nodes", "--no-headers"), 60,
                  "the local node to be Ready")

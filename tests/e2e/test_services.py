@@ -4,6 +4,7 @@ A Deployment of 3 pods each answering with its name, behind Services; clients ru
 (`kubectl exec`), so every request goes pod → cluster DNS (10.43.0.10, node-local) → cluster
 IP → the proxy's rules in the node → a pod. The local node's pods live in a network namespace
 this module creates with no route out (services_lab.py), so no packet leaves the machine.
+Every test runs twice: with the proxy's nftables backend and with its iptables fallback.
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ def service(name: str, *, selector: str = "web", **spec: Any) -> dict[str, Any]:
                                 "protocol": "TCP"}], **spec}}
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicesLab]:
-    lab = ServicesLab(tmp_path_factory.mktemp("services"))
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[ServicesLab]:
+    mode = str(request.param)
+    lab = ServicesLab(tmp_path_factory.mktemp(f"services-{mode}"), tag=mode[:3],
+                      proxy_mode=mode)
     try:
         lab.start()
         lab.apply(web_deployment(), CLIENT_POD, service("web"),
@@ -265,8 +269,10 @@ def test_navio_proxy_rules_shows_the_routing_state(lab: ServicesLab) -> None:
                      if ln.startswith("default/web:http ")), "")
         return out.stdout if all(f"{ip}:8080" in line for ip in pods.values()) else None
     text = wait_for(rules, 10, "the proxy state to list the web pods")
-    assert "mode nftables" in text
+    assert f"mode {lab.proxy_mode}" in text
     assert f"{cluster_ip}:80/TCP" in text
     assert "default/web-sticky:http" in text and "ClientIP 10800s" in text
     assert "kube-dns" not in text                 # served by the node-local DNS
-    assert "table ip navio-proxy" in text         # the kernel's listing (--live)
+    # the kernel's own listing (--live)
+    live = "table ip navio-proxy" if lab.proxy_mode == "nftables" else ":NAVIO-SERVICES"
+    assert live in text
