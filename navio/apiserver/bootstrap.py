@@ -83,7 +83,13 @@ async def ensure_bootstrap_objects(resources: Resources, host: str, port: int, *
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                             "targetPort": port}]}})
     if dns_ip is not None:
-        await _ensure(resources, "services", "kube-system", kube_dns_service(dns_ip))
+        try:
+            await _ensure(resources, "services", "kube-system", kube_dns_service(dns_ip))
+        except errors.ApiError as exc:
+            # e.g. an older cluster whose Service already holds that address: the API server
+            # still starts; pods' resolv.conf names an address no DNS Service owns.
+            log.warning("kube-dns Service not created", extra={"ip": dns_ip,
+                                                               "error": str(exc)[:300]})
     if ipaddress.ip_address(host).is_loopback:
         # Endpoints may not point at loopback (kube validation); pods reach the API server
         # once it advertises a routable address.
