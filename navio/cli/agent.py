@@ -137,19 +137,27 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _agent_and_services(config: AgentConfig, services: NodeServices) -> None:
-    """The kubelet and the node's proxy/DNS side by side; either failing ends both."""
+    """The kubelet, then — once it has registered the node — the node's proxy/DNS beside it
+    (so that they do not slow the node's first Ready); either failing ends both."""
     from navio.kubelet.agent import run
-    tasks = [asyncio.ensure_future(run(config)),
-             asyncio.ensure_future(run_node_services(config, services))]
+    ready = asyncio.Event()
+    tasks = [asyncio.ensure_future(run(config, on_ready=lambda _agent: ready.set()))]
+    waiter = asyncio.ensure_future(ready.wait())
     try:
+        await asyncio.wait([tasks[0], waiter], return_when=asyncio.FIRST_COMPLETED)
+        if tasks[0].done():
+            tasks[0].result()
+            return
+        tasks.append(asyncio.ensure_future(run_node_services(config, services)))
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for t in done:
             t.result()
         await asyncio.gather(*tasks)
     finally:
+        waiter.cancel()
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(waiter, *tasks, return_exceptions=True)
 
 
 async def _serve(config: Any, services: NodeServices) -> None:

@@ -16,12 +16,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version",
                    version=f"navio {__version__} (Kubernetes {KUBERNETES_VERSION})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from navio.cli import agent, controllermanager, proxy, scheduler, server
+    from navio.cli import agent, controllermanager, dns, proxy, scheduler, server
     server.add_parser(sub)
     agent.add_parser(sub)
     controllermanager.add_parser(sub)
     scheduler.add_parser(sub)
     proxy.add_parser(sub)
+    dns.add_parser(sub)
     return p
 
 
