@@ -1,10 +1,10 @@
 """The Service proxy's cost: requests through a cluster IP versus straight to the pod, and how
 fast a changed EndpointSlice becomes a kernel rule at 1,000 services × 10 endpoints.
 
-1. Data path (same run, alternating): a client pod sends HTTP/1.1 requests (a new TCP
+1. Data path (same run, alternating): client pods send HTTP/1.1 requests (a new TCP
    connection each, as the proxy's DNAT applies per connection, `--concurrency` at once, for
-   `--seconds`) to a server pod, once to its pod IP and once to a Service's cluster IP whose
-   nftables rules navio's proxy backend loaded in the node namespace. Reported: requests/s and
+   `--seconds`) to a server pod, one client to its pod IP and one to a Service's cluster IP
+   whose nftables rules navio's proxy backend loaded in the node namespace. Reported: requests/s and
    p50/p99 latency of each, and the ratios (cluster IP / pod IP); median of `--rounds`.
 2. Rule updates: a real `navio server --no-agent` holds `--services` Services with
    `--endpoints` ready endpoints each; navio's proxy (in process, nftables, in the node
@@ -45,7 +45,12 @@ from navio.proxy.nftables_backend import NftablesBackend, NftRunner  # noqa: E40
 
 TAG = f"nvb{os.getpid() % 100000}"
 NODE = f"{TAG}-node"
-GATEWAY, SERVER_IP, CLIENT_IP, CLUSTER_IP = "10.42.0.1", "10.42.0.11", "10.42.0.100", "10.43.0.20"
+GATEWAY, SERVER_IP, CLUSTER_IP = "10.42.0.1", "10.42.0.11", "10.43.0.20"
+# Two client pods, one per path: the server pod's TIME_WAIT sockets are keyed by the client's
+# address and port, and a client's TCP timestamps have a per-destination offset, so one
+# client alternating between the pod IP and the cluster IP to the same pod has new SYNs
+# refused by PAWS on reused ports (1 s retransmits) — a measurement artifact, not a cost.
+CLIENTS = {"direct": ("cld", "10.42.0.100"), "service": ("cls", "10.42.0.101")}
 
 SERVER = r"""
 import asyncio, sys
@@ -129,7 +134,7 @@ def build_lab() -> list[str]:
     sh(*n, "link", "set", "br0", "up")
     sh(*n, "route", "add", "10.43.0.0/16", "dev", "br0")
     sh("ip", "netns", "exec", NODE, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    for i, (pod, ip) in enumerate((("srv", SERVER_IP), ("cli", CLIENT_IP))):
+    for i, (pod, ip) in enumerate((("srv", SERVER_IP), *CLIENTS.values())):
         name = f"{TAG}-{pod}"
         made.append(name)
         add_netns(name)
@@ -143,8 +148,9 @@ def build_lab() -> list[str]:
     return made
 
 
-def load(ip: str, port: int, conc: int, secs: float) -> dict[str, float]:
-    out = sh("ip", "netns", "exec", f"{TAG}-cli", sys.executable, "-c", LOAD, ip, str(port),
+def load(path: str, ip: str, port: int, conc: int, secs: float) -> dict[str, float]:
+    client = f"{TAG}-{CLIENTS[path][0]}"
+    out = sh("ip", "netns", "exec", client, sys.executable, "-c", LOAD, ip, str(port),
              str(conc), str(secs), timeout=secs + 60).stdout
     return json.loads(out)
 
@@ -165,11 +171,12 @@ async def data_path(args: argparse.Namespace) -> None:
                                SERVER, SERVER_IP, "8080"], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "READY"
-        load(SERVER_IP, 8080, args.concurrency, 1.0)               # warm up
+        load("direct", SERVER_IP, 8080, args.concurrency, 1.0)               # warm up
+        load("service", CLUSTER_IP, 80, args.concurrency, 1.0)
         direct, via = [], []
         for _ in range(args.rounds):
-            direct.append(load(SERVER_IP, 8080, args.concurrency, args.seconds))
-            via.append(load(CLUSTER_IP, 80, args.concurrency, args.seconds))
+            direct.append(load("direct", SERVER_IP, 8080, args.concurrency, args.seconds))
+            via.append(load("service", CLUSTER_IP, 80, args.concurrency, args.seconds))
         med = lambda runs, k: statistics.median(r[k] for r in runs)   # noqa: E731
         errors = sum(r["errors"] for r in direct + via)
         print(f"data path: {args.concurrency} concurrent clients, a new connection per "
