@@ -15,6 +15,8 @@ Design (node-local DNS, like Kubernetes' NodeLocal DNSCache):
   address alone (as kube-proxy does) and pods' queries are delivered to the local server.
   Upstreams (names outside the cluster zone) are the nameservers of the agent's
   `--resolv-conf`.
+- a node on the `sim` runtime runs nothing, so it programs nothing either: `--proxy-mode
+  auto` means no proxy there (many simulated nodes share one host's network namespace);
 - each part restarts with back-off (1 s → 30 s) when it fails, without taking the kubelet
   down; on shutdown the proxy removes its rules and the DNS addresses leave `lo`.
 """
@@ -109,8 +111,12 @@ async def _dns(agent: AgentConfig) -> None:
 async def run_node_services(agent: AgentConfig, services: NodeServices) -> None:
     """Run this node's proxy and DNS until cancelled."""
     parts = []
-    if services.proxy_mode != "none":
-        parts.append(_keep_running("proxy", lambda: _proxy(agent, services.proxy_mode)))
+    mode = services.proxy_mode
+    if mode == "auto" and agent.runtime == "sim":
+        log.info("no proxy on a simulated node", extra={"node": agent.node_name})
+        mode = "none"
+    if mode != "none":
+        parts.append(_keep_running("proxy", lambda: _proxy(agent, mode)))
     if services.serve_dns:
         if not agent.cluster_dns:
             raise ValueError("--serve-cluster-dns needs --cluster-dns")

@@ -79,3 +79,15 @@ def test_navio_proxy_rules_prints_the_state_the_proxy_wrote(tmp_path):
     state.write_text("navio proxy: mode nftables, node n1, generation 3\n")
     out = navio("proxy", "rules", "--root-dir", str(tmp_path))
     assert out.returncode == 0 and out.stdout.startswith("navio proxy: mode nftables")
+
+
+async def test_a_simulated_node_runs_no_proxy(tmp_path):
+    import asyncio
+
+    from navio.cli.nodeservices import run_node_services
+    from navio.kubelet.config import AgentConfig
+    sim = AgentConfig(node_name="s1", kubeconfig=tmp_path / "none", runtime="sim",
+                      root_dir=tmp_path)
+    # nothing to run: returns at once (a proxy would keep running until cancelled)
+    await asyncio.wait_for(run_node_services(sim, NodeServices()), 5)
+    assert not proxy_state_file(tmp_path).exists()
