@@ -124,6 +124,8 @@ def _run(args: argparse.Namespace) -> int:
         services = node_services_from_args(args)
         if services.serve_dns and not config.cluster_dns:
             raise ValueError("--serve-cluster-dns needs --cluster-dns")
+        if services.proxy_mode == "userspace" and config.node_netns:
+            raise ValueError("--proxy-mode userspace cannot serve a --node-netns")
     except ValueError as exc:
         raise SystemExit(f"navio agent: {exc}") from None
     setup_logging(config.verbosity)

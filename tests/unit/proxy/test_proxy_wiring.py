@@ -65,6 +65,9 @@ def test_node_services_are_checked():
         NodeServices(proxy_mode="ipvs")
     out = navio("agent", "--kubeconfig", "/nonexistent", "--serve-cluster-dns")
     assert out.returncode != 0 and "--serve-cluster-dns needs --cluster-dns" in out.stderr
+    out = navio("agent", "--kubeconfig", "/nonexistent", "--proxy-mode", "userspace",
+                "--node-netns", "t-node")
+    assert out.returncode != 0 and "cannot serve a --node-netns" in out.stderr
     out = navio("server", "--cluster-dns", "10.99.0.10", "--data-dir", "/nonexistent")
     assert out.returncode != 0 and "not in 10.43.0.0/16" in out.stderr
     assert "Traceback" not in out.stderr
