@@ -1,4 +1,12 @@
-"""Objects every cluster starts with: the system namespaces and the `kubernetes` Service."""
+"""Objects every cluster starts with: the system namespaces, the `kubernetes` Service and the
+cluster DNS Service `kube-system/kube-dns`.
+
+`kube-dns` has the fixed cluster IP pods' resolv.conf names (10.43.0.10 by default) and no
+selector: navio's cluster DNS is node-local (each agent answers on that address, see
+`navio/cli/nodeservices.py`), so the Service carries `service.kubernetes.io/service-proxy-name`
+and proxies leave its address to the node's DNS server, as kube-proxy leaves such services to
+the proxy they name.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import logging
 from navio.api import errors
 from navio.apiserver.resources import Resources, WriteOptions
 
-__all__ = ["ensure_bootstrap_objects"]
+__all__ = ["ensure_bootstrap_objects", "kube_dns_service", "DNS_PROXY_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +49,25 @@ SYSTEM_PRIORITY_CLASSES = {
 }
 
 
-async def ensure_bootstrap_objects(resources: Resources, host: str, port: int) -> None:
+DNS_PROXY_NAME = "navio-node-dns"
+
+
+def kube_dns_service(dns_ip: str) -> dict:
+    """The cluster DNS Service (CoreDNS's names and ports: dns/UDP, dns-tcp/TCP on 53)."""
+    return {
+        "metadata": {"name": "kube-dns", "labels": {
+            "k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
+            "kubernetes.io/name": "CoreDNS",
+            "service.kubernetes.io/service-proxy-name": DNS_PROXY_NAME}},
+        "spec": {"clusterIP": dns_ip, "clusterIPs": [dns_ip], "type": "ClusterIP",
+                 "sessionAffinity": "None",
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                           {"name": "dns-tcp", "port": 53, "protocol": "TCP",
+                            "targetPort": 53}]}}
+
+
+async def ensure_bootstrap_objects(resources: Resources, host: str, port: int, *,
+                                   dns_ip: str | None = None) -> None:
     for ns in SYSTEM_NAMESPACES:
         await _ensure(resources, "namespaces", "", {"metadata": {"name": ns}})
     for name, (value, description) in SYSTEM_PRIORITY_CLASSES.items():
@@ -56,6 +82,14 @@ async def ensure_bootstrap_objects(resources: Resources, host: str, port: int) -
         "spec": {"clusterIP": first_ip, "type": "ClusterIP", "sessionAffinity": "None",
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                             "targetPort": port}]}})
+    if dns_ip is not None:
+        try:
+            await _ensure(resources, "services", "kube-system", kube_dns_service(dns_ip))
+        except errors.ApiError as exc:
+            # e.g. an older cluster whose Service already holds that address: the API server
+            # still starts; pods' resolv.conf names an address no DNS Service owns.
+            log.warning("kube-dns Service not created", extra={"ip": dns_ip,
+                                                               "error": str(exc)[:300]})
     if ipaddress.ip_address(host).is_loopback:
         # Endpoints may not point at loopback (kube validation); pods reach the API server
         # once it advertises a routable address.

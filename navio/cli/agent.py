@@ -4,6 +4,8 @@ Flags follow the kubelet's where it has one (`--kubeconfig`, `--node-ip`, `--add
 `--port=10250`, `--root-dir`, `--tls-cert-file`, `--tls-private-key-file`,
 `--client-ca-file`, `--cluster-dns`, `--cluster-domain`, `--resolv-conf`, `--max-pods`,
 `--node-labels`, `--node-status-update-frequency`, `--v`). Credentials only as files.
+The agent also hosts this node's Service data plane (nodeservices.py): the proxy
+(`--proxy-mode`, kube-proxy's flag) and, with `--serve-cluster-dns`, the node-local cluster DNS.
 
 Until `navio main` registers this subcommand it also runs as `python -m navio.cli.agent`.
 """
@@ -21,11 +23,13 @@ from typing import Any
 from navio.cli.components import Component
 from navio.cli.flags import duration, refuse_shared_credentials
 from navio.cli.logs import setup_logging
+from navio.cli.nodeservices import PROXY_MODES, NodeServices, run_node_services
 from navio.kubelet.config import AgentConfig, default_node_name, default_root_dir
 from navio.pki.certs import CertificateAuthority
 from navio.pki.kubeletclient import ensure_kubelet_serving_cert
 
-__all__ = ["add_parser", "config_from_args", "local_agent_component", "main"]
+__all__ = ["add_parser", "config_from_args", "node_services_from_args",
+           "local_agent_component", "main"]
 
 _TOKEN_NOTE = ("--server with --token-file is accepted for the TLS-bootstrap flow that "
                "comes with the security work (issue 3); until then a token file cannot be "
@@ -81,7 +85,16 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cgroup-parent", default="/navio")
     p.add_argument("--no-isolation", dest="isolation", action="store_const", const=False,
                    default=None, help="process runtime: no namespaces/cgroups even as root")
+    p.add_argument("--proxy-mode", choices=PROXY_MODES, default="auto",
+                   help="the node's Service proxy: auto (nftables when root, else userspace), "
+                        "nftables, iptables, userspace, or none")
+    p.add_argument("--serve-cluster-dns", action="store_true",
+                   help="answer cluster DNS on the --cluster-dns addresses on this node")
     p.add_argument("--v", dest="verbosity", type=int, default=0, help="log verbosity (klog)")
+
+
+def node_services_from_args(args: argparse.Namespace) -> NodeServices:
+    return NodeServices(proxy_mode=args.proxy_mode, serve_dns=args.serve_cluster_dns)
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
@@ -108,6 +121,11 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
 def _run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
+        services = node_services_from_args(args)
+        if services.serve_dns and not config.cluster_dns:
+            raise ValueError("--serve-cluster-dns needs --cluster-dns")
+        if services.proxy_mode == "userspace" and config.node_netns:
+            raise ValueError("--proxy-mode userspace cannot serve a --node-netns")
     except ValueError as exc:
         raise SystemExit(f"navio agent: {exc}") from None
     refuse_shared_credentials(config.kubeconfig, config.tls_private_key_file,
@@ -118,19 +136,42 @@ def _run(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency
         pass
-    asyncio.run(_serve(config))
+    asyncio.run(_serve(config, services))
     return 0
 
 
-async def _serve(config: Any) -> None:
+async def _agent_and_services(config: AgentConfig, services: NodeServices) -> None:
+    """The kubelet, then — once it has registered the node — the node's proxy/DNS beside it
+    (so that they do not slow the node's first Ready); either failing ends both."""
+    from navio.kubelet.agent import run
+    ready = asyncio.Event()
+    tasks = [asyncio.ensure_future(run(config, on_ready=lambda _agent: ready.set()))]
+    waiter = asyncio.ensure_future(ready.wait())
+    try:
+        await asyncio.wait([tasks[0], waiter], return_when=asyncio.FIRST_COMPLETED)
+        if tasks[0].done():
+            tasks[0].result()
+            return
+        tasks.append(asyncio.ensure_future(run_node_services(config, services)))
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for t in done:
+            t.result()
+        await asyncio.gather(*tasks)
+    finally:
+        waiter.cancel()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(waiter, *tasks, return_exceptions=True)
+
+
+async def _serve(config: Any, services: NodeServices) -> None:
     """Run the agent until SIGINT/SIGTERM.
 
     Signals are taken with signal.signal, not loop.add_signal_handler: the runtime forks
     helper children (pyroute2's netns creation) that inherit the event loop's signal wakeup
     fd, and a SIGTERM sent to such a child would otherwise read as one sent to the agent."""
-    from navio.kubelet.agent import run
     loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(run(config))
+    task = asyncio.ensure_future(_agent_and_services(config, services))
     pid = os.getpid()
 
     def stop(signum: int, frame: object) -> None:
@@ -154,11 +195,16 @@ def add_parser(sub: Any) -> None:
 
 def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfig: Path,
                           node_name: str | None = None, port: int = 10250,
-                          cluster_dns: tuple[str, ...] = (), verbosity: int = 0) -> Component:
+                          cluster_dns: tuple[str, ...] = (), serve_dns: bool = False,
+                          service_cidr: str = "10.43.0.0/16", node_netns: str | None = None,
+                          resolv_conf: str | None = None, proxy_mode: str = "auto",
+                          verbosity: int = 0) -> Component:
     """The local node of `navio server`: its kubelet serving certificate (signed by the
     cluster CA, for 127.0.0.1), the `navio agent` argv and the same agent in-process.
     `kubeconfig` is the node's identity (user `system:node:<node>`, group `system:nodes`).
-    The kubelet API listens on 127.0.0.1:`port` and the node's InternalIP is 127.0.0.1."""
+    The kubelet API listens on 127.0.0.1:`port` and the node's InternalIP is 127.0.0.1.
+    The agent hosts the node's proxy (`proxy_mode`) and, with `serve_dns`, the cluster DNS
+    on `cluster_dns`; `node_netns` puts the pods' bridge in that named namespace (tests)."""
     pki = data_dir / "pki"
     node = node_name or default_node_name()
     serving = ensure_kubelet_serving_cert(ca, pki, node, ("127.0.0.1", "localhost"))
@@ -166,16 +212,24 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
             str(data_dir / "agent"), "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
             "--port", str(port), "--tls-cert-file", str(serving.cert),
             "--tls-private-key-file", str(serving.key), "--client-ca-file", str(ca.pair.cert),
+            "--service-cluster-ip-range", service_cidr, "--proxy-mode", proxy_mode,
             "--v", str(verbosity)]
     if cluster_dns:
         argv += ["--cluster-dns", ",".join(cluster_dns)]
+        if serve_dns:
+            argv.append("--serve-cluster-dns")
+    if node_netns:
+        argv += ["--node-netns", node_netns]
+    if resolv_conf is not None:
+        argv += ["--resolv-conf", resolv_conf]
     parser = argparse.ArgumentParser(prog="navio agent")
     _configure(parser)
-    config = config_from_args(parser.parse_args(argv[1:]))
+    args = parser.parse_args(argv[1:])
+    config = config_from_args(args)
+    services = node_services_from_args(args)
 
     async def in_process() -> None:
-        from navio.kubelet.agent import run
-        await run(config)
+        await _agent_and_services(config, services)
 
     return Component("agent", tuple(argv), in_process)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -55,6 +56,11 @@ class ServerConfig:
     bind_address: str = "127.0.0.1"
     port: int = 6443
     service_cidr: str = "10.43.0.0/16"
+    cluster_dns: str = ""                 # "": the service CIDR's 10th address (10.43.0.10)
+    node_netns: str | None = None         # the local node's pods in this netns (tests)
+    resolv_conf: str | None = None        # the agent's --resolv-conf (None: its default)
+    proxy_mode: str = "auto"
+    kubelet_port: int = 10250             # the local node's kubelet API (0: any free port)
     agent: bool = True
     verbosity: int = 0
     single_process: bool = False
@@ -66,6 +72,16 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
             raise ValueError(f"--port {self.port}: not a valid TCP port")
+        if not 0 <= self.kubelet_port < 65536:
+            raise ValueError(f"--kubelet-port {self.kubelet_port}: not a valid TCP port")
+        net = ipaddress.ip_network(self.service_cidr)
+        if self.cluster_dns and ipaddress.ip_address(self.cluster_dns) not in net:
+            raise ValueError(f"--cluster-dns {self.cluster_dns} is not in {self.service_cidr}")
+
+    @property
+    def dns_ip(self) -> str:
+        """The cluster DNS Service address: --cluster-dns, or the service CIDR's 10th."""
+        return self.cluster_dns or str(ipaddress.ip_network(self.service_cidr)[10])
 
 
 def add_parser(sub: Any) -> None:
@@ -78,6 +94,21 @@ def add_parser(sub: Any) -> None:
                    help="HTTPS port of the API server (0 picks a free one; default 6443)")
     p.add_argument("--bind-address", default="127.0.0.1")
     p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
+    p.add_argument("--cluster-dns", default="",
+                   help="the cluster DNS Service address (default: the service range's 10th "
+                        "address, 10.43.0.10); the local node answers DNS there")
+    p.add_argument("--node-netns", default=None,
+                   help="put the local node's pod network in this named netns (/run/netns) "
+                        "instead of the host's (tests: a namespace with no route out)")
+    p.add_argument("--resolv-conf", default=None,
+                   help="the resolv.conf the local node gives dnsPolicy Default pods and "
+                        "whose nameservers cluster DNS forwards to (default /etc/resolv.conf)")
+    p.add_argument("--kubelet-port", type=int, default=10250,
+                   help="the local node's kubelet API port on 127.0.0.1 (0 picks a free one)")
+    p.add_argument("--proxy-mode", default="auto",
+                   choices=("auto", "nftables", "iptables", "userspace", "none"),
+                   help="the local node's Service proxy (default: nftables when root, "
+                        "else userspace)")
     p.add_argument("--no-agent", dest="agent", action="store_false",
                    help="run the control plane only, without a local node")
     p.add_argument("--single-process", action="store_true",
@@ -98,14 +129,10 @@ def add_parser(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
-                          port=args.port, service_cidr=args.service_cidr, agent=args.agent,
-                          verbosity=args.verbosity, single_process=args.single_process,
-                          disabled=tuple(d.strip() for d in args.disable.split(",")
-                                         if d.strip()),
-                          encryption_config=args.encryption_config,
-                          audit_policy_file=args.audit_policy_file,
-                          audit_log_path=args.audit_log_path)
+    try:
+        config = _config_from_args(args)
+    except ValueError as exc:
+        raise SystemExit(f"navio server: {exc}") from None
     setup_logging(config.verbosity)
     if config.audit_policy_file is not None:
         try:
@@ -126,6 +153,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"navio server: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def _config_from_args(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
+                        port=args.port, service_cidr=args.service_cidr,
+                        cluster_dns=args.cluster_dns, node_netns=args.node_netns,
+                        resolv_conf=args.resolv_conf, proxy_mode=args.proxy_mode,
+                        kubelet_port=args.kubelet_port, agent=args.agent,
+                        verbosity=args.verbosity, single_process=args.single_process,
+                        disabled=tuple(d.strip() for d in args.disable.split(",")
+                                       if d.strip()),
+                        encryption_config=args.encryption_config,
+                        audit_policy_file=args.audit_policy_file,
+                        audit_log_path=args.audit_log_path)
 
 
 def _server_names(bind: str, service_cidr: str) -> tuple[str, ...]:
@@ -178,7 +219,7 @@ async def serve(config: ServerConfig) -> None:
     host = "127.0.0.1" if config.bind_address in ("0.0.0.0", "127.0.0.1") else \
         config.bind_address
     url = f"https://{host}:{port}"
-    await ensure_bootstrap_objects(resources, host, port)
+    await ensure_bootstrap_objects(resources, host, port, dns_ip=config.dns_ip)
     kubeconfig = data / "admin.kubeconfig"
     write_kubeconfig(kubeconfig, server=url, ca_cert=ca.pair.cert, client=admin_pair,
                      user="kubernetes-admin")
@@ -243,8 +284,17 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
         from navio.cli.agent import default_node_name, local_agent_component
         node = default_node_name()
         kc_n = kubeconfig_for("kubelet", f"system:node:{node}", ("system:nodes",))
+        # Cluster DNS is served by the local node (it needs root for port 53 and for the pod
+        # network that reaches it); without root pods keep dnsPolicy Default's resolv.conf.
+        dns = (config.dns_ip,) if os.geteuid() == 0 else ()
         agent = local_agent_component(data_dir=config.data_dir, ca=ca, kubeconfig=kc_n,
-                                      node_name=node, verbosity=config.verbosity)
+                                      node_name=node, port=config.kubelet_port,
+                                      cluster_dns=dns, serve_dns=bool(dns),
+                                      service_cidr=config.service_cidr,
+                                      node_netns=config.node_netns,
+                                      resolv_conf=config.resolv_conf,
+                                      proxy_mode=config.proxy_mode,
+                                      verbosity=config.verbosity)
         out.append(agent)   # (the runtime never forks the agent: in-process is safe)
     if "scheduler" not in config.disabled:
         kc_s = kubeconfig_for("scheduler", "system:kube-scheduler")

@@ -38,7 +38,7 @@ from navio.dns.forward import Forwarder, ForwardError
 from navio.dns.records import RecordSet
 from navio.dns.responder import Deferred, Responder
 
-__all__ = ["DnsServer", "DnsConfig", "run", "serve", "record_set_for"]
+__all__ = ["DnsServer", "DnsConfig", "SocketFactory", "run", "serve", "record_set_for"]
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,13 @@ def record_set_for(config: DnsConfig) -> RecordSet:
                      dns_ips=config.cluster_dns)
 
 
-def _socket(host: str, port: int, kind: int) -> socket.socket:
+SocketFactory = Callable[[int, int], socket.socket]
+
+
+def _socket(host: str, port: int, kind: int,
+            factory: SocketFactory = socket.socket) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, kind)
+    sock = factory(family, kind)
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -107,8 +111,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 class DnsServer:
     def __init__(self, config: DnsConfig, records: RecordSet, forwarder: Forwarder, *,
-                 cache: DnsCache | None = None) -> None:
+                 cache: DnsCache | None = None,
+                 socket_factory: SocketFactory = socket.socket) -> None:
         self.config = config
+        self.socket_factory = socket_factory
         self.records = records
         self.forwarder = forwarder
         self.cache = cache
@@ -136,10 +142,10 @@ class DnsServer:
     async def _bind(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         for _ in range(_BIND_ATTEMPTS):
-            udp = _socket(host, port, socket.SOCK_DGRAM)
+            udp = _socket(host, port, socket.SOCK_DGRAM, self.socket_factory)
             chosen = int(udp.getsockname()[1])
             try:
-                tcp = _socket(host, chosen, socket.SOCK_STREAM)
+                tcp = _socket(host, chosen, socket.SOCK_STREAM, self.socket_factory)
             except OSError as exc:
                 udp.close()
                 if port == 0 and exc.errno == errno.EADDRINUSE:
@@ -271,23 +277,34 @@ class DnsServer:
 
 
 @asynccontextmanager
-async def serve(config: DnsConfig) -> AsyncIterator[DnsServer]:
-    """A started DNS server fed by informers through `config.kubeconfig`; stopped on exit."""
+async def serve(config: DnsConfig, *, client: Client | None = None,
+                socket_factory: SocketFactory = socket.socket) -> AsyncIterator[DnsServer]:
+    """A started DNS server fed by informers through `config.kubeconfig` (or `client`);
+    stopped on exit. `socket_factory` makes the listening sockets: the node agent passes one
+    that creates them inside the node's network namespace."""
     records = record_set_for(config)
     forwarder = Forwarder(config.resolved_upstreams(), timeout=config.forward_timeout,
                           max_concurrent=config.max_concurrent_forwards,
                           exclude=[(a, config.port) for a in config.bind_addresses])
-    async with Client.from_kubeconfig(config.kubeconfig, component="dns") as client:
+    own = client is None
+    if client is None:
+        client = Client.from_kubeconfig(config.kubeconfig, component="dns")
+    try:
         server = DnsServer(config, records, forwarder, cache=DnsCache(
-            client, records, watch_pods=config.pod_mode == "verified"))
+            client, records, watch_pods=config.pod_mode == "verified"),
+            socket_factory=socket_factory)
         await server.start()
         try:
             yield server
         finally:
             await server.stop()
+    finally:
+        if own:
+            await client.close()
 
 
-async def run(config: DnsConfig) -> None:
-    """Serve DNS until cancelled (the `navio server` / `navio dns` entry point)."""
-    async with serve(config):
+async def run(config: DnsConfig, *, client: Client | None = None,
+              socket_factory: SocketFactory = socket.socket) -> None:
+    """Serve DNS until cancelled (the node agent's / `navio dns` entry point)."""
+    async with serve(config, client=client, socket_factory=socket_factory):
         await asyncio.Event().wait()

@@ -218,7 +218,8 @@ class Agent:
         config = self.config
         if self.runtime.capabilities.pod_network:
             await prepare_node_network(config.node_netns, config.cluster_cidr,
-                                       config.service_cidr)
+                                       config.service_cidr, bridge=config.bridge,
+                                       pod_cidr=config.pod_cidr)
         for note in self.runtime.capabilities.notes:
             log.warning("runtime limitation", extra={"note": note})
         await self._start_server()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 __all__ = ["ProxyConfig", "MODES", "select_mode"]
 
-MODES = ("auto", "nftables", "userspace")
+MODES = ("auto", "nftables", "iptables", "userspace")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class ProxyConfig:
     node_name: str                          # endpoints on this node are local
     netns: str | None = None                # program this network namespace (name or path);
                                             # None: the process's own
-    mode: str = "auto"                      # auto: nftables when root and nft exists
+    mode: str = "auto"                      # auto: nftables when root and nft exists, else
+                                            # iptables when iptables-restore exists
     cluster_cidr: str | None = "10.42.0.0/16"
     service_cidr: str | None = "10.43.0.0/16"
     min_sync_period: float = 0.1            # coalesce bursts of changes; kube-proxy: 1s
@@ -61,12 +62,15 @@ class ProxyConfig:
             raise ValueError("userspace mode cannot program another network namespace")
 
 
-def select_mode(config: ProxyConfig) -> str:
-    """The mode `config` resolves to: nftables when root and `nft` is installed."""
+def select_mode(config: ProxyConfig, *, which=shutil.which) -> str:
+    """The mode `config` resolves to: nftables when root and `nft` is installed, iptables
+    when root and only `iptables-restore` is, else userspace."""
     if config.mode != "auto":
         return config.mode
-    if os.geteuid() == 0 and shutil.which("nft"):
+    if os.geteuid() == 0 and which("nft"):
         return "nftables"
+    if os.geteuid() == 0 and which("iptables-restore") and which("iptables"):
+        return "iptables"
     if config.netns is not None:
-        raise ValueError("programming a network namespace needs root and nft")
+        raise ValueError("programming a network namespace needs root and nft or iptables")
     return "userspace"

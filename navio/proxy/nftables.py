@@ -11,7 +11,8 @@ through `external-…` first. A policy chain picks an endpoint chain `endpoint-�
 `affinity-…`; the endpoint chain marks hairpin traffic for masquerade, refreshes affinity and
 DNATs. Ports without endpoints are rejected (or dropped, for an empty Local policy) by the
 filter chains through `no-endpoint-services` / `no-endpoint-nodeports`; other ports of a
-cluster IP are rejected and unallocated service-CIDR addresses dropped (`cluster-ips-check`).
+cluster IP are rejected and unallocated service-CIDR addresses dropped (`cluster-ips-check`),
+except addresses local to the node (the node-local DNS Service address on `lo`).
 
 What is guaranteed:
 - Pure and deterministic: equal inputs render equal text.
@@ -161,6 +162,9 @@ def setup_commands(opts: RuleOptions) -> list[str]:
             f"add rule {_T} {MASQUERADING} mark set mark xor {mark}",
             f"add rule {_T} {MASQUERADING} masquerade fully-random"]
     out += [f'add set {_T} {CLUSTER_IPS} {{ type ipv4_addr ; comment "Active ClusterIPs" ; }}',
+            # A service address held by the node itself (the node-local DNS on `lo`, whose
+            # Service names another proxy) is served locally, not checked.
+            f"add rule {_T} {CLUSTER_IPS_CHECK} fib daddr type local return",
             f"add rule {_T} {CLUSTER_IPS_CHECK} ip daddr @{CLUSTER_IPS} goto {REJECT_CHAIN}"]
     if opts.service_cidr:
         out.append(f"add rule {_T} {CLUSTER_IPS_CHECK} ip daddr {{ {opts.service_cidr} }} drop")

@@ -33,20 +33,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from navio.client import ENDPOINTSLICES, SERVICES, Client, Informer
 from navio.proxy.config import ProxyConfig, select_mode
+from navio.proxy.conntrack import ConntrackCleaner, stale_flows
 from navio.proxy.model import (PROXY_LABEL_SELECTOR, ServiceMap, ServicePort, build_service,
                                build_service_map, service_key, slice_service_key)
 from navio.proxy.nftables import RuleOptions
-from navio.proxy.nftables_backend import NftablesBackend, NftRunner, live_table
+from navio.proxy.iptables_backend import IptablesBackend, IptablesRunner, live_iptables
+from navio.proxy.nftables_backend import NftablesBackend, NftRunner, live_table, netns_prefix
 from navio.proxy.protocol import Backend
 from navio.proxy.userspace import UserspaceBackend
 
 __all__ = ["Proxier", "ProxyConfig", "SyncStats", "run", "make_backend", "format_rules",
-           "read_rules", "live_table", "SERVICE_INDEX"]
+           "read_rules", "live_table", "live_rules", "SERVICE_INDEX"]
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     _nftables: type[Backend] = NftablesBackend
+    _iptables: type[Backend] = IptablesBackend
     _userspace: type[Backend] = UserspaceBackend
 
 SERVICE_INDEX = "service"
@@ -86,8 +89,9 @@ class Proxier:
     retry_min, retry_max = _RETRY_MIN, _RETRY_MAX       # backoff after a failed sync
 
     def __init__(self, config: ProxyConfig, backend: Backend, services: _Cache,
-                 slices: _Cache) -> None:
+                 slices: _Cache, *, conntrack: ConntrackCleaner | None = None) -> None:
         self.config = config
+        self.conntrack = conntrack       # kernel backends: UDP flows to removed endpoints
         self.backend = backend
         self.services_cache = services
         self.slices_cache = slices
@@ -161,7 +165,9 @@ class Proxier:
             return False
         self._failures = 0
         self._full = False
-        self.services = new
+        old, self.services = self.services, new
+        if self.conntrack is not None and (flows := stale_flows(old, new, changed)):
+            await self.conntrack.delete(flows)
         self.generation += 1
         self.last_sync = SyncStats(kind, time.time(), time.monotonic() - started, len(changed))
         log.debug("proxy sync done", extra={"kind": kind, "changed": len(changed),
@@ -266,15 +272,29 @@ def read_rules(state_file: Path) -> str:
     return Path(state_file).read_text()
 
 
+async def live_rules(netns: str | None = None) -> str:
+    """The kernel's listing of the proxy's rules: the nftables table, else navio's iptables
+    chains; raises when neither exists."""
+    try:
+        return await live_table(netns)
+    except Exception as nft_error:
+        try:
+            return await live_iptables(netns)
+        except Exception:
+            raise nft_error from None
+
+
 def make_backend(config: ProxyConfig) -> Backend:
     """The backend `config` asks for (after resolving `mode: auto`)."""
     mode = select_mode(config)
+    opts = RuleOptions(cluster_cidr=config.cluster_cidr, service_cidr=config.service_cidr,
+                       masquerade_all=config.masquerade_all,
+                       masquerade_bit=config.masquerade_bit,
+                       nodeport_addresses=config.nodeport_addresses)
     if mode == "nftables":
-        opts = RuleOptions(cluster_cidr=config.cluster_cidr, service_cidr=config.service_cidr,
-                           masquerade_all=config.masquerade_all,
-                           masquerade_bit=config.masquerade_bit,
-                           nodeport_addresses=config.nodeport_addresses)
         return NftablesBackend(opts, NftRunner(config.netns))
+    if mode == "iptables":
+        return IptablesBackend(opts, IptablesRunner(config.netns))
     return UserspaceBackend(config.bind_address)
 
 
@@ -284,7 +304,7 @@ async def run(config: ProxyConfig, *, client: Client | None = None,
     backend = make_backend(config)
     log.info("proxy starting", extra={"mode": backend.name, "node": config.node_name,
                                       "netns": config.netns})
-    if isinstance(backend, NftablesBackend):
+    if isinstance(backend, (NftablesBackend, IptablesBackend)):
         await backend.preflight()          # fail at start, not on every sync
     own = client is None
     if client is None:
@@ -292,7 +312,14 @@ async def run(config: ProxyConfig, *, client: Client | None = None,
     try:
         services = Informer(client, SERVICES, label_selector=PROXY_LABEL_SELECTOR)
         slices = Informer(client, ENDPOINTSLICES, label_selector=PROXY_LABEL_SELECTOR)
-        proxier = Proxier(config, backend, services, slices)
+        conntrack = None
+        if isinstance(backend, (NftablesBackend, IptablesBackend)):
+            conntrack = ConntrackCleaner(netns_prefix(config.netns))
+            if not conntrack.available:
+                log.warning("conntrack tool missing: UDP flows to removed endpoints are not "
+                            "cleared (install conntrack)")
+                conntrack = None
+        proxier = Proxier(config, backend, services, slices, conntrack=conntrack)
         if on_ready is not None:
             on_ready(proxier)
         await proxier.run()

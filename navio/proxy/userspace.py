@@ -1,4 +1,5 @@
-"""The unprivileged proxy: asyncio listeners on the node that forward TCP to service endpoints.
+"""The unprivileged proxy: asyncio listeners on the node that forward TCP and UDP to service
+endpoints.
 
 Why: without root there are no kernel rules, and a cluster IP is not routable from the node, so
 (like kube-proxy's old userspace mode, which listened on a local "proxy port" per service port)
@@ -19,7 +20,11 @@ What is guaranteed:
   `connect_timeout`); with none left the client connection is closed.
 - Endpoint changes apply to new connections at once; existing connections are left alone. A
   removed service port closes its listener and its connections.
-- TCP only: UDP and SCTP ports are skipped (and logged once per port).
+- UDP: one listening socket per port; each client address gets a session — a socket connected
+  to the endpoint chosen for its first datagram — that relays replies back from the listener's
+  address. A session idle for `udp_idle_timeout` is closed, and so is one whose endpoint
+  stops being a target (the userspace equivalent of the kernel backends' conntrack cleanup),
+  so the client's next datagram picks a live endpoint. SCTP ports are skipped (logged once).
 """
 
 from __future__ import annotations
@@ -145,6 +150,147 @@ class _PortProxy:
         if self.server is not None:
             await self.server.wait_closed()
 
+    def serving(self) -> bool:
+        return self.server is not None and self.server.is_serving()
+
+
+class _UdpSession(asyncio.DatagramProtocol):
+    """One client address's flow: a socket connected to its endpoint; replies go back."""
+
+    def __init__(self, port: "_UdpPortProxy", client: tuple[str, int], endpoint: Endpoint
+                 ) -> None:
+        self.port = port
+        self.client = client
+        self.endpoint = str(endpoint)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: list[bytes] = []
+        self.last = port.owner.clock()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, data: bytes) -> None:
+        self.last = self.port.owner.clock()
+        if self.transport is None:
+            if len(self.pending) < 64:
+                self.pending.append(data)
+        else:
+            self.transport.sendto(data)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.last = self.port.owner.clock()
+        listener = self.port.transport
+        if listener is not None and not listener.is_closing():
+            listener.sendto(data, self.client)
+
+    def error_received(self, exc: Exception) -> None:
+        pass                  # ICMP errors from the endpoint: the client's timeout handles it
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _UdpListener(asyncio.DatagramProtocol):
+    def __init__(self, port: "_UdpPortProxy") -> None:
+        self.port = port
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.port.received(data, addr)
+
+
+class _UdpPortProxy(_PortProxy):
+    """One UDP listener and its client sessions."""
+
+    def __init__(self, sp: ServicePort, owner: "UserspaceBackend") -> None:
+        super().__init__(sp, owner)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sessions: dict[tuple[str, int], _UdpSession] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        bind = self.owner.bind_address
+        if self.sp.node_port:
+            try:
+                self.transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _UdpListener(self), local_addr=(bind, self.sp.node_port))
+                self.is_node_port = True
+            except OSError as exc:
+                log.warning("cannot listen on node port, using an ephemeral port",
+                            extra={"service": str(self.sp), "node_port": self.sp.node_port,
+                                   "error": exc.strerror})
+        if self.transport is None:
+            self.transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpListener(self), local_addr=(bind, 0))
+        self.port = self.transport.get_extra_info("sockname")[1]
+        self._sweeper = asyncio.create_task(self._sweep(), name=f"udp sessions {self.sp}")
+
+    def received(self, data: bytes, client: tuple[str, int]) -> None:
+        session = self.sessions.get(client)
+        if session is None or session.closed:
+            ep = self.choose(client[0])
+            if ep is None:
+                return                   # no endpoint: dropped, as the kernel rules reject
+            self.accepted += 1
+            session = self.sessions[client] = _UdpSession(self, client, ep)
+            task = asyncio.create_task(self._connect(session, ep))
+            self.owner.tasks.add(task)
+            task.add_done_callback(self.owner.tasks.discard)
+        session.send(data)
+
+    async def _connect(self, session: _UdpSession, ep: Endpoint) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: session, remote_addr=(ep.ip, ep.port))
+        except OSError as exc:
+            log.info("endpoint connect failed", extra={"service": str(self.sp),
+                                                       "endpoint": str(ep),
+                                                       "error": exc.strerror})
+            session.closed = True
+            self.sessions.pop(session.client, None)
+            return
+        if session.closed:
+            transport.close()
+            return
+        for data in session.pending:
+            transport.sendto(data)
+        session.pending = []
+
+    def update(self, sp: ServicePort) -> None:
+        super().update(sp)
+        live = {str(e) for e in self.targets()}
+        for client, session in list(self.sessions.items()):
+            if session.endpoint not in live:
+                session.close()
+                del self.sessions[client]
+
+    async def _sweep(self) -> None:
+        idle = self.owner.udp_idle_timeout
+        while True:
+            await asyncio.sleep(min(idle / 2, 5.0))
+            now = self.owner.clock()
+            for client, session in list(self.sessions.items()):
+                if now - session.last > idle:
+                    session.close()
+                    del self.sessions[client]
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for session in self.sessions.values():
+            session.close()
+        self.sessions = {}
+        if self.transport is not None:
+            self.transport.close()
+
+    def serving(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
 
 async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
     try:
@@ -158,14 +304,16 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
 
 
 class UserspaceBackend:
-    """Backend: one forwarding listener per TCP service port."""
+    """Backend: one forwarding listener per TCP or UDP service port."""
 
     name = "userspace"
 
     def __init__(self, bind_address: str = "0.0.0.0", *, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 connect_timeout: float = 5.0) -> None:
+                 connect_timeout: float = 5.0, udp_idle_timeout: float = 30.0) -> None:
         self.bind_address = bind_address
+        self.udp_idle_timeout = udp_idle_timeout
+        self.tasks: set[asyncio.Task[None]] = set()
         self.rng = rng or random.Random()
         self.clock = clock
         self.connect_timeout = connect_timeout
@@ -185,10 +333,10 @@ class UserspaceBackend:
         for key in keys:
             wanted = {}
             for sp in services.get(key, ()):
-                if sp.protocol != "TCP":
+                if sp.protocol not in ("TCP", "UDP"):
                     if _port_id(sp) not in self._skipped:
                         self._skipped.add(_port_id(sp))
-                        log.warning("userspace proxy forwards TCP only, port skipped",
+                        log.warning("userspace proxy forwards TCP and UDP only, port skipped",
                                     extra={"service": str(sp), "protocol": sp.protocol})
                     continue
                 wanted[_port_id(sp)] = sp
@@ -201,14 +349,14 @@ class UserspaceBackend:
                     await self._ports.pop(pid).close()
                     px = None
                 if px is None:
-                    px = _PortProxy(sp, self)
+                    px = (_UdpPortProxy if sp.protocol == "UDP" else _PortProxy)(sp, self)
                     await px.start()
                     self._ports[pid] = px
                 px.update(sp)
         return "full" if full else "partial"
 
     async def healthy(self) -> bool:
-        return all(p.server is not None and p.server.is_serving() for p in self._ports.values())
+        return all(p.serving() for p in self._ports.values())
 
     async def cleanup(self) -> None:
         ports, self._ports = self._ports, {}

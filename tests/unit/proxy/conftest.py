@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from proxy_netlab import CLIENTS, PODS, SERVER_PORT, NetLab, add_netns, delete_netns, unique
@@ -44,3 +46,18 @@ def lab(root: None) -> Iterator[NetLab]:
         yield lab
     finally:
         lab.close()
+
+
+@pytest.fixture
+async def running():
+    """Start Proxier.run tasks; all are cancelled at the end of the test."""
+    tasks: list[asyncio.Task[None]] = []
+
+    def start(p: Any) -> asyncio.Task[None]:
+        tasks.append(asyncio.create_task(p.run(synced_timeout=0.05)))
+        return tasks[-1]
+
+    yield start
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

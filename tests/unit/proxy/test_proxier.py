@@ -121,19 +121,6 @@ def world(n: int = 3) -> tuple[FakeCache, FakeCache]:
     return svcs, slices
 
 
-@pytest.fixture
-async def running():
-    tasks: list[asyncio.Task[None]] = []
-
-    def start(p: Proxier) -> asyncio.Task[None]:
-        tasks.append(asyncio.create_task(p.run(synced_timeout=0.05)))
-        return tasks[-1]
-
-    yield start
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
 
 async def test_nothing_is_programmed_until_both_caches_have_listed(running):
     svcs, slices = FakeCache(synced=False), FakeCache(synced=False)

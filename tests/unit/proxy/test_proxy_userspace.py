@@ -169,9 +169,94 @@ async def test_removing_a_service_closes_its_listener(proxy, backends):
         await ask(addr)
 
 
-async def test_udp_ports_are_skipped(proxy):
-    await sync(proxy, port([], protocol="UDP"))
-    assert proxy.listener("ns1/web:http/UDP") is None
+class UdpEcho(asyncio.DatagramProtocol):
+    """A loopback UDP server answering `<name> <payload>`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(f"{self.name} {data.decode()}".encode(), addr)
+
+
+async def udp_endpoint(name: str, opened: list) -> Endpoint:
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: UdpEcho(name), local_addr=(LOOP, 0))
+    opened.append(transport)
+    return Endpoint(LOOP, transport.get_extra_info("sockname")[1])
+
+
+def udp_ask(addr: tuple[str, int], sock: socket.socket, payload: str) -> str:
+    sock.sendto(payload.encode(), addr)
+    return sock.recv(1024).decode()
+
+
+async def test_udp_is_forwarded_and_a_client_keeps_its_endpoint_until_it_goes(proxy):
+    opened: list = []
+    try:
+        eps = [await udp_endpoint(n, opened) for n in ("a", "b", "c")]
+        await sync(proxy, port(eps, protocol="UDP"))
+        addr = proxy.listener("ns1/web:http/UDP")
+        assert addr is not None
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(30)]
+        try:
+            for s in socks:
+                s.settimeout(2)
+            seen = set()
+            for i, s in enumerate(socks):     # a new client address each: spread over all
+                reply = await asyncio.to_thread(udp_ask, addr, s, f"q{i}")
+                name, payload = reply.split()
+                assert payload == f"q{i}"
+                seen.add(name)
+            assert seen == {"a", "b", "c"}
+            # one client address, many datagrams: one session, one endpoint
+            first = (await asyncio.to_thread(udp_ask, addr, socks[0], "x")).split()[0]
+            for _ in range(5):
+                assert (await asyncio.to_thread(udp_ask, addr, socks[0], "x")).split()[0] \
+                    == first
+            # its endpoint goes: the session closes and the next datagram picks a live one
+            left = [e for e, n in zip(eps, "abc") if n != first]
+            await sync(proxy, port(left, protocol="UDP"))
+            after = {(await asyncio.to_thread(udp_ask, addr, socks[0], "y")).split()[0]
+                     for _ in range(5)}
+            assert len(after) == 1 and first not in after, (first, after)
+        finally:
+            for s in socks:
+                s.close()
+        assert "ns1/web:http/UDP: listening on" in proxy.describe()[0]
+    finally:
+        for t in opened:
+            t.close()
+
+
+async def test_idle_udp_sessions_are_closed(backends):
+    opened: list = []
+    proxy = UserspaceBackend(LOOP, udp_idle_timeout=0.2)
+    try:
+        ep = await udp_endpoint("a", opened)
+        await sync(proxy, port([ep], protocol="UDP"))
+        addr = proxy.listener("ns1/web:http/UDP")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(2)
+            assert (await asyncio.to_thread(udp_ask, addr, s, "x")) == "a x"
+        px = proxy._ports["ns1/web:http/UDP"]
+        assert len(px.sessions) == 1
+        async with asyncio.timeout(5):
+            while px.sessions:
+                await asyncio.sleep(0.05)
+    finally:
+        await proxy.cleanup()
+        for t in opened:
+            t.close()
+
+
+async def test_sctp_ports_are_skipped(proxy):
+    await sync(proxy, port([], protocol="SCTP"))
+    assert proxy.listener("ns1/web:http/SCTP") is None
     assert proxy.describe() == []
 
 
