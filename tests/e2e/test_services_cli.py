@@ -93,7 +93,10 @@ def test_navio_proxy_run_programs_a_namespace_and_shows_its_rules(
                                   "--state-file", str(state), "--live", "--netns",
                                   scratch_netns], capture_output=True, text=True,
                                  timeout=30, cwd=ROOT)
-            return out.stdout if out.returncode == 0 and f"{ns}/web" in out.stdout else None
+            # Both parts: the state file (written after a sync) and the kernel's table,
+            # which can show the service before the state file exists.
+            ok = out.returncode == 0 and f"{ns}/web" in out.stdout and "mode " in out.stdout
+            return out.stdout if ok else None
         text = wait_for(rules, 30, "the proxy to write its state")
         assert "mode nftables, node n1" in text and "table ip navio-proxy" in text
     finally:
