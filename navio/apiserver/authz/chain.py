@@ -73,16 +73,20 @@ class Authorization:
             assert kind is not None, plural
             return resources.cache(kind)
 
-        self._rbac_caches = lambda: (cache(RBAC_GROUP, "roles"),
+        self.rbac_caches = lambda: (cache(RBAC_GROUP, "roles"),
                                      cache(RBAC_GROUP, "clusterroles"),
                                      cache(RBAC_GROUP, "rolebindings"),
                                      cache(RBAC_GROUP, "clusterrolebindings"))
-        self.index = RBACIndex(self._rbac_caches)
+        self.index = RBACIndex(self.rbac_caches)
         self.node = NodeAuthorizer(lambda: cache("", "pods"),
                                    lambda: cache("", "persistentvolumeclaims"))
         self.rbac = RBACAuthorizer(self.index)
         self.chain: tuple[Authorizer, ...] = (self.node, self.rbac)
         self._pods = lambda: cache("", "pods")
+        # Admission that needs the writer's identity and this chain's rules.
+        from navio.apiserver.authz.escalation import EscalationCheck
+        from navio.apiserver.noderestriction import node_restriction
+        resources.validators.extend([node_restriction, EscalationCheck(self)])
 
     def check(self, attrs: Attributes) -> tuple[bool, str]:
         """(allowed, reason) without waiting for the caches."""
@@ -110,7 +114,7 @@ class Authorization:
         if allowed:
             return allowed, reason
         try:
-            for c in (*self._rbac_caches(), self._pods()):
+            for c in (*self.rbac_caches(), self._pods()):
                 await c.consistent()
         except errors.ApiError:
             return allowed, reason
