@@ -113,7 +113,8 @@ def test_subject_access_reviews(kubectl: Kubectl, ns: str) -> None:
            "spec": {"user": "erin", "resourceAttributes": {
                "namespace": ns, "verb": "list", "resource": "pods"}}}
     out = kubectl.json(*create, input=json.dumps(sar))
-    assert out["status"]["allowed"] is True
+    assert out["status"] == {"allowed": True, "reason": (
+        f'RBAC: allowed by RoleBinding "viewer/{ns}" of ClusterRole "view" to User "erin"')}
     sar["spec"]["resourceAttributes"]["resource"] = "secrets"
     assert kubectl.json(*create, input=json.dumps(sar))["status"]["allowed"] is False
     lsar = {"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",

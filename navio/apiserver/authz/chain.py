@@ -114,8 +114,9 @@ class Authorization:
         if allowed:
             return allowed, reason
         try:
+            revision = await self.resources.store.current_revision()
             for c in (*self.rbac_caches(), self._pods()):
-                await c.consistent()
+                await c.wait_for(revision)
         except errors.ApiError:
             return allowed, reason
         return self.check(attrs)

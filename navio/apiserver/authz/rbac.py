@@ -70,25 +70,30 @@ class RBACIndex:
         groups: dict[str, list[Grant]] = {}
 
         def add(binding: dict[str, Any], ns: str, rules: tuple[Rule, ...], label: str) -> None:
+            # One grant per subject, so that a decision's reason names it as kube's does:
+            # `ClusterRoleBinding "x" of ClusterRole "y" to Group "z"`.
             if not rules:
                 return
-            grant = Grant(ns, rules, label)
             for s in binding.get("subjects") or ():
                 kind, name = s.get("kind"), s.get("name", "")
                 if kind == "User":
-                    users.setdefault(name, []).append(grant)
+                    users.setdefault(name, []).append(Grant(ns, rules,
+                                                            f'{label} to User "{name}"'))
                 elif kind == "Group":
-                    groups.setdefault(name, []).append(grant)
+                    groups.setdefault(name, []).append(Grant(ns, rules,
+                                                             f'{label} to Group "{name}"'))
                 elif kind == "ServiceAccount":
                     sa_ns = s.get("namespace") or ns
                     if sa_ns:
-                        users.setdefault(f"{_SA_PREFIX}{sa_ns}:{name}", []).append(grant)
+                        users.setdefault(f"{_SA_PREFIX}{sa_ns}:{name}", []).append(Grant(
+                            ns, rules, f'{label} to ServiceAccount "{sa_ns}/{name}"'))
 
         for _, crb in crbs_c.list():
             ref = crb.get("roleRef") or {}
             if ref.get("kind") == "ClusterRole":
                 add(crb, "", croles.get(ref.get("name", ""), ()),
-                    f'ClusterRoleBinding "{crb["metadata"]["name"]}"')
+                    f'ClusterRoleBinding "{crb["metadata"]["name"]}" of ClusterRole '
+                    f'"{ref.get("name", "")}"')
         for _, rb in rbs_c.list():
             meta = rb["metadata"]
             ns = meta.get("namespace", "")
@@ -99,7 +104,8 @@ class RBACIndex:
                 rules = roles.get((ns, ref.get("name", "")), ())
             else:
                 continue
-            add(rb, ns, rules, f'RoleBinding "{meta["name"]}/{ns}"')
+            add(rb, ns, rules, f'RoleBinding "{meta["name"]}/{ns}" of {ref.get("kind")} '
+                               f'"{ref.get("name", "")}"')
         self._users, self._groups, self._memo = users, groups, {}
         self.cluster_roles, self.roles = croles, roles
 

@@ -131,6 +131,8 @@ def test_index_grants_by_user_group_and_service_account() -> None:
     def ok(user: UserInfo, verb: str, res: str, ns: str) -> bool:
         return rbac.authorize(Attributes(user, verb, True, "", "v1", res, "", ns))[0] == ALLOW
     assert ok(ALICE, "get", "configmaps", "a")
+    assert rbac.authorize(Attributes(ALICE, "get", True, "", "v1", "configmaps", "", "a"))[1] \
+        == 'RBAC: allowed by RoleBinding "b1/a" of Role "cm-reader" to User "alice"'
     assert not ok(ALICE, "get", "configmaps", "b")                   # a RoleBinding is local
     assert not ok(ALICE, "get", "pods", "a")
     reader = UserInfo("bob", ("readers",))
