@@ -83,8 +83,7 @@ def _view_rules() -> list[dict[str, Any]]:
                                              "poddisruptionbudgets/status"),
         rule(*READ).groups(NETWORKING).resources("ingresses", "ingresses/status",
                                                  "networkpolicies"),
-        rule(*READ).groups(_NAVIO_SCHED).resources("podgroups", "podgroups/status"),
-    ]
+    ] + [rule(*READ).groups(_NAVIO_SCHED).resources("podgroups", "podgroups/status")]
 
 
 def _edit_rules() -> list[dict[str, Any]]:
@@ -111,8 +110,7 @@ def _edit_rules() -> list[dict[str, Any]]:
             "replicationcontrollers/scale"),
         rule(*_WRITE).groups(POLICY).resources("poddisruptionbudgets"),
         rule(*_WRITE).groups(NETWORKING).resources("ingresses", "networkpolicies"),
-        rule(*_WRITE).groups(COORDINATION).resources("leases"),
-        rule(*READ).groups(COORDINATION).resources("leases"),
+        rule(*READ, *_WRITE).groups(COORDINATION).resources("leases"),
         rule(*_WRITE).groups(_NAVIO_SCHED).resources("podgroups"),
     ]
 
@@ -122,8 +120,6 @@ def _scheduler_rules() -> list[dict[str, Any]]:
         events_rule(),
         rule("create").groups(COORDINATION).resources("leases"),
         rule("get", "update").groups(COORDINATION).resources("leases").names("kube-scheduler"),
-        rule("create").groups(LEGACY).resources("endpoints"),
-        rule("get", "update").groups(LEGACY).resources("endpoints").names("kube-scheduler"),
         rule(*READ).groups(LEGACY).resources("nodes"),
         rule("delete", "get", "list", "watch").groups(LEGACY).resources("pods"),
         rule("create").groups(LEGACY).resources("bindings", "pods/binding"),
@@ -135,9 +131,10 @@ def _scheduler_rules() -> list[dict[str, Any]]:
         rule(*READ).groups(LEGACY).resources("persistentvolumeclaims", "persistentvolumes"),
         rule("create").groups(AUTHN).resources("tokenreviews"),
         rule("create").groups(AUTHZ).resources("subjectaccessreviews"),
-        rule(*READ).groups(STORAGE).resources("csinodes", "csidrivers",
-                                              "csistoragecapacities"),
+        rule(*READ).groups(STORAGE).resources("csinodes"),
         rule(*READ).groups(LEGACY).resources("namespaces"),
+        rule(*READ).groups(STORAGE).resources("csidrivers"),
+        rule(*READ).groups(STORAGE).resources("csistoragecapacities"),
         rule(*READ).groups(SCHEDULING).resources("priorityclasses"),
         rule(*READ, "patch", "update").groups(_NAVIO_SCHED).resources("podgroups"),
         rule("patch", "update").groups(_NAVIO_SCHED).resources("podgroups/status"),
@@ -170,17 +167,13 @@ def cluster_roles() -> list[dict[str, Any]]:
         _role("system:heapster", [
             rule(*READ).groups(LEGACY).resources("events", "pods", "nodes", "namespaces"),
             rule(*READ).groups(EXTENSIONS, APPS).resources("deployments")]),
-        _role("system:node", NODE_RULES_DATA + [
-            rule(*READ).groups(LEGACY).resources("secrets", "configmaps"),
-            rule("get").groups(LEGACY).resources("persistentvolumeclaims",
-                                                 "persistentvolumes"),
-            rule("update", "patch").groups(LEGACY).resources("persistentvolumeclaims/status"),
-            rule("create").groups(LEGACY).resources("serviceaccounts/token")]),
+        _role("system:node", copy.deepcopy(NODE_RULES_DATA)),
         _role("system:node-problem-detector", [
             rule("get").groups(LEGACY).resources("nodes"),
             rule("patch").groups(LEGACY).resources("nodes/status"), events_rule()]),
         _role("system:kubelet-api-admin", [
-            rule("get", "list", "watch", "proxy").groups(LEGACY).resources("nodes"),
+            rule(*READ).groups(LEGACY).resources("nodes"),
+            rule("proxy").groups(LEGACY).resources("nodes"),
             rule("*").groups(LEGACY).resources("nodes/proxy", "nodes/metrics", "nodes/stats",
                                                "nodes/log")]),
         _role("system:node-bootstrapper", [
@@ -195,9 +188,6 @@ def cluster_roles() -> list[dict[str, Any]]:
             events_rule(),
             rule("create").groups(COORDINATION).resources("leases"),
             rule("get", "update").groups(COORDINATION).resources("leases")
-            .names("kube-controller-manager"),
-            rule("create").groups(LEGACY).resources("endpoints"),
-            rule("get", "update").groups(LEGACY).resources("endpoints")
             .names("kube-controller-manager"),
             rule("create").groups(LEGACY).resources("secrets", "serviceaccounts"),
             rule("delete").groups(LEGACY).resources("secrets"),
@@ -241,9 +231,7 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule("approve").groups(CERTS).resources("signers")
             .names("kubernetes.io/kube-apiserver-client-kubelet")]),
         _role("system:service-account-issuer-discovery", [
-            rule("get").urls("/.well-known/openid-configuration",
-                             "/.well-known/openid-configuration/", "/openid/v1/jwks",
-                             "/openid/v1/jwks/")]),
+            rule("get").urls("/.well-known/openid-configuration", "/openid/v1/jwks")]),
         _role("system:node-proxier", [
             rule("list", "watch").groups(LEGACY).resources("services", "endpoints"),
             rule("get", "list", "watch").groups(LEGACY).resources("nodes"),

@@ -4,9 +4,9 @@ A user `system:node:NAME` in group `system:nodes` may read the Secrets, ConfigMa
 PersistentVolumeClaims, PersistentVolumes and ServiceAccounts (and request tokens for the
 latter) that pods bound to NAME use, may use its own Lease in `kube-node-lease`, and may do
 what kube's static node rules allow (bootstrappolicy.NodeRules): register and update Nodes,
-write pod status and events, read pods, services, endpoints, and — since navio's agent also
-runs the service proxy and cluster DNS under the node identity — namespaces and
-EndpointSlices. Which Node and which pods a kubelet may *modify* is NodeRestriction's job
+write pod status and events, read pods and services; and — since navio's agent also runs the
+service proxy and cluster DNS under the node identity — read endpoints, EndpointSlices and
+namespaces. Which Node and which pods a kubelet may *modify* is NodeRestriction's job
 (admission), as in kube. Everyone else gets no opinion.
 """
 
@@ -28,33 +28,46 @@ _NODE_PREFIX = "system:node:"
 LEASE_NAMESPACE = "kube-node-lease"
 
 _READ = ["get", "list", "watch"]
-# bootstrappolicy.NodeRules (v1.32) for the resources the graph does not subdivide.
+# bootstrappolicy.NodeRules (v1.32), verbatim: also the `system:node` ClusterRole.
 NODE_RULES_DATA: list[dict[str, Any]] = [
     {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
     {"apiGroups": ["authorization.k8s.io"],
-     "resources": ["subjectaccessreviews", "localsubjectaccessreviews"], "verbs": ["create"]},
-    {"apiGroups": [""], "resources": ["services", "endpoints", "namespaces"], "verbs": _READ},
-    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
+     "resources": ["localsubjectaccessreviews", "subjectaccessreviews"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": _READ},
     {"apiGroups": [""], "resources": ["nodes"], "verbs": ["create", "get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch", "update"]},
-    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["delete", "patch", "update"]},
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"],
-     "verbs": ["create", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["patch", "update"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch", "update"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": _READ},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "delete"]},
     {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch", "update"]},
     {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": _READ},
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims", "persistentvolumes"],
+     "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
     {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"],
      "verbs": ["create", "get", "list", "watch"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
      "verbs": ["create", "delete", "get", "patch", "update"]},
-    {"apiGroups": ["storage.k8s.io"], "resources": ["volumeattachments", "csidrivers"],
-     "verbs": ["get"]},
+    {"apiGroups": ["storage.k8s.io"], "resources": ["volumeattachments"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims/status"],
+     "verbs": ["get", "patch", "update"]},
+    {"apiGroups": ["storage.k8s.io"], "resources": ["csidrivers"], "verbs": _READ},
     {"apiGroups": ["storage.k8s.io"], "resources": ["csinodes"],
      "verbs": ["create", "delete", "get", "patch", "update"]},
     {"apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": _READ},
 ]
-NODE_RULES = compile_rules(NODE_RULES_DATA)
+# navio's agent also runs the service proxy and cluster DNS under the node identity: what
+# system:node-proxier and system:kube-dns hold (read-only), plus namespaces and new-style events.
+_AGENT_RULES_DATA: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["endpoints", "namespaces", "services"], "verbs": _READ},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"],
+     "verbs": ["create", "patch", "update"]},
+]
+NODE_RULES = compile_rules(NODE_RULES_DATA + _AGENT_RULES_DATA)
 _GRAPH = {"secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes",
           "serviceaccounts"}
 

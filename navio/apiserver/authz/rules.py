@@ -108,11 +108,6 @@ def _atoms(rule: Rule) -> Iterator[dict[str, Any]]:
             yield {"nonResourceURLs": [u], "verbs": [v]}
 
 
-def _has_all(owner: Iterable[str], servant: Iterable[str]) -> bool:
-    s = set(owner)
-    return all(x in s for x in servant)
-
-
 def _resource_covers(owner: Rule, res: str) -> bool:
     if "*" in owner.resources or res in owner.resources:
         return True
