@@ -44,7 +44,7 @@ _WRITE = ("create", "delete", "deletecollection", "patch", "update")
 _NAVIO_SCHED = "scheduling.navio.dev"
 
 
-def _role(name: str, rules: list[dict[str, Any]], labels: dict[str, str] | None = None,
+def _role(name: str, rules: list[Any], labels: dict[str, str] | None = None,
           aggregate: str = "") -> dict[str, Any]:
     role: dict[str, Any] = {"metadata": {"name": name, "labels": dict(labels or {})},
                             "rules": rules}
@@ -54,7 +54,7 @@ def _role(name: str, rules: list[dict[str, Any]], labels: dict[str, str] | None 
     return role
 
 
-def _view_rules() -> list[dict[str, Any]]:
+def _view_rules() -> list[Any]:
     return [
         rule(*READ).groups(LEGACY).resources(
             "pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts",
@@ -86,7 +86,7 @@ def _view_rules() -> list[dict[str, Any]]:
     ] + [rule(*READ).groups(_NAVIO_SCHED).resources("podgroups", "podgroups/status")]
 
 
-def _edit_rules() -> list[dict[str, Any]]:
+def _edit_rules() -> list[Any]:
     return [
         rule(*READ).groups(LEGACY).resources("pods/attach", "pods/exec", "pods/portforward",
                                              "pods/proxy", "secrets", "services/proxy"),
@@ -115,7 +115,7 @@ def _edit_rules() -> list[dict[str, Any]]:
     ]
 
 
-def _scheduler_rules() -> list[dict[str, Any]]:
+def _scheduler_rules() -> list[Any]:
     return [
         events_rule(),
         rule("create").groups(COORDINATION).resources("leases"),

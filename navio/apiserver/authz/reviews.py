@@ -40,8 +40,10 @@ def review_attributes(kind: Kind, user: UserInfo, spec: dict[str, Any]) -> Attri
         raise _invalid(kind, "spec.resourceAttributes", ra if ra is not None else "null",
                        "exactly one of nonResourceAttributes or resourceAttributes must be "
                        "specified")
-    if nra is not None:
+    if isinstance(nra, dict):
         return Attributes(user, nra.get("verb", ""), False, path=nra.get("path", ""))
+    if not isinstance(ra, dict):
+        raise _invalid(kind, "spec.resourceAttributes", ra, "must be an object")
     return Attributes(user, ra.get("verb", ""), True, ra.get("group", ""),
                       ra.get("version", ""), ra.get("resource", ""), ra.get("subresource", ""),
                       ra.get("namespace", ""), ra.get("name", ""))

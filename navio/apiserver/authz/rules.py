@@ -131,7 +131,7 @@ def _atom_covered(owner: Rule, atom: dict[str, Any]) -> bool:
         return False
     if not _resource_covers(owner, atom["resources"][0]):
         return False
-    names = atom.get("resourceNames")
+    names: list[str] = atom.get("resourceNames") or []
     if not owner.names:
         return True
     return bool(names) and names[0] in owner.names
