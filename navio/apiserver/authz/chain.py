@@ -121,10 +121,12 @@ class Authorization:
             return allowed, reason
         return self.check(attrs)
 
-    async def require(self, attrs: Attributes) -> None:
+    async def require(self, attrs: Attributes) -> tuple[bool, str]:
+        """(allowed, reason) when allowed; raises kube's 403 otherwise."""
         allowed, reason = await self.authorize(attrs)
         if not allowed:
             raise forbidden(attrs, reason)
+        return allowed, reason
 
     def user_rules(self, user: UserInfo, namespace: str):  # type: ignore[no-untyped-def]
         return self.index.rules_for(user, namespace)
