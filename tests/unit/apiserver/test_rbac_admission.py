@@ -18,7 +18,7 @@ from navio.apiserver.resources import WriteOptions
 REG = default_registry()
 PODS, NODES = REG.resource("", "v1", "pods"), REG.resource("", "v1", "nodes")
 ROLES = REG.resource("rbac.authorization.k8s.io", "v1", "roles")
-_NO_RESOURCES: Any = None         # neither plugin reads the store
+_NONE: Any = None         # neither plugin reads the store
 N1 = UserInfo("system:node:n1", ("system:nodes", "system:authenticated"))
 
 
@@ -33,27 +33,27 @@ def _pod(node: str, **ann: str) -> dict[str, Any]:
 
 
 async def test_node_restriction() -> None:
-    await node_restriction(_NO_RESOURCES, _req(NODES, "UPDATE", {"metadata": {"name": "n1"}}, {}))
+    await node_restriction(_NONE, _req(NODES, "UPDATE", {"metadata": {"name": "n1"}}, {}))
     with pytest.raises(errors.Forbidden, match='node "n1" is not allowed to modify node "n2"'):
-        await node_restriction(_NO_RESOURCES, _req(NODES, "UPDATE", {"metadata": {"name": "n2"}}, {}))
+        await node_restriction(_NONE, _req(NODES, "UPDATE", {"metadata": {"name": "n2"}}, {}))
     with pytest.raises(errors.Forbidden, match="is not allowed to modify labels: "
                                                "node-restriction.kubernetes.io/x"):
-        await node_restriction(_NO_RESOURCES, _req(NODES, "UPDATE", {"metadata": {
+        await node_restriction(_NONE, _req(NODES, "UPDATE", {"metadata": {
             "name": "n1", "labels": {"node-restriction.kubernetes.io/x": "1"}}}, {}))
-    await node_restriction(_NO_RESOURCES, _req(PODS, "UPDATE", _pod("n1"), _pod("n1"), sub="status"))
+    await node_restriction(_NONE, _req(PODS, "UPDATE", _pod("n1"), _pod("n1"), sub="status"))
     with pytest.raises(errors.Forbidden, match="can only update pod status"):
-        await node_restriction(_NO_RESOURCES, _req(PODS, "UPDATE", _pod("n1"), _pod("n2"),
+        await node_restriction(_NONE, _req(PODS, "UPDATE", _pod("n1"), _pod("n2"),
                                           sub="status"))
     with pytest.raises(errors.Forbidden, match="can only create mirror pods"):
-        await node_restriction(_NO_RESOURCES, _req(PODS, "CREATE", _pod("n1")))
-    await node_restriction(_NO_RESOURCES, _req(PODS, "CREATE", _pod(
+        await node_restriction(_NONE, _req(PODS, "CREATE", _pod("n1")))
+    await node_restriction(_NONE, _req(PODS, "CREATE", _pod(
         "n1", **{"kubernetes.io/config.mirror": "x"})))
     with pytest.raises(errors.Forbidden, match="can only delete pods"):
-        await node_restriction(_NO_RESOURCES, _req(PODS, "DELETE", _pod("n2"), _pod("n2")))
+        await node_restriction(_NONE, _req(PODS, "DELETE", _pod("n2"), _pod("n2")))
     # Anyone else, and server-internal writes, pass.
-    await node_restriction(_NO_RESOURCES, _req(NODES, "DELETE", {"metadata": {"name": "n2"}}, {},
+    await node_restriction(_NONE, _req(NODES, "DELETE", {"metadata": {"name": "n2"}}, {},
                                       user=UserInfo("alice")))
-    await node_restriction(_NO_RESOURCES, _req(NODES, "DELETE", {"metadata": {"name": "n2"}}, {},
+    await node_restriction(_NONE, _req(NODES, "DELETE", {"metadata": {"name": "n2"}}, {},
                                       user=None))
 
 
@@ -66,7 +66,7 @@ class _Index:
 
 
 class _Authz:
-    def __init__(self, rules: list[dict[str, Any]], verbs: set[str] = set()) -> None:
+    def __init__(self, rules: list[dict[str, Any]], verbs: frozenset[str] = frozenset()) -> None:
         self.index = _Index(rules)
         self.verbs = verbs
 
@@ -82,17 +82,17 @@ async def test_escalation_check() -> None:
     held = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
     alice = UserInfo("alice", ("system:authenticated",))
     check = EscalationCheck(cast(Any, _Authz(held)))
-    await check(_NO_RESOURCES, _req(ROLES, "CREATE", _role(held), user=alice))
+    await check(_NONE, _req(ROLES, "CREATE", _role(held), user=alice))
     wants = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["delete"]}]
     with pytest.raises(errors.Forbidden) as exc:
-        await check(_NO_RESOURCES, _req(ROLES, "CREATE", _role(wants), user=alice))
+        await check(_NONE, _req(ROLES, "CREATE", _role(wants), user=alice))
     assert exc.value.message == (
         'roles.rbac.authorization.k8s.io "r" is forbidden: user "alice" (groups=['
         '"system:authenticated"]) is attempting to grant RBAC permissions not currently held:\n'
         '{APIGroups:[""], Resources:["pods"], Verbs:["delete"]}')
     # Unchanged rules are not rechecked; `escalate` and system:masters skip the check.
-    await check(_NO_RESOURCES, _req(ROLES, "UPDATE", _role(wants), _role(wants), user=alice))
+    await check(_NONE, _req(ROLES, "UPDATE", _role(wants), _role(wants), user=alice))
     await EscalationCheck(cast(Any, _Authz(held, {"escalate"})))(
-        _NO_RESOURCES, _req(ROLES, "CREATE", _role(wants), user=alice))
-    await check(_NO_RESOURCES, _req(ROLES, "CREATE", _role(wants),
+        _NONE, _req(ROLES, "CREATE", _role(wants), user=alice))
+    await check(_NONE, _req(ROLES, "CREATE", _role(wants),
                            user=UserInfo("root", ("system:masters",))))
