@@ -1,5 +1,5 @@
-"""PolicyRule matching and covering, with kube's RBAC semantics (pkg/apis/rbac/v1/evaluation_helpers.go,
-pkg/registry/rbac/validation).
+"""PolicyRule matching and covering, with kube's RBAC semantics
+(pkg/apis/rbac/v1/evaluation_helpers.go, pkg/registry/rbac/validation).
 
 A rule allows a resource request when its verbs, apiGroups, resources and resourceNames all match
 (`*` matches anything; `*/status` matches the status subresource of any resource; an empty
