@@ -1,5 +1,5 @@
-"""The `system:controller:*` ClusterRoles (kube's bootstrappolicy/controller_policy.go, v1.32)
-for the controllers navio runs, bound like kube to their service accounts in kube-system.
+"""The `system:controller:*` ClusterRoles (kube's bootstrappolicy/controller_policy.go) for the
+controllers navio runs or will run, bound like kube to their service accounts in kube-system.
 
 navio's controller manager runs every controller as one identity, the user
 `system:kube-controller-manager` (kube gives each controller its own service account with
@@ -32,12 +32,12 @@ def _roles() -> dict[str, list[dict[str, Any]]]:
             .resources("jobs"),
             rule("update").groups(BATCH).resources("cronjobs/status"),
             rule("update").groups(BATCH).resources("cronjobs/finalizers"),
-            rule("list", "delete").groups(LEGACY).resources("pods"), ev],
+            rule("list", "watch", "delete").groups(LEGACY).resources("pods"), ev],
         "daemon-set-controller": [
             rule(*READ).groups(EXTENSIONS, APPS).resources("daemonsets"),
             rule("update").groups(EXTENSIONS, APPS).resources("daemonsets/status"),
             rule("update").groups(EXTENSIONS, APPS).resources("daemonsets/finalizers"),
-            rule(*READ).groups(LEGACY).resources("nodes"),
+            rule("list", "watch").groups(LEGACY).resources("nodes"),
             rule("list", "watch", "create", "delete", "patch").groups(LEGACY).resources("pods"),
             rule("create").groups(LEGACY).resources("pods/binding"),
             rule("get", "list", "watch", "create", "delete", "update", "patch").groups(APPS)
@@ -61,18 +61,19 @@ def _roles() -> dict[str, list[dict[str, Any]]]:
             rule("get").groups("*").resources("*/scale"), ev],
         "endpoint-controller": [
             rule(*READ).groups(LEGACY).resources("services", "pods"),
-            rule("get", "list", "create", "update", "delete").groups(LEGACY)
+            rule("get", "list", "watch", "create", "update", "delete").groups(LEGACY)
             .resources("endpoints"),
             rule("create").groups(LEGACY).resources("endpoints/restricted"), ev],
         "endpointslice-controller": [
             rule(*READ).groups(LEGACY).resources("services", "pods", "nodes"),
             rule("update").groups(LEGACY).resources("services/finalizers"),
-            rule("get", "list", "create", "update", "delete").groups(DISCOVERY)
+            rule("get", "list", "watch", "create", "update", "delete").groups(DISCOVERY)
             .resources("endpointslices"), ev],
         "endpointslicemirroring-controller": [
             rule(*READ).groups(LEGACY).resources("services", "endpoints"),
+            rule("update").groups(LEGACY).resources("services/finalizers"),
             rule("update").groups(LEGACY).resources("endpoints/finalizers"),
-            rule("get", "list", "create", "update", "delete").groups(DISCOVERY)
+            rule("get", "list", "watch", "create", "update", "delete").groups(DISCOVERY)
             .resources("endpointslices"), ev],
         "generic-garbage-collector": [
             rule("get", "list", "watch", "patch", "update", "delete").groups("*").resources("*"),
@@ -87,12 +88,14 @@ def _roles() -> dict[str, list[dict[str, Any]]]:
             rule("get", "list", "watch", "delete").groups(LEGACY).resources("namespaces"),
             rule("update").groups(LEGACY).resources("namespaces/finalize",
                                                     "namespaces/status"),
-            rule("get", "list", "delete", "deletecollection").groups("*").resources("*")],
+            rule("get", "list", "watch", "delete", "deletecollection").groups("*")
+            .resources("*")],
         "node-controller": [
-            rule("get", "list", "update", "delete", "patch").groups(LEGACY).resources("nodes"),
+            rule("get", "list", "watch", "update", "delete", "patch").groups(LEGACY)
+            .resources("nodes"),
             rule("patch", "update").groups(LEGACY).resources("nodes/status"),
             rule("patch", "update").groups(LEGACY).resources("pods/status"),
-            rule("list", "delete").groups(LEGACY).resources("pods"), ev],
+            rule("list", "watch", "get", "delete").groups(LEGACY).resources("pods"), ev],
         "pod-garbage-collector": [
             rule("list", "watch", "delete").groups(LEGACY).resources("pods"),
             rule("get", "list", "watch").groups(LEGACY).resources("nodes"),
@@ -119,15 +122,24 @@ def _roles() -> dict[str, list[dict[str, Any]]]:
         "service-account-controller": [
             rule("create").groups(LEGACY).resources("serviceaccounts"), ev],
         "statefulset-controller": [
-            rule(*READ).groups(LEGACY).resources("pods"),
+            rule("list", "watch").groups(LEGACY).resources("pods"),
             rule(*READ).groups(APPS).resources("statefulsets"),
             rule("update").groups(APPS).resources("statefulsets/status"),
             rule("update").groups(APPS).resources("statefulsets/finalizers"),
             rule("get", "create", "delete", "update", "patch").groups(LEGACY).resources("pods"),
             rule("get", "create", "delete", "update", "patch", "list", "watch").groups(APPS)
             .resources("controllerrevisions"),
-            rule("get", "create").groups(LEGACY).resources("persistentvolumeclaims"),
-            rule("update", "delete").groups(LEGACY).resources("persistentvolumeclaims"), ev],
+            rule("get", "create", "list", "watch").groups(LEGACY)
+            .resources("persistentvolumeclaims"),
+            rule("update", "delete").groups(LEGACY).resources("persistentvolumeclaims"),
+            rule("update").groups(LEGACY).resources("pods/finalizers"), ev],
+        "pvc-protection-controller": [
+            rule("get", "list", "watch", "update").groups(LEGACY)
+            .resources("persistentvolumeclaims"),
+            rule("list", "watch", "get").groups(LEGACY).resources("pods"), ev],
+        "pv-protection-controller": [
+            rule("get", "list", "watch", "update").groups(LEGACY).resources("persistentvolumes"),
+            ev],
         "ttl-after-finished-controller": [
             rule("get", "list", "watch", "delete").groups(BATCH).resources("jobs"), ev],
         "ttl-controller": [
