@@ -73,10 +73,16 @@ class Authorization:
             assert kind is not None, plural
             return resources.cache(kind)
 
-        self.rbac_caches = lambda: (cache(RBAC_GROUP, "roles"),
-                                     cache(RBAC_GROUP, "clusterroles"),
-                                     cache(RBAC_GROUP, "rolebindings"),
-                                     cache(RBAC_GROUP, "clusterrolebindings"))
+        found: list[tuple["WatchCache", ...]] = []
+
+        def rbac_caches() -> tuple["WatchCache", ...]:
+            # Looked up on first use (the caches start after this object is built), then kept.
+            if not found:
+                found.append(tuple(cache(RBAC_GROUP, p) for p in (
+                    "roles", "clusterroles", "rolebindings", "clusterrolebindings")))
+            return found[0]
+
+        self.rbac_caches = rbac_caches
         self.index = RBACIndex(self.rbac_caches)
         self.node = NodeAuthorizer(lambda: cache("", "pods"),
                                    lambda: cache("", "persistentvolumeclaims"))
@@ -86,6 +92,9 @@ class Authorization:
         # Admission that needs the writer's identity and this chain's rules.
         from navio.apiserver.authz.escalation import EscalationCheck
         from navio.apiserver.noderestriction import node_restriction
+        resources.validators[:] = [v for v in resources.validators
+                                   if v is not node_restriction
+                                   and not isinstance(v, EscalationCheck)]
         resources.validators.extend([node_restriction, EscalationCheck(self)])
 
     def check(self, attrs: Attributes) -> tuple[bool, str]:
