@@ -36,6 +36,19 @@ def _forbidden(resource: str, name: str, message: str) -> errors.Forbidden:
                             details={"name": name, "group": RBAC_GROUP, "kind": resource})
 
 
+_SERVER_META = ("ownerReferences", "finalizers", "managedFields", "resourceVersion",
+                "generation")
+
+
+def _only_gc_fields(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """kube's IsOnlyMutatingGCFields: an update touching only owner references and
+    finalizers (what the garbage collector writes) needs no escalation check."""
+    def strip(o: dict[str, Any]) -> dict[str, Any]:
+        meta = {k: v for k, v in (o.get("metadata") or {}).items() if k not in _SERVER_META}
+        return {**o, "metadata": meta}
+    return strip(new) == strip(old)
+
+
 class EscalationCheck:
     def __init__(self, authz: "Authorization") -> None:
         self.authz = authz
@@ -46,6 +59,8 @@ class EscalationCheck:
             return
         user = req.opts.user
         if user is None or "system:masters" in user.groups:
+            return
+        if req.old is not None and _only_gc_fields(req.obj, req.old):
             return
         meta = req.obj.get("metadata") or {}
         ns, name = meta.get("namespace", "") if kind.namespaced else "", meta.get("name", "")
@@ -63,9 +78,6 @@ class EscalationCheck:
     async def _role(self, req: "Request", user: Any, resource: str, ns: str,
                     name: str) -> None:
         obj, old = req.obj, req.old
-        if old is not None and obj.get("rules") == old.get("rules") and \
-                obj.get("aggregationRule") == old.get("aggregationRule"):
-            return
         if await self._allowed(user, "escalate", resource, ns, name):
             return
         if obj.get("aggregationRule") is not None and (
@@ -76,11 +88,8 @@ class EscalationCheck:
 
     async def _binding(self, req: "Request", user: Any, resource: str, ns: str,
                        name: str) -> None:
-        obj, old = req.obj, req.old
+        obj = req.obj
         ref = obj.get("roleRef") or {}
-        if old is not None and ref == old.get("roleRef") and \
-                obj.get("subjects") == old.get("subjects"):
-            return
         role_resource = _ROLE_RESOURCE.get(ref.get("kind", ""))
         if role_resource is None:
             return  # validation refuses the kind

@@ -90,8 +90,15 @@ async def test_escalation_check() -> None:
         'roles.rbac.authorization.k8s.io "r" is forbidden: user "alice" (groups=['
         '"system:authenticated"]) is attempting to grant RBAC permissions not currently held:\n'
         '{APIGroups:[""], Resources:["pods"], Verbs:["delete"]}')
-    # Unchanged rules are not rechecked; `escalate` and system:masters skip the check.
-    await check(_NONE, _req(ROLES, "UPDATE", _role(wants), _role(wants), user=alice))
+    # Updates are checked too, unless only garbage-collector fields change; `escalate` and
+    # system:masters skip the check.
+    labelled = _role(wants)
+    labelled["metadata"]["labels"] = {"a": "b"}
+    with pytest.raises(errors.Forbidden):
+        await check(_NONE, _req(ROLES, "UPDATE", labelled, _role(wants), user=alice))
+    owned = _role(wants)
+    owned["metadata"]["finalizers"] = ["x"]
+    await check(_NONE, _req(ROLES, "UPDATE", owned, _role(wants), user=alice))
     await EscalationCheck(cast(Any, _Authz(held, {"escalate"})))(
         _NONE, _req(ROLES, "CREATE", _role(wants), user=alice))
     await check(_NONE, _req(ROLES, "CREATE", _role(wants),
