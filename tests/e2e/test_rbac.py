@@ -321,3 +321,16 @@ def test_groups_and_service_accounts_are_subjects(kubectl: Kubectl, ns: str,
     out = kubectl("auth", "can-i", "create", "deployments", "-n", ns,
                   f"--as=system:serviceaccount:{ns}:robot", check=False)
     assert out.strip() == "yes"
+
+
+def test_exec_by_websocket_get_also_needs_create(kubectl: Kubectl, ns: str, as_user) -> None:  # type: ignore[no-untyped-def]
+    kubectl("create", "role", "exec-get", "--verb=get", "--resource=pods/exec", "-n", ns)
+    kubectl("create", "rolebinding", "exec-get", "--role=exec-get", "--user=mo", "-n", ns)
+    mo = as_user("mo")
+    err = _fails(mo, "get", "--raw", f"/api/v1/namespaces/{ns}/pods/p/exec?command=ls")
+    assert (f'pods "p" is forbidden: User "mo" cannot create resource "pods/exec" in API group '
+            f'"" in the namespace "{ns}"') in err
+    kubectl("create", "role", "exec-create", "--verb=create", "--resource=pods/exec", "-n", ns)
+    kubectl("create", "rolebinding", "exec-create", "--role=exec-create", "--user=mo", "-n", ns)
+    err = _fails(mo, "get", "--raw", f"/api/v1/namespaces/{ns}/pods/p/exec?command=ls")
+    assert "forbidden" not in err.lower()                      # past authorization: no pod

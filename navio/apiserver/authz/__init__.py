@@ -8,6 +8,8 @@ only memory (watch caches), so the check is cheap on the hot path.
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
 from navio.apiserver.authz.chain import Authorization, forbidden, forbidden_message
@@ -22,6 +24,7 @@ AUTHZ_KEY = web.AppKey("navio.authz", Authorization)
 DECISION_KEY = "navio.authz.decision"
 # request[IMPERSONATOR_KEY]: the authenticated user when the request impersonates another.
 IMPERSONATOR_KEY = "navio.authz.impersonator"
+_STREAMS = frozenset({"exec", "attach", "portforward"})
 
 
 async def authorize_request(request: web.Request) -> None:
@@ -37,5 +40,11 @@ async def authorize_request(request: web.Request) -> None:
     info = parse_request(request.method, request.path, request.query)
     # What kube's audit annotates (authorization.k8s.io/decision and /reason).
     request[DECISION_KEY] = ("forbid", "")
-    _, reason = await authz.require(attributes_for(info, user, request.query))
+    attrs = attributes_for(info, user, request.query)
+    _, reason = await authz.require(attrs)
+    if attrs.verb == "get" and attrs.group == "" and attrs.resource == "pods" and \
+            attrs.subresource in _STREAMS:
+        # AuthorizePodWebsocketUpgradeCreatePermission (on by default since v1.31): a
+        # WebSocket GET that opens exec/attach/port-forward also needs `create`.
+        await authz.require(dataclasses.replace(attrs, verb="create"))
     request[DECISION_KEY] = ("allow", reason)
