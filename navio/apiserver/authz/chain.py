@@ -113,9 +113,9 @@ class Authorization:
             if reason:
                 reasons.append(reason)
             if decision == DENY:
-                return False, ", ".join(reasons)
+                return False, "\n".join(reasons)
             assert decision == NO_OPINION
-        return False, ", ".join(reasons)
+        return False, "\n".join(reasons)
 
     async def authorize(self, attrs: Attributes) -> tuple[bool, str]:
         """`check`, retried once after catching the caches up if it refuses."""

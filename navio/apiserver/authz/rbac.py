@@ -32,6 +32,8 @@ class Grant:
     namespace: str
     rules: tuple[Rule, ...]
     binding: str  # "ClusterRoleBinding name" / "RoleBinding ns/name", for reasons
+    # Why the binding grants nothing: its role does not exist (kube reports it on denial).
+    error: str = ""
 
 
 def _signature(cache: "WatchCache") -> tuple[int, int]:
@@ -69,43 +71,49 @@ class RBACIndex:
         users: dict[str, list[Grant]] = {}
         groups: dict[str, list[Grant]] = {}
 
-        def add(binding: dict[str, Any], ns: str, rules: tuple[Rule, ...], label: str) -> None:
+        def add(binding: dict[str, Any], ns: str, rules: tuple[Rule, ...] | None,
+                label: str, ref: dict[str, Any]) -> None:
             # One grant per subject, so that a decision's reason names it as kube's does:
             # `ClusterRoleBinding "x" of ClusterRole "y" to Group "z"`.
-            if not rules:
+            error = ""
+            if rules is None:
+                error = (f'{str(ref.get("kind", "")).lower()}.{RBAC_GROUP} '
+                         f'"{ref.get("name", "")}" not found')
+                rules = ()
+            elif not rules:
                 return
             for s in binding.get("subjects") or ():
                 kind, name = s.get("kind"), s.get("name", "")
                 if kind == "User":
-                    users.setdefault(name, []).append(Grant(ns, rules,
-                                                            f'{label} to User "{name}"'))
+                    users.setdefault(name, []).append(Grant(
+                        ns, rules, f'{label} to User "{name}"', error))
                 elif kind == "Group":
-                    groups.setdefault(name, []).append(Grant(ns, rules,
-                                                             f'{label} to Group "{name}"'))
+                    groups.setdefault(name, []).append(Grant(
+                        ns, rules, f'{label} to Group "{name}"', error))
                 elif kind == "ServiceAccount":
                     sa_ns = s.get("namespace") or ns
                     if sa_ns:
                         users.setdefault(f"{_SA_PREFIX}{sa_ns}:{name}", []).append(Grant(
-                            ns, rules, f'{label} to ServiceAccount "{sa_ns}/{name}"'))
+                            ns, rules, f'{label} to ServiceAccount "{sa_ns}/{name}"', error))
 
         for _, crb in crbs_c.list():
             ref = crb.get("roleRef") or {}
             if ref.get("kind") == "ClusterRole":
-                add(crb, "", croles.get(ref.get("name", ""), ()),
+                add(crb, "", croles.get(ref.get("name", "")),
                     f'ClusterRoleBinding "{crb["metadata"]["name"]}" of ClusterRole '
-                    f'"{ref.get("name", "")}"')
+                    f'"{ref.get("name", "")}"', ref)
         for _, rb in rbs_c.list():
             meta = rb["metadata"]
             ns = meta.get("namespace", "")
             ref = rb.get("roleRef") or {}
             if ref.get("kind") == "ClusterRole":
-                rules = croles.get(ref.get("name", ""), ())
+                rules = croles.get(ref.get("name", ""))
             elif ref.get("kind") == "Role":
-                rules = roles.get((ns, ref.get("name", "")), ())
+                rules = roles.get((ns, ref.get("name", "")))
             else:
                 continue
             add(rb, ns, rules, f'RoleBinding "{meta["name"]}/{ns}" of {ref.get("kind")} '
-                               f'"{ref.get("name", "")}"')
+                               f'"{ref.get("name", "")}"', ref)
         self._users, self._groups, self._memo = users, groups, {}
         self.cluster_roles, self.roles = croles, roles
 
@@ -152,4 +160,10 @@ class RBACAuthorizer:
             for rule in grant.rules:
                 if rule_allows(rule, verb, is_res, group, res, sub, name, path):
                     return ALLOW, f"RBAC: allowed by {grant.binding}"
-        return NO_OPINION, ""
+        # As kube's rule-checking visitor: roles that bindings name but that do not exist.
+        errs = list(dict.fromkeys(g.error for g in self.index.grants(attrs.user)
+                                  if g.error and (not g.namespace or g.namespace == ns)))
+        if not errs:
+            return NO_OPINION, ""
+        return NO_OPINION, "RBAC: " + (errs[0] if len(errs) == 1 else
+                                       "[" + ", ".join(errs) + "]")

@@ -139,6 +139,14 @@ def test_index_grants_by_user_group_and_service_account() -> None:
     assert ok(reader, "list", "pods", "anywhere") and ok(reader, "list", "pods", "")
     robot = UserInfo("system:serviceaccount:b:robot", ())
     assert ok(robot, "get", "pods", "b") and not ok(robot, "get", "pods", "c")
+    # A binding to a missing role grants nothing and says so, as kube's reason does.
+    caches[2].objs.append(_binding("RoleBinding", "b3", "ClusterRole", "gone",
+                                   [{"kind": "User", "name": "alice"}], "a"))
+    caches[2].touch(5)
+    assert rbac.authorize(Attributes(ALICE, "get", True, "", "v1", "secrets", "", "a")) == \
+        (NO_OPINION, 'RBAC: clusterrole.rbac.authorization.k8s.io "gone" not found')
+    assert rbac.authorize(Attributes(ALICE, "get", True, "", "v1", "secrets", "", "b")) == \
+        (NO_OPINION, "")
     # A change in a cache is seen on the next check, without any storage read.
     caches[3].objs.clear()
     assert ok(reader, "list", "pods", "x")                            # memoised until...
