@@ -162,6 +162,20 @@ BUILTIN: tuple[Kind, ...] = (
        subresources=(_STATUS,)),
     _k("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False,
        short_names=("pc",)),
+    # rbac.authorization.k8s.io/v1
+    _k("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    _k("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    _k("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+    _k("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+    # authorization.k8s.io/v1: reviews, answered and never stored
+    _k("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+       False, verbs=_CREATE_ONLY, virtual=True),
+    _k("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+       False, verbs=_CREATE_ONLY, virtual=True),
+    _k("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False,
+       verbs=_CREATE_ONLY, virtual=True),
+    _k("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+       verbs=_CREATE_ONLY, virtual=True),
     # navio's own: gangs of pods bound all-or-nothing (scheduler/gang.py).
     _k("scheduling.navio.dev", "v1alpha1", "PodGroup", "podgroups", short_names=("pg",),
        subresources=(_STATUS,)),

@@ -8,17 +8,18 @@ not happen, so a failed or dry-run create leaves no allocation behind.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from navio.api import errors
 from navio.api.errors import cause
 from navio.api.registry import Kind
 
 if TYPE_CHECKING:
-    from navio.apiserver.resources import Resources
+    from navio.apiserver.resources import Resources, WriteOptions
 
 __all__ = ["IMMORTAL_NAMESPACES", "check_namespace", "admit_create", "admit_update",
-           "after_delete", "check_delete"]
+           "after_delete", "check_delete", "Request", "Validator", "validate"]
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
@@ -27,6 +28,28 @@ Undo = Callable[[], None]
 
 def _noop() -> None:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One write as validating admission sees it (kube's admission.Attributes)."""
+    kind: Kind
+    operation: str                     # CREATE, UPDATE, DELETE
+    obj: dict[str, Any]                # the object to store (the current one for DELETE)
+    old: dict[str, Any] | None
+    opts: "WriteOptions"
+    subresource: str = ""
+
+
+Validator = Callable[["Resources", Request], Awaitable[None]]
+
+
+async def validate(resources: "Resources", request: Request) -> None:
+    """Run the validating plugins that need the writer: NodeRestriction
+    (`noderestriction`) and RBAC escalation checks (`authz.escalation`), which the API
+    server's authorization registers in `resources.validators`."""
+    for plugin in resources.validators:
+        await plugin(resources, request)
 
 
 async def check_namespace(resources: "Resources", kind: Kind, namespace: str) -> None:

@@ -23,6 +23,7 @@ from navio.api import errors, openapi
 from navio.api.registry import Registry
 from navio.apiserver import discovery
 from navio.apiserver.authn import UserInfo, authenticate
+from navio.apiserver.authz import AUTHZ_KEY, Authorization, authorize_request
 from navio.apiserver.handlers import ResourceHandlers, json_response
 from navio.apiserver.requestinfo import parse_request
 from navio.apiserver.resources import Resources
@@ -69,6 +70,7 @@ class ApiServer:
         self._openapi_v3: dict[str, tuple[bytes, str]] = {}
         self._openapi_v2: bytes | None = None
         self.app = web.Application(middlewares=[self._middleware], client_max_size=4 << 20)
+        self.authz = self.app[AUTHZ_KEY] = Authorization(resources)
         self.app.router.add_route("*", "/{tail:.*}", self._route)
 
     # -- middleware ----------------------------------------------------------------------------
@@ -79,6 +81,7 @@ class ApiServer:
             if user is None and request.path not in _PUBLIC_PATHS:
                 raise errors.Unauthorized("Unauthorized")
             request["user"] = user or UserInfo("system:anonymous", ("system:unauthenticated",))
+            await authorize_request(request)  # Node, then RBAC; may impersonate
             return await handler(request)
         except errors.ApiError as exc:
             return json_response(errors.to_status(exc), exc.code)

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 
 from navio.api import errors
+from navio.apiserver.bootstrappolicy import reconcile_policy
 from navio.apiserver.resources import Resources, WriteOptions
 
 __all__ = ["ensure_bootstrap_objects", "kube_dns_service", "DNS_PROXY_NAME"]
@@ -70,6 +71,7 @@ async def ensure_bootstrap_objects(resources: Resources, host: str, port: int, *
                                    dns_ip: str | None = None) -> None:
     for ns in SYSTEM_NAMESPACES:
         await _ensure(resources, "namespaces", "", {"metadata": {"name": ns}})
+    await reconcile_policy(resources)  # default RBAC roles and bindings (bootstrappolicy)
     for name, (value, description) in SYSTEM_PRIORITY_CLASSES.items():
         await _ensure(resources, "priorityclasses", "", {
             "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",

@@ -47,6 +47,8 @@ class WriteOptions:
     dry_run: bool = False
     field_manager: str = ""
     user_agent: str = ""
+    # The authenticated user (authn.UserInfo) writing, for admission that depends on who.
+    user: Any = None
 
     def manager(self) -> str:
         """The field manager name: the given one, else the user agent's program name, as
@@ -92,6 +94,8 @@ class Resources:
         self.service_ips = IPAllocator(service_cidr)
         self.node_ports = PortAllocator()
         self._caches: dict[tuple[str, str], WatchCache] = {}
+        # Validating admission that needs the writer (NodeRestriction, RBAC escalation).
+        self.validators: list[admission.Validator] = []
         self._cache_lock = asyncio.Lock()
 
     # -- caches -------------------------------------------------------------------------------
@@ -181,6 +185,7 @@ class Resources:
         undo = admission.admit_create(self, kind, obj)
         try:
             self._validate(kind, obj, None)
+            await admission.validate(self, admission.Request(kind, "CREATE", obj, None, opts))
             name = obj["metadata"].get("name", "")
             key = kind.storage_key(obj["metadata"].get("namespace"), name)
             if opts.dry_run:
@@ -287,6 +292,8 @@ class Resources:
         try:
             if subresource != "binding":
                 self._validate(kind, new, current)
+            await admission.validate(self, admission.Request(kind, "UPDATE", new, current, opts,
+                                                             subresource))
             if new == current:
                 undo()
                 return current
@@ -330,6 +337,8 @@ class Resources:
             if current is None:
                 raise not_found(kind, name)
             _check_preconditions(kind, name, current, options.get("preconditions") or {})
+            await admission.validate(self, admission.Request(kind, "DELETE", current, current,
+                                                             opts))
             pending = self._deletion_update(kind, current, options)
             key = kind.storage_key(namespace, name)
             rv = int(current["metadata"]["resourceVersion"])

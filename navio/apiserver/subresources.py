@@ -68,6 +68,9 @@ async def handle_virtual(h: "ResourceHandlers", request: web.Request, info: Requ
         assert pod_kind is not None
         name = (body.get("metadata") or {}).get("name", "")
         return await _bind(h, request, pod_kind, info.namespace, name, body)
+    if kind.group == "authorization.k8s.io" and info.verb == "create":
+        from navio.apiserver.authz import reviews
+        return await reviews.handle(h, request, info, kind)
     raise errors.MethodNotAllowed("the server does not allow this method on the requested "
                                   "resource")
 

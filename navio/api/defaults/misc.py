@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["default_endpoint_slice", "default_priority_class", "KIND_DEFAULTS"]
+__all__ = ["default_endpoint_slice", "default_priority_class", "default_rbac_binding",
+           "KIND_DEFAULTS"]
 
 
 def default_endpoint_slice(obj: dict[str, Any]) -> None:
@@ -25,7 +26,20 @@ def default_priority_class(obj: dict[str, Any]) -> None:
         obj["preemptionPolicy"] = "PreemptLowerPriority"
 
 
+def default_rbac_binding(obj: dict[str, Any]) -> None:
+    """rbac/v1 SetDefaults_RoleBinding/ClusterRoleBinding/Subject: the RBAC group on roleRef
+    and on User and Group subjects."""
+    ref = obj.get("roleRef")
+    if isinstance(ref, dict) and not ref.get("apiGroup"):
+        ref["apiGroup"] = "rbac.authorization.k8s.io"
+    for s in obj.get("subjects") or []:
+        if isinstance(s, dict) and not s.get("apiGroup") and s.get("kind") in ("User", "Group"):
+            s["apiGroup"] = "rbac.authorization.k8s.io"
+
+
 KIND_DEFAULTS = {
+    ("rbac.authorization.k8s.io", "RoleBinding"): default_rbac_binding,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): default_rbac_binding,
     ("discovery.k8s.io", "EndpointSlice"): default_endpoint_slice,
     ("scheduling.k8s.io", "PriorityClass"): default_priority_class,
 }

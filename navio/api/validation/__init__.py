@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from navio.api.registry import BUILTIN
-from navio.api.validation import apps, batch, core, misc, names, pod, service
+from navio.api.validation import apps, batch, core, misc, names, pod, rbac, service
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
@@ -74,6 +74,11 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
     ("policy", "PodDisruptionBudget"): (misc.validate_pdb, misc.validate_pdb_update),
     ("scheduling.k8s.io", "PriorityClass"): (misc.validate_priority_class,
                                              misc.validate_priority_class_update),
+    (rbac.GROUP, "Role"): (rbac.validate_role, rbac.validate_role_update),
+    (rbac.GROUP, "ClusterRole"): (rbac.validate_cluster_role, rbac.validate_cluster_role_update),
+    (rbac.GROUP, "RoleBinding"): (rbac.validate_role_binding, rbac.validate_role_binding_update),
+    (rbac.GROUP, "ClusterRoleBinding"): (rbac.validate_cluster_role_binding,
+                                         rbac.validate_cluster_role_binding_update),
 }
 
 def _name_fn(group: str, kind: str) -> Callable[[str, bool], list[str]]:
