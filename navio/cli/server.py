@@ -25,6 +25,7 @@ from navio.api.registry import default_registry
 from navio.apiserver import nodeproxy
 from navio.apiserver.app import ApiServer, tls_context
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
+from navio.apiserver.tokenauth import install_token_authentication
 from navio.apiserver.resources import Resources
 from navio.cli.logs import setup_logging
 from navio.cli.components import Component, Supervisor
@@ -126,6 +127,7 @@ async def serve(config: ServerConfig) -> None:
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
     await resources.start()
     api = ApiServer(resources)
+    install_token_authentication(api.app, resources, pki)
     # The API server reaches kubelets (logs, exec, port-forward) with its own client cert.
     nodeproxy.configure_with_ca(api.app, ca)
     runner = web.AppRunner(api.app, handle_signals=False, access_log=None,

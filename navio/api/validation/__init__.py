@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from navio.api.registry import BUILTIN
-from navio.api.validation import apps, batch, core, misc, names, pod, service
+from navio.api.validation import apps, batch, certificates, core, misc, names, pod, service
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
@@ -74,6 +74,8 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
     ("policy", "PodDisruptionBudget"): (misc.validate_pdb, misc.validate_pdb_update),
     ("scheduling.k8s.io", "PriorityClass"): (misc.validate_priority_class,
                                              misc.validate_priority_class_update),
+    ("certificates.k8s.io", "CertificateSigningRequest"): (
+        certificates.validate_csr, certificates.validate_csr_update),
 }
 
 def _name_fn(group: str, kind: str) -> Callable[[str, bool], list[str]]:
@@ -81,7 +83,8 @@ def _name_fn(group: str, kind: str) -> Callable[[str, bool], list[str]]:
         return names.name_is_dns1035_label
     if (group, kind) in (("", "Namespace"), ("apps", "StatefulSet")):
         return names.name_is_dns_label
-    if (group, kind) == ("", "Event") or (group, kind) not in _KINDS:
+    if (group, kind) in (("", "Event"), ("certificates.k8s.io", "CertificateSigningRequest")) \
+            or (group, kind) not in _KINDS:
         return names.validate_path_segment_name
     return names.name_is_dns_subdomain
 
