@@ -4,6 +4,8 @@ Flags follow the kubelet's where it has one (`--kubeconfig`, `--node-ip`, `--add
 `--port=10250`, `--root-dir`, `--tls-cert-file`, `--tls-private-key-file`,
 `--client-ca-file`, `--cluster-dns`, `--cluster-domain`, `--resolv-conf`, `--max-pods`,
 `--node-labels`, `--node-status-update-frequency`, `--v`). Credentials only as files.
+Joining with a bootstrap token: `--server URL --token-file F --ca-file CA` (TLS bootstrap,
+see navio.kubelet.bootstrap).
 
 Until `navio main` registers this subcommand it also runs as `python -m navio.cli.agent`.
 """
@@ -27,9 +29,9 @@ from navio.pki.kubeletclient import ensure_kubelet_serving_cert
 
 __all__ = ["add_parser", "config_from_args", "local_agent_component", "main"]
 
-_TOKEN_NOTE = ("--server with --token-file is accepted for the TLS-bootstrap flow that "
-               "comes with the security work (issue 3); until then a token file cannot be "
-               "used and the agent needs --kubeconfig")
+_TOKEN_NOTE = ("join with a bootstrap token (`navio token create --output-file F`): a file "
+               "holding it, read once; the agent then submits a CSR, waits for its "
+               "certificate and writes <root-dir>/kubelet.kubeconfig (or --kubeconfig)")
 
 
 def _labels(text: str) -> tuple[tuple[str, str], ...]:
@@ -46,6 +48,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", type=Path, help="credentials to reach the API server")
     p.add_argument("--server", help="API server URL (with --token-file; see below)")
     p.add_argument("--token-file", type=Path, help=_TOKEN_NOTE)
+    p.add_argument("--ca-file", type=Path,
+                   help="the cluster CA certificate (public; <server data dir>/pki/ca.crt) "
+                        "that the API server's certificate must chain to when joining")
     p.add_argument("--node-name", "--hostname-override", dest="node_name",
                    default=default_node_name(), help="this node's name (default: hostname)")
     p.add_argument("--root-dir", type=Path, default=default_root_dir(),
@@ -85,11 +90,10 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
-    if args.kubeconfig is None and args.token_file is not None:
-        raise SystemExit(f"navio agent: {_TOKEN_NOTE}")
     return AgentConfig(
         node_name=args.node_name, kubeconfig=args.kubeconfig, server=args.server,
-        token_file=args.token_file, root_dir=args.root_dir, runtime=args.runtime,
+        token_file=args.token_file, ca_file=args.ca_file, root_dir=args.root_dir,
+        runtime=args.runtime,
         pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr, service_cidr=args.service_cidr,
         node_netns=args.node_netns, node_ip=args.node_ip, address=args.address, port=args.port,
         tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,

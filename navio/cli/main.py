@@ -16,11 +16,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version",
                    version=f"navio {__version__} (Kubernetes {KUBERNETES_VERSION})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from navio.cli import agent, controllermanager, scheduler, server
+    from navio.cli import agent, controllermanager, scheduler, server, token
     server.add_parser(sub)
     agent.add_parser(sub)
     controllermanager.add_parser(sub)
     scheduler.add_parser(sub)
+    token.add_parser(sub)
     return p
 
 

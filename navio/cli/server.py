@@ -196,12 +196,14 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
     out: list[Component] = []
     if "controller-manager" not in config.disabled:
         kc = kubeconfig_for("controller-manager", "system:kube-controller-manager")
+        signing = {"cluster-signing-cert-file": ca.pair.cert,
+                   "cluster-signing-key-file": ca.pair.key, "root-ca-file": ca.pair.cert}
         out.append(Component(
             "controller-manager",
             ("controller-manager", "--kubeconfig", str(kc), "--leader-elect", "false",
-             *verbosity),
-            lambda: run_controllers(ControllerManagerConfig(kubeconfig=kc,
-                                                            leader_elect=False))))
+             *(a for k, v in signing.items() for a in (f"--{k}", str(v))), *verbosity),
+            lambda: run_controllers(ControllerManagerConfig(kubeconfig=kc, leader_elect=False,
+                                                            options=dict(signing)))))
     if config.agent and "agent" not in config.disabled:
         from navio.cli.agent import default_node_name, local_agent_component
         node = default_node_name()

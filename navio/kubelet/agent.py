@@ -110,8 +110,8 @@ def _pod_event_ref(pod: dict[str, Any]) -> dict[str, Any]:
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         if config.kubeconfig is None:
-            raise ValueError("--server with --token-file needs TLS bootstrap, which comes with "
-                             "the security work (issue 3); use --kubeconfig for now")
+            raise ValueError("the agent needs a kubeconfig (run() writes one when joining "
+                             "with --token-file)")
         self.config = config
         self.node_ip = config.node_ip or detect_node_ip()
         self.client = Client.from_kubeconfig(config.kubeconfig, component="kubelet",
@@ -308,14 +308,32 @@ def _with_port(config: AgentConfig, port: int) -> AgentConfig:
 
 
 async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None = None) -> None:
-    """Run the agent until cancelled."""
+    """Run the agent until cancelled (joining first with a bootstrap token if so
+    configured)."""
+    rotator = None
+    if config.token_file is not None:
+        from dataclasses import replace
+
+        from navio.kubelet.bootstrap import (CertificateRotator, bootstrap_client_certificate,
+                                             pem_file_for)
+        assert config.server is not None and config.ca_file is not None
+        kubeconfig = await bootstrap_client_certificate(
+            node_name=config.node_name, root_dir=config.root_dir, server=config.server,
+            token_file=config.token_file, ca_file=config.ca_file, kubeconfig=config.kubeconfig)
+        config = replace(config, kubeconfig=kubeconfig)
     agent = Agent(config)
+    if config.token_file is not None:
+        rotator = asyncio.create_task(CertificateRotator(
+            agent.client, config.node_name, pem_file_for(config.root_dir)).run(),
+            name="certificate rotation")
     try:
         await agent.start()
         if on_ready is not None:
             on_ready(agent)
         await asyncio.Event().wait()
     finally:
+        if rotator is not None:
+            rotator.cancel()
         await asyncio.shield(agent.stop())
 
 

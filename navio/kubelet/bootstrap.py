@@ -1,0 +1,187 @@
+"""TLS bootstrap and client-certificate rotation: how a node gets and keeps its identity.
+
+Why: a joining node holds only a bootstrap token (a file) and the cluster CA (public). As the
+kubelet does (pkg/kubelet/certificate/bootstrap and the certificate manager), it presents the
+token once to submit a CertificateSigningRequest for `CN=system:node:NAME, O=system:nodes`
+(signer `kubernetes.io/kube-apiserver-client-kubelet`, usages digital signature + client auth),
+waits until the controller manager approves and signs it, writes its key and certificate
+(`<root>/pki/kubelet-client-current.pem`, 0600) and a kubeconfig pointing at them
+(`<root>/kubelet.kubeconfig`, 0600), and from then on authenticates with that certificate.
+A still-valid certificate found at start is reused: the token is not needed again.
+
+Rotation: at a random point between 70% and 90% of the certificate's lifetime (kubelet's
+jitter), a new key and CSR are sent with the node's current identity (the approver's
+`selfnodeclient` case); the new pair replaces the file atomically and the running client
+switches to it for new connections.
+
+Neither the token nor a key is logged; a refused (Denied/Failed) request is an error naming
+the CSR and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import logging
+import random
+from pathlib import Path
+import yaml
+from cryptography import x509
+
+from navio.api import errors
+from navio.client import Client, ClientConfig, ResourceRef, TransportError
+from navio.pki import csr as pkicsr
+from navio.pki.certs import write_private
+
+__all__ = ["CSRS", "bootstrap_client_certificate", "CertificateRotator", "rotation_deadline",
+           "request_certificate", "pem_file_for"]
+
+log = logging.getLogger(__name__)
+
+CSRS = ResourceRef("certificates.k8s.io", "v1", "certificatesigningrequests", False,
+                   "CertificateSigningRequest")
+_PEM_NAME = "kubelet-client-current.pem"
+_KUBECONFIG_NAME = "kubelet.kubeconfig"
+
+
+def _paths(root_dir: Path) -> tuple[Path, Path]:
+    return root_dir / "pki" / _PEM_NAME, root_dir / _KUBECONFIG_NAME
+
+
+def _certificate(pem: bytes) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
+
+
+def _still_valid(pem_file: Path, margin: float = 60.0) -> bool:
+    try:
+        cert = _certificate(pem_file.read_bytes())
+    except OSError:
+        return False
+    now = dt.datetime.now(dt.timezone.utc)
+    return cert is not None and cert.not_valid_after_utc > now + dt.timedelta(seconds=margin)
+
+
+def write_kubeconfig(path: Path, *, server: str, ca_pem: bytes, pem_file: Path,
+                     user: str) -> None:
+    config = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "default-cluster", "cluster": {
+            "server": server,
+            "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": "default-auth", "user": {
+            "client-certificate": str(pem_file), "client-key": str(pem_file)}}],
+        "contexts": [{"name": "default-context", "context": {
+            "cluster": "default-cluster", "user": "default-auth"}}],
+        "current-context": "default-context",
+        "preferences": {},
+    }
+    write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
+    log.debug("kubeconfig written", extra={"user": user, "path": str(path)})
+
+
+async def request_certificate(client: Client, node_name: str, *, timeout: float = 300.0,
+                              poll: float = 0.5) -> tuple[bytes, bytes]:
+    """Submit a kubelet client CSR for `node_name` and wait for its certificate:
+    (cert PEM, key PEM)."""
+    key = pkicsr.new_key()
+    request = pkicsr.make_request(key, f"system:node:{node_name}", ("system:nodes",))
+    body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"generateName": "node-csr-"},
+            "spec": {"request": base64.b64encode(request).decode(),
+                     "signerName": pkicsr.KUBELET_CLIENT_SIGNER,
+                     "usages": ["digital signature", "client auth"]}}
+    created = await client.create(CSRS, body)
+    name = created["metadata"]["name"]
+    log.info("certificate signing request submitted", extra={"csr": name, "node": node_name})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        csr = await client.get(CSRS, name)
+        status = csr.get("status") or {}
+        for c in status.get("conditions") or ():
+            if c.get("type") in ("Denied", "Failed"):
+                raise RuntimeError(f"certificate signing request {name} was "
+                                   f"{c['type'].lower()}: {c.get('reason', '')} "
+                                   f"{c.get('message', '')}".rstrip())
+        if status.get("certificate"):
+            cert = base64.b64decode(status["certificate"])
+            log.info("certificate issued", extra={"csr": name, "node": node_name})
+            return cert, pkicsr.key_pem(key)
+        if loop.time() > deadline:
+            raise TimeoutError(f"certificate signing request {name} was not approved and "
+                               f"signed within {timeout:.0f}s")
+        await asyncio.sleep(poll)
+
+
+async def bootstrap_client_certificate(*, node_name: str, root_dir: Path, server: str,
+                                       token_file: Path, ca_file: Path,
+                                       kubeconfig: Path | None = None,
+                                       timeout: float = 300.0) -> Path:
+    """The node's kubeconfig, after a TLS bootstrap with the token if it has no valid
+    certificate yet."""
+    pem_file, default_kc = _paths(root_dir)
+    kc = kubeconfig or default_kc
+    ca_pem = ca_file.read_bytes()
+    if _still_valid(pem_file) and kc.exists():
+        return kc
+    token = token_file.read_text().strip()
+    if not token:
+        raise ValueError(f"{token_file}: the token file is empty")
+    config = ClientConfig(server=server.rstrip("/"), ca_data=ca_pem, token=token)
+    async with Client(config, component="kubelet-bootstrap") as client:
+        cert, key = await request_certificate(client, node_name, timeout=timeout)
+    write_private(pem_file, cert + key)
+    write_kubeconfig(kc, server=server.rstrip("/"), ca_pem=ca_pem, pem_file=pem_file,
+                     user=f"system:node:{node_name}")
+    return kc
+
+
+def rotation_deadline(cert: x509.Certificate, rng: random.Random | None = None
+                      ) -> dt.datetime:
+    """When to rotate: 70-90% into the certificate's lifetime (kubelet's jitter)."""
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    fraction = 0.7 + 0.2 * (rng or random).random()
+    return start + (end - start) * fraction
+
+
+class CertificateRotator:
+    """Keeps the node's client certificate fresh while the agent runs."""
+
+    def __init__(self, client: Client, node_name: str, pem_file: Path) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.pem_file = pem_file
+
+    def _deadline(self) -> dt.datetime | None:
+        cert = _certificate(self.pem_file.read_bytes())
+        return rotation_deadline(cert) if cert is not None else None
+
+    async def rotate(self) -> None:
+        cert, key = await request_certificate(self.client, self.node_name)
+        write_private(self.pem_file, cert + key)
+        self.client.reload_client_certificate(cert, key)
+        log.info("client certificate rotated", extra={"node": self.node_name})
+
+    async def run(self) -> None:
+        while True:
+            deadline = await asyncio.to_thread(self._deadline)
+            if deadline is None:
+                return
+            wait = (deadline - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(min(wait, 3600.0))
+                continue
+            try:
+                await self.rotate()
+            except (errors.ApiError, TransportError, RuntimeError, TimeoutError, OSError) as exc:
+                log.warning("client certificate rotation failed; retrying",
+                            extra={"error": str(exc)[:200]})
+                await asyncio.sleep(30.0)
+
+
+def pem_file_for(root_dir: Path) -> Path:
+    return _paths(root_dir)[0]
