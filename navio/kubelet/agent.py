@@ -49,6 +49,7 @@ from navio.kubelet.pleg import RuntimeCache
 from navio.kubelet.podfiles import load_host_resolv_conf
 from navio.kubelet.podworkers import PodWorkers
 from navio.kubelet.prober import ProbeManager
+from navio.kubelet.projected import ServiceAccountTokens
 from navio.kubelet.probes import ProbeRunner
 from navio.kubelet.server import KubeletServer, serve
 from navio.kubelet.status import StatusManager
@@ -136,7 +137,8 @@ class Agent:
                                healthy=lambda: self.cache.healthy, event=self.node_event)
         self.volumes = VolumeManager(config.pods_dir, self.lookup,
                                      allocatable=lambda: self.node.allocatable,
-                                     tmpfs=self.runtime.capabilities.mounts)
+                                     tmpfs=self.runtime.capabilities.mounts,
+                                     tokens=ServiceAccountTokens(self.client))
         reasons: dict[tuple[str, str], tuple[str, str]] = {}
         self.containers = ContainerRunner(
             self.runtime, self.probes, lookup=self.lookup, event=self.event, reasons=reasons,
