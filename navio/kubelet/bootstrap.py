@@ -24,15 +24,18 @@ import asyncio
 import base64
 import datetime as dt
 import logging
+import os
 import random
 from pathlib import Path
+
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from navio.api import errors
 from navio.client import Client, ClientConfig, ResourceRef, TransportError
-from navio.pki import csr as pkicsr
-from navio.pki.certs import write_private
 
 __all__ = ["CSRS", "bootstrap_client_certificate", "CertificateRotator", "rotation_deadline",
            "request_certificate", "pem_file_for"]
@@ -41,8 +44,36 @@ log = logging.getLogger(__name__)
 
 CSRS = ResourceRef("certificates.k8s.io", "v1", "certificatesigningrequests", False,
                    "CertificateSigningRequest")
+KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 _PEM_NAME = "kubelet-client-current.pem"
 _KUBECONFIG_NAME = "kubelet.kubeconfig"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` readable by the owner only (0600), replacing `path` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _new_request(node_name: str) -> tuple[bytes, bytes]:
+    """(CSR PEM, key PEM) for `CN=system:node:<node>, O=system:nodes`, ECDSA P-256."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(
+        key, hashes.SHA256())
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    return csr.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def _paths(root_dir: Path) -> tuple[Path, Path]:
@@ -87,12 +118,11 @@ async def request_certificate(client: Client, node_name: str, *, timeout: float 
                               poll: float = 0.5) -> tuple[bytes, bytes]:
     """Submit a kubelet client CSR for `node_name` and wait for its certificate:
     (cert PEM, key PEM)."""
-    key = pkicsr.new_key()
-    request = pkicsr.make_request(key, f"system:node:{node_name}", ("system:nodes",))
+    request, key_pem = _new_request(node_name)
     body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
             "metadata": {"generateName": "node-csr-"},
             "spec": {"request": base64.b64encode(request).decode(),
-                     "signerName": pkicsr.KUBELET_CLIENT_SIGNER,
+                     "signerName": KUBELET_CLIENT_SIGNER,
                      "usages": ["digital signature", "client auth"]}}
     created = await client.create(CSRS, body)
     name = created["metadata"]["name"]
@@ -110,7 +140,7 @@ async def request_certificate(client: Client, node_name: str, *, timeout: float 
         if status.get("certificate"):
             cert = base64.b64decode(status["certificate"])
             log.info("certificate issued", extra={"csr": name, "node": node_name})
-            return cert, pkicsr.key_pem(key)
+            return cert, key_pem
         if loop.time() > deadline:
             raise TimeoutError(f"certificate signing request {name} was not approved and "
                                f"signed within {timeout:.0f}s")

@@ -14,6 +14,7 @@ never outlives the CA. Keys are ECDSA P-256 and written 0600.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -125,21 +126,22 @@ def sign(req: ParsedRequest, usages: list[str], *, ca_cert: x509.Certificate,
                .not_valid_before(now - _BACKDATE)
                .not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-               .add_extension(x509.KeyUsage(
-                   digital_signature="digital signature" in key_usage or "signing" in key_usage,
-                   content_commitment="content commitment" in key_usage,
-                   key_encipherment="key encipherment" in key_usage,
-                   data_encipherment="data encipherment" in key_usage,
-                   key_agreement="key agreement" in key_usage,
-                   key_cert_sign=False, crl_sign=False, encipher_only=False,
-                   decipher_only=False), True)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                    ca_key.public_key()), False))
+    bits = {"digital_signature": bool(key_usage & {"digital signature", "signing"}),
+            "content_commitment": "content commitment" in key_usage,
+            "key_encipherment": "key encipherment" in key_usage,
+            "data_encipherment": "data encipherment" in key_usage,
+            "key_agreement": "key agreement" in key_usage}
+    if any(bits.values()):
+        # (Go's x509 omits an all-zero KeyUsage; so does this)
+        builder = builder.add_extension(x509.KeyUsage(
+            **bits, key_cert_sign=False, crl_sign=False, encipher_only=False,
+            decipher_only=False), True)
     ext = [_EXT_USAGES[u] for u in usages if u in _EXT_USAGES]
     if ext:
         builder = builder.add_extension(x509.ExtendedKeyUsage(ext), False)
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in req.dns_names]
-    import ipaddress
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in req.ip_addresses]
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), False)
