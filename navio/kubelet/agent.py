@@ -304,6 +304,21 @@ class Agent:
         log.info("agent stopped", extra={"node": self.config.node_name})
 
 
+async def _joined_serving_cert(config: AgentConfig) -> AgentConfig:
+    """A joined node asks the cluster CA for its kubelet serving certificate (the API server
+    verifies kubelets against it)."""
+    from dataclasses import replace
+
+    from navio.kubelet.bootstrap import serving_certificate
+    assert config.kubeconfig is not None
+    names = (config.node_name, config.node_ip or detect_node_ip())
+    async with Client.from_kubeconfig(config.kubeconfig, component="kubelet") as client:
+        pem = await serving_certificate(client, config.node_name, config.root_dir, names)
+    if pem is None:
+        return config
+    return replace(config, tls_cert_file=pem, tls_private_key_file=pem)
+
+
 def _with_port(config: AgentConfig, port: int) -> AgentConfig:
     from dataclasses import replace
     return config if config.port == port else replace(config, port=port)
@@ -323,6 +338,8 @@ async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None =
             node_name=config.node_name, root_dir=config.root_dir, server=config.server,
             token_file=config.token_file, ca_file=config.ca_file, kubeconfig=config.kubeconfig)
         config = replace(config, kubeconfig=kubeconfig)
+        if config.tls_cert_file is None:
+            config = await _joined_serving_cert(config)
     agent = Agent(config)
     if config.token_file is not None:
         rotator = asyncio.create_task(CertificateRotator(

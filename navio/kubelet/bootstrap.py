@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import ipaddress
 import logging
 import os
 import random
@@ -38,14 +39,16 @@ from navio.api import errors
 from navio.client import Client, ClientConfig, ResourceRef, TransportError
 
 __all__ = ["CSRS", "bootstrap_client_certificate", "CertificateRotator", "rotation_deadline",
-           "request_certificate", "pem_file_for"]
+           "request_certificate", "pem_file_for", "serving_certificate"]
 
 log = logging.getLogger(__name__)
 
 CSRS = ResourceRef("certificates.k8s.io", "v1", "certificatesigningrequests", False,
                    "CertificateSigningRequest")
 KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+KUBELET_SERVING_SIGNER = "kubernetes.io/kubelet-serving"
 _PEM_NAME = "kubelet-client-current.pem"
+_SERVING_PEM_NAME = "kubelet-server-current.pem"
 _KUBECONFIG_NAME = "kubelet.kubeconfig"
 
 
@@ -63,13 +66,22 @@ def write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _new_request(node_name: str) -> tuple[bytes, bytes]:
-    """(CSR PEM, key PEM) for `CN=system:node:<node>, O=system:nodes`, ECDSA P-256."""
+def _new_request(node_name: str, names: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """(CSR PEM, key PEM) for `CN=system:node:<node>, O=system:nodes` (with `names` as
+    subjectAltNames), ECDSA P-256."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
                          x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")])
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(
-        key, hashes.SHA256())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    if names:
+        sans: list[x509.GeneralName] = []
+        for n in dict.fromkeys(names):
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+            except ValueError:
+                sans.append(x509.DNSName(n))
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), False)
+    csr = builder.sign(key, hashes.SHA256())
     key_pem = key.private_bytes(serialization.Encoding.PEM,
                                 serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
@@ -115,15 +127,17 @@ def write_kubeconfig(path: Path, *, server: str, ca_pem: bytes, pem_file: Path,
 
 
 async def request_certificate(client: Client, node_name: str, *, timeout: float = 300.0,
-                              poll: float = 0.5) -> tuple[bytes, bytes]:
-    """Submit a kubelet client CSR for `node_name` and wait for its certificate:
-    (cert PEM, key PEM)."""
-    request, key_pem = _new_request(node_name)
+                              poll: float = 0.5, serving_names: tuple[str, ...] = ()
+                              ) -> tuple[bytes, bytes]:
+    """Submit a kubelet client CSR for `node_name` (a serving one for `serving_names` if
+    given) and wait for its certificate: (cert PEM, key PEM)."""
+    request, key_pem = _new_request(node_name, serving_names)
+    signer, usages = (KUBELET_SERVING_SIGNER, ["digital signature", "server auth"]) \
+        if serving_names else (KUBELET_CLIENT_SIGNER, ["digital signature", "client auth"])
     body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-            "metadata": {"generateName": "node-csr-"},
+            "metadata": {"generateName": "csr-" if serving_names else "node-csr-"},
             "spec": {"request": base64.b64encode(request).decode(),
-                     "signerName": KUBELET_CLIENT_SIGNER,
-                     "usages": ["digital signature", "client auth"]}}
+                     "signerName": signer, "usages": usages}}
     created = await client.create(CSRS, body)
     name = created["metadata"]["name"]
     log.info("certificate signing request submitted", extra={"csr": name, "node": node_name})
@@ -168,6 +182,38 @@ async def bootstrap_client_certificate(*, node_name: str, root_dir: Path, server
     write_kubeconfig(kc, server=server.rstrip("/"), ca_pem=ca_pem, pem_file=pem_file,
                      user=f"system:node:{node_name}")
     return kc
+
+
+async def serving_certificate(client: Client, node_name: str, root_dir: Path,
+                              names: tuple[str, ...], *, timeout: float = 60.0) -> Path | None:
+    """A CA-signed serving certificate for the kubelet API (`<root>/pki/
+    kubelet-server-current.pem`, cert and key, 0600), requested with signer
+    kubernetes.io/kubelet-serving unless a valid one for the same names is there; None (the
+    caller then serves a self-signed one) when it is not issued within `timeout`."""
+    pem_file = root_dir / "pki" / _SERVING_PEM_NAME
+    if _still_valid(pem_file, margin=24 * 3600.0) and _names_of(pem_file) == set(names):
+        return pem_file
+    try:
+        cert, key = await request_certificate(client, node_name, timeout=timeout,
+                                              serving_names=names)
+    except (errors.ApiError, TransportError, RuntimeError, TimeoutError) as exc:
+        log.warning("no CA-signed serving certificate; serving a self-signed one",
+                    extra={"error": str(exc)[:200]})
+        return None
+    write_private(pem_file, cert + key)
+    return pem_file
+
+
+def _names_of(pem_file: Path) -> set[str]:
+    cert = _certificate(pem_file.read_bytes())
+    if cert is None:
+        return set()
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return set(san.get_values_for_type(x509.DNSName)) | \
+        {str(i) for i in san.get_values_for_type(x509.IPAddress)}
 
 
 def rotation_deadline(cert: x509.Certificate, rng: random.Random | None = None

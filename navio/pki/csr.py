@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["ParsedRequest", "new_key", "key_pem", "make_request", "parse_request",
-           "kubelet_client_problem", "sign", "KUBELET_CLIENT_SIGNER", "KUBE_APISERVER_CLIENT",
+           "kubelet_client_problem", "kubelet_serving_problem", "sign", "KUBELET_CLIENT_SIGNER", "KUBE_APISERVER_CLIENT",
            "KUBELET_SERVING", "SIGNERS"]
 
 KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
@@ -108,6 +108,24 @@ def kubelet_client_problem(req: ParsedRequest, usages: list[str]) -> str | None:
     if not {"digital signature", "client auth"} <= set(usages) or not set(usages) <= allowed:
         return "usages did not match [digital signature client auth] or " \
                "[digital signature key encipherment client auth]"
+    return None
+
+
+def kubelet_serving_problem(req: ParsedRequest, usages: list[str]) -> str | None:
+    """Why `req` is not a kubelet serving certificate request (kube's
+    IsKubeletServingCSR: node identity, DNS/IP SANs only, server usages), or None."""
+    if req.organizations != ("system:nodes",):
+        return "subject organization is not system:nodes"
+    if not req.common_name.startswith("system:node:") or \
+            len(req.common_name) == len("system:node:"):
+        return 'subject common name does not begin with "system:node:"'
+    if req.other_sans:
+        return "email and URI subjectAltNames are not allowed"
+    if not req.dns_names and not req.ip_addresses:
+        return "DNS or IP subjectAltNames are required"
+    allowed = {"digital signature", "key encipherment", "server auth"}
+    if "server auth" not in usages or not set(usages) <= allowed:
+        return "usages did not match [digital signature key encipherment server auth]"
     return None
 
 

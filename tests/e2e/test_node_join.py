@@ -94,7 +94,8 @@ def joined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Joined]:
 def test_the_node_joined_with_its_own_certificate(joined: Joined) -> None:
     kubectl = joined.kubectl
     token_id = joined.token.split(".")[0]
-    csrs = kubectl.json("get", "csr")["items"]
+    csrs = [c for c in kubectl.json("get", "csr")["items"]
+            if c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"]
     assert len(csrs) == 1
     csr = csrs[0]
     assert csr["metadata"]["name"].startswith("node-csr-")
@@ -104,7 +105,7 @@ def test_the_node_joined_with_its_own_certificate(joined: Joined) -> None:
     assert sorted(csr["spec"]["usages"]) == ["client auth", "digital signature"]
     approved = [c for c in csr["status"]["conditions"] if c["type"] == "Approved"]
     assert approved and approved[0]["reason"] == "AutoApproved"
-    assert "Approved,Issued" in kubectl("get", "csr", "--no-headers")
+    assert "Approved,Issued" in kubectl("get", "csr", csr["metadata"]["name"], "--no-headers")
     cert = x509.load_pem_x509_certificate(base64.b64decode(csr["status"]["certificate"]))
     assert cert.subject.rfc4514_string() == f"CN=system:node:{NODE},O=system:nodes"
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
@@ -119,6 +120,16 @@ def test_the_node_joined_with_its_own_certificate(joined: Joined) -> None:
                              "json"))["status"]["userInfo"]
     assert who == {"username": f"system:node:{NODE}",
                    "groups": ["system:nodes", "system:authenticated"]}
+    # Its kubelet API serves a CA-signed certificate (the API server verifies it).
+    serving = [c for c in kubectl.json("get", "csr")["items"]
+               if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"]
+    assert len(serving) == 1 and serving[0]["spec"]["username"] == f"system:node:{NODE}"
+    assert "Approved,Issued" in kubectl("get", "csr", serving[0]["metadata"]["name"],
+                                        "--no-headers")
+    served = x509.load_pem_x509_certificate(
+        (joined.root / "pki" / "kubelet-server-current.pem").read_bytes())
+    san = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert NODE in san.get_values_for_type(x509.DNSName)
     # The agent had no other credential once joined; its log never shows the token.
     assert joined.token.split(".")[1] not in joined.log.read_text()
 
@@ -151,6 +162,11 @@ def test_pods_get_a_bound_token_volume(joined: Joined, tmp_path: Path) -> None:
             "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"} in \
         pod["spec"]["containers"][0]["volumeMounts"]
     assert "volumes" not in kubectl.json("get", "pod", "tokenless")["spec"]
+    wait_for(lambda: kubectl("get", "pod", "tokened", "-o", "jsonpath={.status.phase}")
+             == "Running", 60, "the pod to run")
+    # API server -> kubelet over TLS verified against the cluster CA.
+    logs = kubectl.run("logs", "tokened", check=False)
+    assert logs.returncode == 0, logs.stderr
     uid = pod["metadata"]["uid"]
     vol_dir = joined.root / "pods" / uid / "volumes" / "kubernetes.io~projected" / \
         vols[0]["name"]
@@ -207,7 +223,8 @@ async def test_the_node_certificate_rotates_through_a_new_csr(joined: Joined,
     assert new.subject == old.subject
     assert copy.stat().st_mode & 0o777 == 0o600
     csrs = joined.kubectl.json("get", "csr")["items"]
-    mine = [c for c in csrs if c["spec"]["username"] == f"system:node:{NODE}"]
+    mine = [c for c in csrs if c["spec"]["username"] == f"system:node:{NODE}"
+            and c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"]
     assert len(mine) == 1
     assert "self kubelet client" in mine[0]["status"]["conditions"][0]["message"]
 

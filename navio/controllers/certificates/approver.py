@@ -12,6 +12,13 @@ client auth [+ key encipherment]) is approved when
   `create certificatesigningrequests/selfnodeclient`.
 navio has no SubjectAccessReview yet in this controller; the group checks stand for the
 default RBAC bindings. Anything else stays pending for a human (`kubectl certificate approve`).
+
+Unlike kube (which leaves them to an admin or an external approver), a node's own
+`kubernetes.io/kubelet-serving` request is approved too when the requester is that node
+(CN `system:node:NAME` = `spec.username`, group `system:nodes`) and its DNS names are only
+NAME or localhost: navio's API server verifies kubelet certificates against the cluster CA, so
+a joined node needs one to serve logs, exec and port-forward. IP SANs are the node's claim,
+trusted as its self-reported addresses are (k3s makes the same choice).
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ NAME = "csrapproving"
 def recognize(csr: dict[str, Any]) -> str | None:
     """The approval message for a request this controller approves, else None."""
     spec = csr.get("spec") or {}
-    if spec.get("signerName") != pkicsr.KUBELET_CLIENT_SIGNER:
+    signer = spec.get("signerName")
+    if signer not in (pkicsr.KUBELET_CLIENT_SIGNER, pkicsr.KUBELET_SERVING):
         return None
     pem = request_pem(csr)
     if pem is None:
@@ -43,9 +51,17 @@ def recognize(csr: dict[str, Any]) -> str | None:
         req = pkicsr.parse_request(pem)
     except ValueError:
         return None
-    if pkicsr.kubelet_client_problem(req, list(spec.get("usages") or ())) is not None:
-        return None
+    usages = list(spec.get("usages") or ())
     groups = set(spec.get("groups") or ())
+    if signer == pkicsr.KUBELET_SERVING:
+        node = req.common_name[len("system:node:"):]
+        if pkicsr.kubelet_serving_problem(req, usages) is None and \
+                spec.get("username") == req.common_name and "system:nodes" in groups and \
+                set(req.dns_names) <= {node, "localhost"}:
+            return "Auto approving kubelet serving certificate of its own node."
+        return None
+    if pkicsr.kubelet_client_problem(req, usages) is not None:
+        return None
     if spec.get("username") == req.common_name and "system:nodes" in groups:
         return "Auto approving self kubelet client certificate after SubjectAccessReview."
     if "system:bootstrappers" in groups:

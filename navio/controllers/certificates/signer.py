@@ -67,10 +67,13 @@ class CSRSigningController(Controller):
         except ValueError as exc:
             await self._fail(csr, f"unable to parse csr: {exc}")
             return
-        if spec.get("signerName") == pkicsr.KUBELET_CLIENT_SIGNER:
-            problem = pkicsr.kubelet_client_problem(req, usages)
+        checks = {pkicsr.KUBELET_CLIENT_SIGNER: ("client", pkicsr.kubelet_client_problem),
+                  pkicsr.KUBELET_SERVING: ("serving", pkicsr.kubelet_serving_problem)}
+        if spec.get("signerName") in checks:
+            what, check = checks[spec["signerName"]]
+            problem = check(req, usages)
             if problem is not None:
-                await self._fail(csr, f"invalid kubelet client certificate request: {problem}")
+                await self._fail(csr, f"invalid kubelet {what} certificate request: {problem}")
                 return
         duration = self.duration
         if spec.get("expirationSeconds"):

@@ -98,9 +98,22 @@ def test_approval_and_status_writes_touch_only_their_part():
           usages=("digital signature", "server auth")), False),
     (_csr("system:node:n1", groups=("system:bootstrappers",),
           signer=pkicsr.KUBE_APISERVER_CLIENT), False),
+    (_csr("system:node:n1", user="system:node:n1", groups=("system:nodes",),
+          signer=pkicsr.KUBELET_SERVING, sans=("n1",),
+          usages=("digital signature", "server auth")), True),
+    (_csr("system:node:n1", user="system:node:n2", groups=("system:nodes",),
+          signer=pkicsr.KUBELET_SERVING, sans=("n1",),
+          usages=("digital signature", "server auth")), False),
+    (_csr("system:node:n1", user="system:node:n1", groups=("system:nodes",),
+          signer=pkicsr.KUBELET_SERVING, sans=("kubernetes.default",),
+          usages=("digital signature", "server auth")), False),
+    (_csr("system:node:n1", user="system:node:n1", groups=("system:nodes",),
+          signer=pkicsr.KUBELET_SERVING, sans=("n1",),
+          usages=("digital signature", "client auth")), False),
 ], ids=["bootstrapper", "self renewal", "other node", "not a bootstrapper", "wrong org",
-        "not a node", "with SANs", "server usage", "other signer"])
-def test_approver_recognizes_only_kubelet_client_requests(csr, approved):
+        "not a node", "with SANs", "server usage", "other signer", "own serving",
+        "serving for another node", "serving another name", "serving with client usage"])
+def test_approver_recognizes_only_the_nodes_own_requests(csr, approved):
     assert (recognize(csr) is not None) is approved
 
 
