@@ -217,6 +217,10 @@ def test_bootstrap_tokens_authenticate_until_deleted_or_expired(server, kubectl,
     short_token = out_file.read_text().strip()
     time.sleep(2.5)
     assert unauthorized(as_token(kubectl, token_kubeconfig, short_token, "get", "pods"))
+    # The token cleaner deletes the expired token's Secret.
+    wait_for(lambda: kubectl.run("get", "secret", "-n", "kube-system",
+                                 f"bootstrap-token-{short_token[:6]}", check=False)
+             .returncode != 0, 30, "the expired bootstrap token to be deleted")
 
 
 def _csr_manifest(name: str, cn: str, orgs: tuple[str, ...], signer: str,
