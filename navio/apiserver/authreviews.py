@@ -83,7 +83,7 @@ async def token_request(h: "ResourceHandlers", request: web.Request, sa_kind: Ki
         raise errors.BadRequest(f"metadata.namespace ({meta['namespace']}) must match the "
                                 f"namespace of the service account ({ns})")
     sa = await h.resources.get(sa_kind, ns, name)
-    spec = dict(req.get("spec") or {})
+    spec = {k: v for k, v in (req.get("spec") or {}).items() if v is not None}
     audiences = [str(a) for a in spec.get("audiences") or ()] or list(authority.audiences)
     expiration = spec.get("expirationSeconds")
     if expiration is None:

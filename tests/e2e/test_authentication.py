@@ -145,6 +145,12 @@ def test_token_request_errors_are_kubes(kubectl, ns):
     unbound = kubectl.run("create", "token", "errs", "-n", ns, "--bound-object-kind", "Pod",
                           "--bound-object-name", "ghost", check=False)
     assert 'pods "ghost" not found' in unbound.stderr
+    answer = yaml.safe_load(kubectl("create", "token", "errs", "-n", ns, "-o", "yaml"))
+    assert answer["kind"] == "TokenRequest" and answer["metadata"]["name"] == "errs"
+    # (kubectl prints the typed object: boundObjectRef has no omitempty in Go)
+    assert answer["spec"] == {"audiences": ["https://kubernetes.default.svc.cluster.local"],
+                              "expirationSeconds": 3600, "boundObjectRef": None}
+    assert answer["status"]["token"].count(".") == 2
     token = kubectl("create", "token", "errs", "-n", ns, "--duration", "2h").strip()
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["exp"] - claims["iat"] == 7200
