@@ -120,7 +120,11 @@ def _run(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency
         pass
-    asyncio.run(_serve(config))
+    from navio.kubelet.bootstrap import BootstrapError
+    try:
+        asyncio.run(_serve(config))
+    except BootstrapError as exc:
+        raise SystemExit(f"navio agent: {exc}") from None
     return 0
 
 

@@ -36,9 +36,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from navio.api import errors
-from navio.client import Client, ClientConfig, ResourceRef, TransportError
+from navio.client import Client, ClientConfig, KubeconfigError, ResourceRef, TransportError
 
-__all__ = ["CSRS", "bootstrap_client_certificate", "CertificateRotator", "rotation_deadline",
+__all__ = ["CSRS", "BootstrapError", "bootstrap_client_certificate", "CertificateRotator", "rotation_deadline",
            "request_certificate", "pem_file_for", "serving_certificate"]
 
 log = logging.getLogger(__name__)
@@ -161,23 +161,37 @@ async def request_certificate(client: Client, node_name: str, *, timeout: float 
         await asyncio.sleep(poll)
 
 
+class BootstrapError(Exception):
+    """Joining failed; the message says why (never with the token)."""
+
+
 async def bootstrap_client_certificate(*, node_name: str, root_dir: Path, server: str,
                                        token_file: Path, ca_file: Path,
                                        kubeconfig: Path | None = None,
                                        timeout: float = 300.0) -> Path:
     """The node's kubeconfig, after a TLS bootstrap with the token if it has no valid
-    certificate yet."""
+    certificate yet; BootstrapError if that fails."""
     pem_file, default_kc = _paths(root_dir)
     kc = kubeconfig or default_kc
-    ca_pem = ca_file.read_bytes()
-    if _still_valid(pem_file) and kc.exists():
-        return kc
-    token = token_file.read_text().strip()
+    try:
+        ca_pem = ca_file.read_bytes()
+        if _still_valid(pem_file) and kc.exists():
+            return kc
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        raise BootstrapError(f"cannot read {exc.filename}: {exc.strerror}") from None
     if not token:
-        raise ValueError(f"{token_file}: the token file is empty")
-    config = ClientConfig(server=server.rstrip("/"), ca_data=ca_pem, token=token)
-    async with Client(config, component="kubelet-bootstrap") as client:
-        cert, key = await request_certificate(client, node_name, timeout=timeout)
+        raise BootstrapError(f"{token_file}: the token file is empty")
+    try:
+        config = ClientConfig(server=server.rstrip("/"), ca_data=ca_pem, token=token)
+        async with Client(config, component="kubelet-bootstrap") as client:
+            cert, key = await request_certificate(client, node_name, timeout=timeout)
+    except errors.Unauthorized:
+        raise BootstrapError("the API server refused the bootstrap token (Unauthorized): "
+                             "it is wrong, expired or deleted") from None
+    except (errors.ApiError, TransportError, KubeconfigError, RuntimeError,
+            TimeoutError) as exc:
+        raise BootstrapError(f"joining {server} failed: {exc}") from None
     write_private(pem_file, cert + key)
     write_kubeconfig(kc, server=server.rstrip("/"), ca_pem=ca_pem, pem_file=pem_file,
                      user=f"system:node:{node_name}")

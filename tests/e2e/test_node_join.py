@@ -229,6 +229,22 @@ async def test_the_node_certificate_rotates_through_a_new_csr(joined: Joined,
     assert "self kubelet client" in mine[0]["status"]["conditions"][0]["message"]
 
 
+def test_a_wrong_token_is_refused_with_a_clear_message(joined: Joined, tmp_path: Path
+                                                       ) -> None:
+    bad = tmp_path / "bad.token"
+    bad.write_text("abcdef.0123456789abcdef\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "navio.cli.main", "agent", "--server", joined.server.url,
+         "--token-file", str(bad), "--ca-file", str(joined.server.data_dir / "pki" / "ca.crt"),
+         "--runtime", "sim", "--root-dir", str(tmp_path / "agent"), "--node-name", "intruder",
+         "--port", "0", "--address", "127.0.0.1", "--node-ip", "127.0.0.1"],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "refused the bootstrap token (Unauthorized)" in proc.stderr
+    assert "Traceback" not in proc.stderr and "0123456789abcdef" not in proc.stderr
+    assert joined.kubectl.run("get", "node", "intruder", check=False).returncode != 0
+
+
 def test_restart_reuses_the_certificate_without_the_token(joined: Joined) -> None:
     token_id = joined.token.split(".")[0]
     assert _navio_token(joined.server, "delete", token_id).returncode == 0
