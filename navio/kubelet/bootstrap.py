@@ -53,8 +53,12 @@ _KUBECONFIG_NAME = "kubelet.kubeconfig"
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write `data` readable by the owner only (0600), replacing `path` atomically."""
+    """Write `data` readable by the owner only (0600), replacing `path` atomically; a `pki`
+    directory holding it is made 0700 (the agent's root dir keeps its mode: pods' volumes
+    live under it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent.name == "pki":
+        os.chmod(path.parent, 0o700)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -114,6 +114,7 @@ def test_the_node_joined_with_its_own_certificate(joined: Joined) -> None:
     pem = joined.root / "pki" / "kubelet-client-current.pem"
     assert kubeconfig.stat().st_mode & 0o777 == 0o600
     assert pem.stat().st_mode & 0o777 == 0o600
+    assert pem.parent.stat().st_mode & 0o777 == 0o700
     doc = yaml.safe_load(kubeconfig.read_text())
     assert "token" not in json.dumps(doc["users"])
     who = json.loads(kubectl("--kubeconfig", str(kubeconfig), "auth", "whoami", "-o",
