@@ -58,6 +58,11 @@ def add_parser(sub: Any) -> None:
     d.add_argument("ids", nargs="+", metavar="TOKEN_ID",
                    help="token IDs (the 6 characters before the dot)")
     for q in (c,) + tuple(verbs.choices[v] for v in ("list", "delete")):
+        # (also accepted after the verb: `navio token create --data-dir D`)
+        q.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
+        q.add_argument("--kubeconfig", type=Path, default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
         q.set_defaults(run=_run)
     p.set_defaults(run=_run)
 

@@ -186,9 +186,10 @@ def test_whoami_as_the_admin(kubectl):
 
 
 def _navio(server: NavioServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "navio.cli.main", "token", "--data-dir",
-                           str(server.data_dir), *args], capture_output=True, text=True,
-                          timeout=60)
+    # (`navio token VERB --data-dir D ...`; test_node_join uses `token --data-dir D VERB`)
+    return subprocess.run([sys.executable, "-m", "navio.cli.main", "token", args[0],
+                           "--data-dir", str(server.data_dir), *args[1:]],
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_bootstrap_tokens_authenticate_until_deleted_or_expired(server, kubectl,
