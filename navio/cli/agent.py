@@ -51,6 +51,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-file", type=Path,
                    help="the cluster CA certificate (public; <server data dir>/pki/ca.crt) "
                         "that the API server's certificate must chain to when joining")
+    p.add_argument("--ca-cert-hash", help="sha256:<hex> of the CA's public key (kubeadm's "
+                                          "discovery hash, printed by `navio token create "
+                                          "--print-join-command`): --ca-file must match it")
     p.add_argument("--node-name", "--hostname-override", dest="node_name",
                    default=default_node_name(), help="this node's name (default: hostname)")
     p.add_argument("--root-dir", type=Path, default=default_root_dir(),
@@ -92,7 +95,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
     return AgentConfig(
         node_name=args.node_name, kubeconfig=args.kubeconfig, server=args.server,
-        token_file=args.token_file, ca_file=args.ca_file, root_dir=args.root_dir,
+        token_file=args.token_file, ca_file=args.ca_file, ca_cert_hash=args.ca_cert_hash,
+        root_dir=args.root_dir,
         runtime=args.runtime,
         pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr, service_cidr=args.service_cidr,
         node_netns=args.node_netns, node_ip=args.node_ip, address=args.address, port=args.port,

@@ -119,9 +119,11 @@ async def _create(args: argparse.Namespace, client: Any) -> int:
     print(f"bootstrap token {token.split('.')[0]!r} written to {args.output_file}",
           file=sys.stderr)
     if args.print_join_command:
+        from navio.kubelet.bootstrap import ca_cert_hash
         ca = Path(kubeconfig_ca_hint(args))
+        pin = ca_cert_hash(client.config.ca_data or b"")
         print(f"navio agent --server {client.config.server} --token-file "
-              f"{args.output_file.resolve()} --ca-file {ca}")
+              f"{args.output_file.resolve()} --ca-file {ca} --ca-cert-hash {pin}")
     return 0
 
 

@@ -336,7 +336,8 @@ async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None =
         assert config.server is not None and config.ca_file is not None
         kubeconfig = await bootstrap_client_certificate(
             node_name=config.node_name, root_dir=config.root_dir, server=config.server,
-            token_file=config.token_file, ca_file=config.ca_file, kubeconfig=config.kubeconfig)
+            token_file=config.token_file, ca_file=config.ca_file, kubeconfig=config.kubeconfig,
+            ca_hash=config.ca_cert_hash)
         config = replace(config, kubeconfig=kubeconfig)
         if config.tls_cert_file is None:
             config = await _joined_serving_cert(config)

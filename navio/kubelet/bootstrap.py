@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
 import ipaddress
 import logging
 import os
@@ -38,7 +39,7 @@ from cryptography.x509.oid import NameOID
 from navio.api import errors
 from navio.client import Client, ClientConfig, KubeconfigError, ResourceRef, TransportError
 
-__all__ = ["CSRS", "BootstrapError", "bootstrap_client_certificate", "CertificateRotator", "rotation_deadline",
+__all__ = ["CSRS", "BootstrapError", "ca_cert_hash", "bootstrap_client_certificate", "CertificateRotator", "rotation_deadline",
            "request_certificate", "pem_file_for", "serving_certificate"]
 
 log = logging.getLogger(__name__)
@@ -169,16 +170,31 @@ class BootstrapError(Exception):
     """Joining failed; the message says why (never with the token)."""
 
 
+def ca_cert_hash(ca_pem: bytes) -> str:
+    """kubeadm's `--discovery-token-ca-cert-hash`: sha256 of the CA's SubjectPublicKeyInfo."""
+    cert = _certificate(ca_pem)
+    if cert is None:
+        raise BootstrapError("the CA file holds no PEM certificate")
+    der = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
 async def bootstrap_client_certificate(*, node_name: str, root_dir: Path, server: str,
                                        token_file: Path, ca_file: Path,
                                        kubeconfig: Path | None = None,
+                                       ca_hash: str | None = None,
                                        timeout: float = 300.0) -> Path:
     """The node's kubeconfig, after a TLS bootstrap with the token if it has no valid
-    certificate yet; BootstrapError if that fails."""
+    certificate yet; BootstrapError if that fails. With `ca_hash`, the CA file must match
+    it (a CA copied from the wrong place, or swapped, is refused before anything is sent)."""
     pem_file, default_kc = _paths(root_dir)
     kc = kubeconfig or default_kc
     try:
         ca_pem = ca_file.read_bytes()
+        if ca_hash is not None and ca_cert_hash(ca_pem) != ca_hash.lower():
+            raise BootstrapError(f"{ca_file}: the CA certificate does not match "
+                                 f"--ca-cert-hash {ca_hash}")
         if _still_valid(pem_file) and kc.exists():
             return kc
         token = token_file.read_text().strip()

@@ -58,6 +58,7 @@ class AgentConfig:
     server: str | None = None
     token_file: Path | None = None
     ca_file: Path | None = None
+    ca_cert_hash: str | None = None
     root_dir: Path = field(default_factory=default_root_dir)
     runtime: RuntimeName = "process"
     pod_cidr: str = "10.42.0.0/24"
@@ -94,6 +95,9 @@ class AgentConfig:
             raise ValueError("give --kubeconfig (or --server with --token-file)")
         if self.server is not None and self.token_file is None and self.kubeconfig is None:
             raise ValueError("--server needs --token-file")
+        if self.ca_cert_hash is not None and not (
+                self.ca_cert_hash.startswith("sha256:") and len(self.ca_cert_hash) == 71):
+            raise ValueError("--ca-cert-hash looks like sha256:<64 hex digits>")
         if self.token_file is not None and (self.server is None or self.ca_file is None):
             raise ValueError("--token-file needs --server and --ca-file (the cluster CA "
                              "certificate)")

@@ -27,8 +27,9 @@ NODE = "joiner-e2e"
 
 class Joined:
     def __init__(self, server: NavioServer, kubectl: Kubectl, root: Path, token_file: Path,
-                 token: str) -> None:
+                 token: str, ca_hash: str) -> None:
         self.server, self.kubectl, self.root = server, kubectl, root
+        self.ca_hash = ca_hash
         self.token_file, self.token = token_file, token
         self.agent: subprocess.Popen[str] | None = None
         self.log = root.parent / "agent.log"
@@ -38,8 +39,8 @@ class Joined:
             self.agent = subprocess.Popen(
                 [sys.executable, "-m", "navio.cli.main", "agent", "--server", self.server.url,
                  "--token-file", str(self.token_file), "--ca-file",
-                 str(self.server.data_dir / "pki" / "ca.crt"), "--runtime", "sim",
-                 "--root-dir", str(self.root), "--node-name", NODE, "--port", "0",
+                 str(self.server.data_dir / "pki" / "ca.crt"), "--ca-cert-hash", self.ca_hash,
+                 "--runtime", "sim", "--root-dir", str(self.root), "--node-name", NODE, "--port", "0",
                  "--address", "127.0.0.1", "--node-ip", "127.0.0.1",
                  "--node-status-update-frequency", "2s"],
                 stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -81,7 +82,9 @@ def joined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Joined]:
     token = token_file.read_text().strip()
     assert token not in made.stdout and token not in made.stderr
     assert f"--token-file {token_file}" in made.stdout
-    j = Joined(server, kubectl, base / "agent", token_file, token)
+    ca_hash = made.stdout.split("--ca-cert-hash ")[1].split()[0]
+    assert ca_hash.startswith("sha256:") and len(ca_hash) == 71
+    j = Joined(server, kubectl, base / "agent", token_file, token, ca_hash)
     try:
         j.start_agent()
         wait_for(j.node_ready, 90, "the joined node to be Ready", interval=0.5)
@@ -244,6 +247,15 @@ def test_a_wrong_token_is_refused_with_a_clear_message(joined: Joined, tmp_path:
     assert "refused the bootstrap token (Unauthorized)" in proc.stderr
     assert "Traceback" not in proc.stderr and "0123456789abcdef" not in proc.stderr
     assert joined.kubectl.run("get", "node", "intruder", check=False).returncode != 0
+    # A CA file that does not match the pinned hash is refused before anything is sent.
+    wrong_pin = subprocess.run(
+        [sys.executable, "-m", "navio.cli.main", "agent", "--server", joined.server.url,
+         "--token-file", str(joined.token_file), "--ca-file",
+         str(joined.server.data_dir / "pki" / "ca.crt"), "--ca-cert-hash", "sha256:" + "0" * 64,
+         "--runtime", "sim", "--root-dir", str(tmp_path / "agent2"), "--node-name", "pinned",
+         "--port", "0", "--address", "127.0.0.1", "--node-ip", "127.0.0.1"],
+        capture_output=True, text=True, timeout=60)
+    assert wrong_pin.returncode != 0 and "does not match --ca-cert-hash" in wrong_pin.stderr
 
 
 def test_restart_reuses_the_certificate_without_the_token(joined: Joined) -> None:
