@@ -153,8 +153,7 @@ async def token_review(h: "ResourceHandlers", request: web.Request, kind: Kind
     spec = dict(review.get("spec") or {})
     token = spec.get("token")
     if not token or not isinstance(token, str):
-        raise errors.Invalid("TokenReview", "", [errors.cause("FieldValueRequired",
-                                                              "spec.token")], group=_GROUP)
+        raise errors.BadRequest("token is required for TokenReview in authentication")
     wanted = tuple(str(a) for a in spec.get("audiences") or ())
     authority = request.app.get(AUTHORITY)
     default_auds = authority.audiences if authority else ()

@@ -178,6 +178,12 @@ def test_token_review_answers_for_any_token(kubectl, ns, tmp_path):
     assert token not in json.dumps(bad)
     garbage = review("x.y.z", [])
     assert not garbage.get("authenticated") and garbage["error"]
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"apiVersion": "authentication.k8s.io/v1",
+                                 "kind": "TokenReview", "spec": {}}))
+    refused = kubectl.run("create", "--raw", "/apis/authentication.k8s.io/v1/tokenreviews",
+                          "-f", str(empty), check=False)
+    assert refused.returncode != 0 and "token is required for TokenReview" in refused.stderr
 
 
 def test_whoami_as_the_admin(kubectl):
