@@ -176,6 +176,13 @@ BUILTIN: tuple[Kind, ...] = (
        verbs=_CREATE_ONLY, virtual=True),
     _k("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
        verbs=_CREATE_ONLY, virtual=True),
+    # authentication, certificates
+    _k("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False,
+       verbs=_CREATE_ONLY, virtual=True),
+    _k("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False,
+       verbs=_CREATE_ONLY, virtual=True),
+    _k("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests",
+       False, short_names=("csr",), subresources=(_STATUS, _sub("approval"))),
     # navio's own: gangs of pods bound all-or-nothing (scheduler/gang.py).
     _k("scheduling.navio.dev", "v1alpha1", "PodGroup", "podgroups", short_names=("pg",),
        subresources=(_STATUS,)),

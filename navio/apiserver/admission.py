@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from navio.api import errors
 from navio.api.errors import cause
 from navio.api.registry import Kind
+from navio.apiserver.serviceaccountadmission import mount_service_account_token
 
 if TYPE_CHECKING:
     from navio.apiserver.resources import Resources, WriteOptions
@@ -98,11 +99,12 @@ _DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unre
 
 def _admit_pod(resources: "Resources", pod: dict[str, Any]) -> None:
     """The mutating admission kube-apiserver applies to every new pod: ServiceAccount's
-    default account, Priority's resolution of priorityClassName, DefaultTolerationSeconds."""
+    default account and token volume, Priority's resolution of priorityClassName, DefaultTolerationSeconds."""
     spec = pod.setdefault("spec", {})
     if not spec.get("serviceAccountName"):
         spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
     spec["serviceAccount"] = spec["serviceAccountName"]
+    mount_service_account_token(resources, pod)
     _resolve_priority(resources, pod, spec)
     tolerations = spec.setdefault("tolerations", [])
     for key in _DEFAULT_TOLERATIONS:

@@ -17,7 +17,7 @@ from aiohttp import web
 from navio.api import errors, fieldvalidation, managedfields, patch, strategicpatch
 from navio.api.registry import Kind
 from navio.api.tables import build_table
-from navio.apiserver import negotiation, subresources, watchstream
+from navio.apiserver import negotiation, strategy, subresources, watchstream
 from navio.apiserver.listing import list_objects, make_predicate, parse_list_options
 from navio.apiserver.negotiation import MAX_BODY_BYTES, choose_output, decode_body
 from navio.apiserver.requestinfo import RequestInfo
@@ -226,6 +226,10 @@ class ResourceHandlers:
         if kind.namespaced and meta.get("namespace") and meta["namespace"] != ns:
             raise errors.BadRequest("the namespace of the provided object does not match the "
                                     "namespace sent on the request")
+        if (kind.group, kind.kind) == ("certificates.k8s.io", "CertificateSigningRequest"):
+            user = request.get("user")
+            if user is not None:
+                strategy.set_csr_requester(body, user.name, user.uid, user.groups, user.extra)
         obj = await self.resources.create(kind, ns, body, opts)
         return self.respond(request, kind, obj, 201, warnings)
 

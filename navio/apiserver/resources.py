@@ -278,6 +278,10 @@ class Resources:
             meta["namespace"] = current["metadata"].get("namespace")
         if subresource == "status":
             new = strategy.prepare_status_update(kind, new, current)
+            if (kind.group, kind.kind) == ("certificates.k8s.io", "CertificateSigningRequest"):
+                strategy.keep_csr_decisions(new, current)
+        elif subresource == "approval":
+            new = strategy.prepare_approval_update(kind, new, current)
         elif subresource != "binding":
             # A binding is built by the server from the stored pod: nothing to protect.
             strategy.prepare_for_update(kind, new, current)

@@ -73,6 +73,8 @@ def prepare_for_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]) -> 
             new.pop("status", None)
     if tracks_generation(kind) and spec_changed(old, new):
         meta["generation"] = int(old_meta.get("generation", 1)) + 1
+    if (kind.group, kind.kind) == _CSR:
+        _keep_csr_spec(new, old)
 
 
 def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]
@@ -95,3 +97,81 @@ def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]
         else:
             meta.pop(f, None)
     return result
+
+
+# -- CertificateSigningRequest (pkg/registry/certificates/certificates/strategy.go) ---------
+_CSR = ("certificates.k8s.io", "CertificateSigningRequest")
+_DECISIONS = ("Approved", "Denied")
+
+
+def set_csr_requester(obj: dict[str, Any], username: str, uid: str,
+                      groups: tuple[str, ...],
+                      extra: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    """A new CSR records who asked, whatever the body said (csrStrategy.PrepareForCreate)."""
+    spec = obj.setdefault("spec", {})
+    for f in ("username", "uid", "groups", "extra"):
+        spec.pop(f, None)
+    spec["username"] = username
+    if uid:
+        spec["uid"] = uid
+    if groups:
+        spec["groups"] = list(groups)
+    if extra:
+        spec["extra"] = {k: list(v) for k, v in extra}
+    obj["status"] = {}
+
+
+def _keep_csr_spec(new: dict[str, Any], old: dict[str, Any]) -> None:
+    if "spec" in old:
+        new["spec"] = copy.deepcopy(old["spec"])
+
+
+def _condition_timestamps(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """populateConditionTimestamps: new or changed conditions get the current time."""
+    import datetime as dt
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old_by_type = {c.get("type"): c for c in (old.get("status") or {}).get("conditions") or ()}
+    for c in (new.get("status") or {}).get("conditions") or ():
+        prev = old_by_type.get(c.get("type"))
+        if not c.get("lastUpdateTime"):
+            c["lastUpdateTime"] = now
+        if not c.get("lastTransitionTime"):
+            if prev is not None and prev.get("status") == c.get("status") and \
+                    prev.get("lastTransitionTime"):
+                c["lastTransitionTime"] = prev["lastTransitionTime"]
+            else:
+                c["lastTransitionTime"] = c["lastUpdateTime"]
+
+
+def keep_csr_decisions(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """A CSR /status write changes the certificate and other conditions, never the spec nor
+    the Approved/Denied decisions (csrStatusStrategy)."""
+    _keep_csr_spec(new, old)
+    status = new.setdefault("status", {})
+    conds = [c for c in status.get("conditions") or () if c.get("type") not in _DECISIONS]
+    decisions = [c for c in (old.get("status") or {}).get("conditions") or ()
+                 if c.get("type") in _DECISIONS]
+    if conds or decisions:
+        status["conditions"] = decisions + conds
+    else:
+        status.pop("conditions", None)
+    _condition_timestamps(new, old)
+
+
+def prepare_approval_update(kind: Any, new: dict[str, Any], old: dict[str, Any]
+                            ) -> dict[str, Any]:
+    """A CSR /approval write changes the conditions only (csrApprovalStrategy)."""
+    result = prepare_status_update(kind, new, old)
+    _keep_csr_spec(result, old)
+    status = copy.deepcopy(old.get("status") or {})
+    conditions = (result.get("status") or {}).get("conditions")
+    if conditions:
+        status["conditions"] = conditions
+    else:
+        status.pop("conditions", None)
+    result["status"] = status
+    _condition_timestamps(result, old)
+    return result
+
+
+__all__ += ["set_csr_requester", "keep_csr_decisions", "prepare_approval_update"]

@@ -38,7 +38,7 @@ async def handle(h: "ResourceHandlers", request: web.Request, info: RequestInfo,
                                       "requested resource")
     ns = info.namespace if kind.namespaced else ""
     name = info.name
-    if info.subresource in ("status", "finalize", "ephemeralcontainers"):
+    if info.subresource in ("status", "finalize", "ephemeralcontainers", "approval"):
         if verb == "get":
             return h.respond(request, kind, await h.resources.get(kind, ns, name))
         if verb == "update":
@@ -51,6 +51,9 @@ async def handle(h: "ResourceHandlers", request: web.Request, info: RequestInfo,
         return await _bind(h, request, kind, ns, name, body)
     if info.subresource == "eviction":
         return await _evict(h, request, kind, ns, name)
+    if info.subresource == "token" and kind.kind == "ServiceAccount":
+        from navio.apiserver import authreviews
+        return await authreviews.token_request(h, request, kind, ns, name)
     if info.subresource in _NODE_STREAMS:
         from navio.apiserver import nodeproxy
         return await nodeproxy.proxy(h, request, info, kind)
@@ -71,6 +74,12 @@ async def handle_virtual(h: "ResourceHandlers", request: web.Request, info: Requ
     if kind.group == "authorization.k8s.io" and info.verb == "create":
         from navio.apiserver.authz import reviews
         return await reviews.handle(h, request, info, kind)
+    if kind.group == "authentication.k8s.io" and info.verb == "create":
+        from navio.apiserver import authreviews
+        if kind.kind == "TokenReview":
+            return await authreviews.token_review(h, request, kind)
+        if kind.kind == "SelfSubjectReview":
+            return await authreviews.self_subject_review(h, request, kind)
     raise errors.MethodNotAllowed("the server does not allow this method on the requested "
                                   "resource")
 

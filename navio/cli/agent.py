@@ -7,6 +7,9 @@ Flags follow the kubelet's where it has one (`--kubeconfig`, `--node-ip`, `--add
 The agent also hosts this node's Service data plane (nodeservices.py): the proxy
 (`--proxy-mode`, kube-proxy's flag) and, with `--serve-cluster-dns`, the node-local cluster DNS.
 
+Joining with a bootstrap token: `--server URL --token-file F --ca-file CA` (TLS bootstrap,
+see navio.kubelet.bootstrap).
+
 Until `navio main` registers this subcommand it also runs as `python -m navio.cli.agent`.
 """
 
@@ -31,9 +34,9 @@ from navio.pki.kubeletclient import ensure_kubelet_serving_cert
 __all__ = ["add_parser", "config_from_args", "node_services_from_args",
            "local_agent_component", "main"]
 
-_TOKEN_NOTE = ("--server with --token-file is accepted for the TLS-bootstrap flow that "
-               "comes with the security work (issue 3); until then a token file cannot be "
-               "used and the agent needs --kubeconfig")
+_TOKEN_NOTE = ("join with a bootstrap token (`navio token create --output-file F`): a file "
+               "holding it, read once; the agent then submits a CSR, waits for its "
+               "certificate and writes <root-dir>/kubelet.kubeconfig (or --kubeconfig)")
 
 
 def _labels(text: str) -> tuple[tuple[str, str], ...]:
@@ -50,6 +53,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", type=Path, help="credentials to reach the API server")
     p.add_argument("--server", help="API server URL (with --token-file; see below)")
     p.add_argument("--token-file", type=Path, help=_TOKEN_NOTE)
+    p.add_argument("--ca-file", type=Path,
+                   help="the cluster CA certificate (public; <server data dir>/pki/ca.crt) "
+                        "that the API server's certificate must chain to when joining")
+    p.add_argument("--ca-cert-hash", help="sha256:<hex> of the CA's public key (kubeadm's "
+                                          "discovery hash, printed by `navio token create "
+                                          "--print-join-command`): --ca-file must match it")
     p.add_argument("--node-name", "--hostname-override", dest="node_name",
                    default=default_node_name(), help="this node's name (default: hostname)")
     p.add_argument("--root-dir", type=Path, default=default_root_dir(),
@@ -98,11 +107,11 @@ def node_services_from_args(args: argparse.Namespace) -> NodeServices:
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig:
-    if args.kubeconfig is None and args.token_file is not None:
-        raise SystemExit(f"navio agent: {_TOKEN_NOTE}")
     return AgentConfig(
         node_name=args.node_name, kubeconfig=args.kubeconfig, server=args.server,
-        token_file=args.token_file, root_dir=args.root_dir, runtime=args.runtime,
+        token_file=args.token_file, ca_file=args.ca_file, ca_cert_hash=args.ca_cert_hash,
+        root_dir=args.root_dir,
+        runtime=args.runtime,
         pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr, service_cidr=args.service_cidr,
         node_netns=args.node_netns, node_ip=args.node_ip, address=args.address, port=args.port,
         tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,
@@ -136,7 +145,11 @@ def _run(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency
         pass
-    asyncio.run(_serve(config, services))
+    from navio.kubelet.bootstrap import BootstrapError
+    try:
+        asyncio.run(_serve(config, services))
+    except BootstrapError as exc:
+        raise SystemExit(f"navio agent: {exc}") from None
     return 0
 
 
@@ -145,14 +158,20 @@ async def _agent_and_services(config: AgentConfig, services: NodeServices) -> No
     (so that they do not slow the node's first Ready); either failing ends both."""
     from navio.kubelet.agent import run
     ready = asyncio.Event()
-    tasks = [asyncio.ensure_future(run(config, on_ready=lambda _agent: ready.set()))]
+    effective: list[AgentConfig] = []
+
+    def on_ready(agent: Any) -> None:
+        # The agent's own config: a joining agent has its kubeconfig only once it joined.
+        effective.append(agent.config)
+        ready.set()
+    tasks = [asyncio.ensure_future(run(config, on_ready=on_ready))]
     waiter = asyncio.ensure_future(ready.wait())
     try:
         await asyncio.wait([tasks[0], waiter], return_when=asyncio.FIRST_COMPLETED)
         if tasks[0].done():
             tasks[0].result()
             return
-        tasks.append(asyncio.ensure_future(run_node_services(config, services)))
+        tasks.append(asyncio.ensure_future(run_node_services(effective[0], services)))
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for t in done:
             t.result()

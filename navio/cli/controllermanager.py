@@ -24,6 +24,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pod-eviction-timeout", type=duration, default=300.0)
     p.add_argument("--concurrent-replicaset-syncs", type=int, default=5)
     p.add_argument("--concurrent-deployment-syncs", type=int, default=5)
+    p.add_argument("--cluster-signing-cert-file", type=Path,
+                   help="CA certificate the CSR signer issues certificates with")
+    p.add_argument("--cluster-signing-key-file", type=Path,
+                   help="the CA's private key (a file, 0600)")
+    p.add_argument("--cluster-signing-duration", type=duration, default=7 * 24 * 3600.0,
+                   help="longest certificate the CSR signer issues (default 168h)")
+    p.add_argument("--root-ca-file", type=Path,
+                   help="CA bundle published as ConfigMap kube-root-ca.crt in every namespace "
+                        "(default: the kubeconfig's CA)")
     p.add_argument("--v", dest="verbosity", type=int, default=0)
     p.set_defaults(run=lambda args: run_component(args, run(config_from_args(args))))
 
@@ -36,4 +45,8 @@ def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
         options={"node-monitor-grace-period": args.node_monitor_grace_period,
                  "pod-eviction-timeout": args.pod_eviction_timeout,
                  "concurrent-replicaset-syncs": args.concurrent_replicaset_syncs,
-                 "concurrent-deployment-syncs": args.concurrent_deployment_syncs})
+                 "concurrent-deployment-syncs": args.concurrent_deployment_syncs,
+                 "cluster-signing-cert-file": args.cluster_signing_cert_file,
+                 "cluster-signing-key-file": args.cluster_signing_key_file,
+                 "cluster-signing-duration": args.cluster_signing_duration,
+                 "root-ca-file": args.root_ca_file})

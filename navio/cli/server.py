@@ -29,6 +29,7 @@ from navio.apiserver.app import ApiServer, tls_context
 from navio.apiserver.audit import Auditor
 from navio.apiserver.auditpolicy import load_policy
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
+from navio.apiserver.tokenauth import install_token_authentication
 from navio.apiserver.resources import Resources
 from navio.cli.logs import setup_logging
 from navio.cli.components import Component, Supervisor
@@ -206,6 +207,7 @@ async def serve(config: ServerConfig) -> None:
             load_policy(config.audit_policy_file) if config.audit_policy_file else None
             ).install(api.app)
     revocation.install(api.app, pki / "revoked-serials")   # `navio cert revoke` writes it
+    install_token_authentication(api.app, resources, pki)
     # The API server reaches kubelets (logs, exec, port-forward) with its own client cert.
     nodeproxy.configure_with_ca(api.app, ca)
     runner = web.AppRunner(api.app, handle_signals=False, access_log=None,
@@ -274,12 +276,14 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
     out: list[Component] = []
     if "controller-manager" not in config.disabled:
         kc = kubeconfig_for("controller-manager", "system:kube-controller-manager")
+        signing = {"cluster-signing-cert-file": ca.pair.cert,
+                   "cluster-signing-key-file": ca.pair.key, "root-ca-file": ca.pair.cert}
         out.append(Component(
             "controller-manager",
             ("controller-manager", "--kubeconfig", str(kc), "--leader-elect", "false",
-             *verbosity),
-            lambda: run_controllers(ControllerManagerConfig(kubeconfig=kc,
-                                                            leader_elect=False))))
+             *(a for k, v in signing.items() for a in (f"--{k}", str(v))), *verbosity),
+            lambda: run_controllers(ControllerManagerConfig(kubeconfig=kc, leader_elect=False,
+                                                            options=dict(signing)))))
     if config.agent and "agent" not in config.disabled:
         from navio.cli.agent import default_node_name, local_agent_component
         node = default_node_name()

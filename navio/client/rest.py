@@ -102,6 +102,12 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def reload_client_certificate(self, cert_pem: bytes, key_pem: bytes) -> None:
+        """Use a new client certificate (a rotated one) for connections opened from now on;
+        open ones keep the old, still valid, certificate until they close."""
+        from navio.client.kubeconfig import _load_cert_chain
+        _load_cert_chain(self._ssl, cert_pem, key_pem)
+
     async def close(self) -> None:
         """Close every connection; safe to repeat."""
         session, self._session = self._session, None

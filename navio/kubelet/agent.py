@@ -49,6 +49,7 @@ from navio.kubelet.pleg import RuntimeCache
 from navio.kubelet.podfiles import load_host_resolv_conf
 from navio.kubelet.podworkers import PodWorkers
 from navio.kubelet.prober import ProbeManager
+from navio.kubelet.projected import ServiceAccountTokens
 from navio.kubelet.probes import ProbeRunner
 from navio.kubelet.server import KubeletServer, serve
 from navio.kubelet.status import StatusManager
@@ -110,8 +111,8 @@ def _pod_event_ref(pod: dict[str, Any]) -> dict[str, Any]:
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         if config.kubeconfig is None:
-            raise ValueError("--server with --token-file needs TLS bootstrap, which comes with "
-                             "the security work (issue 3); use --kubeconfig for now")
+            raise ValueError("the agent needs a kubeconfig (run() writes one when joining "
+                             "with --token-file)")
         self.config = config
         self.node_ip = config.node_ip or detect_node_ip()
         self.client = Client.from_kubeconfig(config.kubeconfig, component="kubelet",
@@ -136,7 +137,8 @@ class Agent:
                                healthy=lambda: self.cache.healthy, event=self.node_event)
         self.volumes = VolumeManager(config.pods_dir, self.lookup,
                                      allocatable=lambda: self.node.allocatable,
-                                     tmpfs=self.runtime.capabilities.mounts)
+                                     tmpfs=self.runtime.capabilities.mounts,
+                                     tokens=ServiceAccountTokens(self.client))
         reasons: dict[tuple[str, str], tuple[str, str]] = {}
         self.containers = ContainerRunner(
             self.runtime, self.probes, lookup=self.lookup, event=self.event, reasons=reasons,
@@ -303,20 +305,56 @@ class Agent:
         log.info("agent stopped", extra={"node": self.config.node_name})
 
 
+async def _joined_serving_cert(config: AgentConfig) -> AgentConfig:
+    """A joined node asks the cluster CA for its kubelet serving certificate (the API server
+    verifies kubelets against it)."""
+    from dataclasses import replace
+
+    from navio.kubelet.bootstrap import serving_certificate
+    assert config.kubeconfig is not None
+    names = (config.node_name, config.node_ip or detect_node_ip())
+    async with Client.from_kubeconfig(config.kubeconfig, component="kubelet") as client:
+        pem = await serving_certificate(client, config.node_name, config.root_dir, names)
+    if pem is None:
+        return config
+    return replace(config, tls_cert_file=pem, tls_private_key_file=pem)
+
+
 def _with_port(config: AgentConfig, port: int) -> AgentConfig:
     from dataclasses import replace
     return config if config.port == port else replace(config, port=port)
 
 
 async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None = None) -> None:
-    """Run the agent until cancelled."""
+    """Run the agent until cancelled (joining first with a bootstrap token if so
+    configured)."""
+    rotator = None
+    if config.token_file is not None:
+        from dataclasses import replace
+
+        from navio.kubelet.bootstrap import (CertificateRotator, bootstrap_client_certificate,
+                                             pem_file_for)
+        assert config.server is not None and config.ca_file is not None
+        kubeconfig = await bootstrap_client_certificate(
+            node_name=config.node_name, root_dir=config.root_dir, server=config.server,
+            token_file=config.token_file, ca_file=config.ca_file, kubeconfig=config.kubeconfig,
+            ca_hash=config.ca_cert_hash)
+        config = replace(config, kubeconfig=kubeconfig)
+        if config.tls_cert_file is None:
+            config = await _joined_serving_cert(config)
     agent = Agent(config)
+    if config.token_file is not None:
+        rotator = asyncio.create_task(CertificateRotator(
+            agent.client, config.node_name, pem_file_for(config.root_dir)).run(),
+            name="certificate rotation")
     try:
         await agent.start()
         if on_ready is not None:
             on_ready(agent)
         await asyncio.Event().wait()
     finally:
+        if rotator is not None:
+            rotator.cancel()
         await asyncio.shield(agent.stop())
 
 

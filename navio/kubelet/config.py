@@ -42,8 +42,9 @@ def default_node_name() -> str:
 class AgentConfig:
     """Everything the agent needs; see `navio agent --help` for each field's flag.
 
-    `kubeconfig`: credentials to reach the API server (`server` + `token_file` are accepted
-    for the bootstrap flow that comes with the security work, and refused until then).
+    `kubeconfig`: credentials to reach the API server. `server` + `token_file` + `ca_file`:
+    join with a bootstrap token (TLS bootstrap, `navio.kubelet.bootstrap`); the kubeconfig
+    it writes is `kubeconfig` if given, else `root_dir/kubelet.kubeconfig`.
     `node_ip`: the node's InternalIP (None: the address of the default route's interface).
     `address`/`port`: where the kubelet API listens (TLS). Without `tls_cert_file` the agent
     makes a self-signed serving certificate under `root_dir/pki`, which an API server that
@@ -56,6 +57,8 @@ class AgentConfig:
     kubeconfig: Path | None = None
     server: str | None = None
     token_file: Path | None = None
+    ca_file: Path | None = None
+    ca_cert_hash: str | None = None
     root_dir: Path = field(default_factory=default_root_dir)
     runtime: RuntimeName = "process"
     pod_cidr: str = "10.42.0.0/24"
@@ -92,6 +95,12 @@ class AgentConfig:
             raise ValueError("give --kubeconfig (or --server with --token-file)")
         if self.server is not None and self.token_file is None and self.kubeconfig is None:
             raise ValueError("--server needs --token-file")
+        if self.ca_cert_hash is not None and not (
+                self.ca_cert_hash.startswith("sha256:") and len(self.ca_cert_hash) == 71):
+            raise ValueError("--ca-cert-hash looks like sha256:<64 hex digits>")
+        if self.token_file is not None and (self.server is None or self.ca_file is None):
+            raise ValueError("--token-file needs --server and --ca-file (the cluster CA "
+                             "certificate)")
         if not 0 <= self.port < 65536:
             raise ValueError(f"--port {self.port}: not a valid TCP port")
         for name in ("pod_cidr", "cluster_cidr", "service_cidr"):

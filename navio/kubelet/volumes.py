@@ -16,8 +16,9 @@ Guarantees:
   volume. Secret contents are never logged.
 - emptyDir with medium Memory is a tmpfs of `sizeLimit` (else node allocatable memory) when
   mounts are possible; `cleanup` unmounts it before deleting the pod directory.
-- serviceAccountToken and clusterTrustBundle projections are skipped (they come with the
-  security work) and reported once per pod as a warning.
+- serviceAccountToken projections get a token bound to the pod from `tokens`
+  (navio.kubelet.projected), refreshed before expiry; clusterTrustBundle projections are
+  skipped and reported once per pod as a warning.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from navio.api.quantity import QuantityError, value
 from navio.kubelet.atomicwriter import AtomicWriter, FileProjection, PayloadError
@@ -40,6 +41,9 @@ from navio.kubelet.iopool import run_io
 from navio.runtime import mounts
 
 __all__ = ["PodVolumes", "VolumeError", "VolumeManager", "READ_ONLY_PLUGINS"]
+
+if TYPE_CHECKING:
+    from navio.kubelet.projected import ServiceAccountTokens
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +81,10 @@ def _b64(data: Mapping[str, Any]) -> dict[str, bytes]:
 
 class VolumeManager:
     def __init__(self, pods_dir: Path, lookup: Lookup, *,
-                 allocatable: Callable[[], Mapping[str, str]], tmpfs: bool) -> None:
+                 allocatable: Callable[[], Mapping[str, str]], tmpfs: bool,
+                 tokens: "ServiceAccountTokens | None" = None) -> None:
         self.pods_dir = pods_dir
+        self._tokens = tokens
         self._lookup = lookup
         self._allocatable = allocatable
         self._tmpfs = tmpfs
@@ -150,6 +156,9 @@ class VolumeManager:
             elif src.get("downwardAPI"):
                 payload.update(self._downward(volume, pod, src["downwardAPI"].get("items") or (),
                                               default_mode, host_ips, pod_ips))
+            elif src.get("serviceAccountToken") and self._tokens is not None:
+                payload.update(await _token_payload(self._tokens, volume, pod,
+                                                    src["serviceAccountToken"], default_mode))
             elif src.get("serviceAccountToken") or src.get("clusterTrustBundle"):
                 kind = "serviceAccountToken" if src.get("serviceAccountToken") else \
                     "clusterTrustBundle"
@@ -211,6 +220,8 @@ class VolumeManager:
 
     async def cleanup(self, uid: str) -> None:
         """Unmount and delete everything under the pod's directory; safe to repeat."""
+        if self._tokens is not None:
+            self._tokens.forget(uid)
         await run_io(self._cleanup, self.pod_dir(uid))
 
     @staticmethod
@@ -221,6 +232,17 @@ class VolumeManager:
                 mounts.unmount(str(entry))
         if directory.exists():
             shutil.rmtree(directory, ignore_errors=True)
+
+
+async def _token_payload(tokens: "ServiceAccountTokens", volume: str, pod: Mapping[str, Any],
+                         projection: Mapping[str, Any], default_mode: int
+                         ) -> dict[str, FileProjection]:
+    from navio.kubelet.projected import TokenError
+    try:
+        token = await tokens.token(pod, projection)
+    except TokenError as exc:
+        raise VolumeError(volume, str(exc)) from None
+    return {str(projection.get("path") or "token"): FileProjection(token, default_mode)}
 
 
 _HOST_PATH_CHECKS = {

@@ -134,12 +134,17 @@ def test_get_output_formats(kubectl: Kubectl, ns: str) -> None:
 
 def test_get_watch_receives_a_later_change(kubectl: Kubectl, ns: str) -> None:
     kubectl("create", "configmap", "w", "-n", ns, "--from-literal=a=1")
+    # Every namespace holds the root CA ConfigMap, as in kube: wait for it so that the list
+    # below is known.
+    wait_for(lambda: kubectl.run("get", "cm", "kube-root-ca.crt", "-n", ns,
+                                 check=False).returncode == 0, 30, "the root CA ConfigMap")
     proc = kubectl.popen("get", "cm", "-n", ns, "-w", "-o", "name")
     try:
         assert proc.stdout is not None
-        # The listed object comes first; the watch starts from that list's resourceVersion,
-        # so anything created after this line must arrive as an event.
-        assert proc.stdout.readline().strip() == "configmap/w"
+        # The listed objects come first; the watch starts from that list's resourceVersion,
+        # so anything created after these lines must arrive as an event.
+        listed = {proc.stdout.readline().strip(), proc.stdout.readline().strip()}
+        assert listed == {"configmap/kube-root-ca.crt", "configmap/w"}
         kubectl("create", "configmap", "w2", "-n", ns, "--from-literal=a=2")
         line = _readline_within(proc, 20)
         assert line.strip() == "configmap/w2"

@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from navio.api.registry import BUILTIN
-from navio.api.validation import apps, batch, core, misc, names, pod, rbac, service
+from navio.api.validation import (apps, batch, certificates, core, misc, names, pod, rbac,
+                                  service)
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
@@ -79,6 +80,8 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
     (rbac.GROUP, "RoleBinding"): (rbac.validate_role_binding, rbac.validate_role_binding_update),
     (rbac.GROUP, "ClusterRoleBinding"): (rbac.validate_cluster_role_binding,
                                          rbac.validate_cluster_role_binding_update),
+    ("certificates.k8s.io", "CertificateSigningRequest"): (
+        certificates.validate_csr, certificates.validate_csr_update),
 }
 
 def _name_fn(group: str, kind: str) -> Callable[[str, bool], list[str]]:
@@ -86,7 +89,8 @@ def _name_fn(group: str, kind: str) -> Callable[[str, bool], list[str]]:
         return names.name_is_dns1035_label
     if (group, kind) in (("", "Namespace"), ("apps", "StatefulSet")):
         return names.name_is_dns_label
-    if (group, kind) == ("", "Event") or (group, kind) not in _KINDS:
+    if (group, kind) in (("", "Event"), ("certificates.k8s.io", "CertificateSigningRequest")) \
+            or (group, kind) not in _KINDS:
         return names.validate_path_segment_name
     return names.name_is_dns_subdomain
 

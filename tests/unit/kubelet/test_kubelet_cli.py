@@ -29,9 +29,11 @@ def test_flags_build_the_agent_config(tmp_path):
     assert config.node_status_update_frequency == 5.0 and config.resolv_conf is None
 
 
-def test_a_token_file_without_kubeconfig_is_refused_with_the_reason():
-    with pytest.raises(SystemExit, match="issue 3"):
+def test_a_token_file_needs_the_cluster_ca_to_join():
+    with pytest.raises(ValueError, match="--ca-file"):
         parse("--server", "https://127.0.0.1:6443", "--token-file", "t")
+    config = parse("--server", "https://127.0.0.1:6443", "--token-file", "t", "--ca-file", "c")
+    assert config.token_file is not None and config.kubeconfig is None
 
 
 @pytest.mark.parametrize("argv, message", [
