@@ -80,6 +80,12 @@ def test_create_token_authenticates_as_the_service_account(kubectl, ns, token_ku
                               "system:authenticated"]
     assert user["extra"]["authentication.kubernetes.io/credential-id"] == \
         [f"JTI={claims['jti']}"]
+    # Authenticated is not authorized: RBAC grants the service account nothing yet...
+    denied = as_token(kubectl, token_kubeconfig, token, "get", "pods", "-n", ns)
+    assert denied.returncode == 1 and "Forbidden" in denied.stderr
+    # ...until a binding names it.
+    kubectl("create", "rolebinding", "sa-view", "--clusterrole", "view",
+            f"--serviceaccount={ns}:default", "-n", ns)
     listed = as_token(kubectl, token_kubeconfig, token, "get", "pods", "-n", ns, check=True)
     assert listed.returncode == 0
 

@@ -237,6 +237,7 @@ def test_a_wrong_token_is_refused_with_a_clear_message(joined: Joined, tmp_path:
                                                        ) -> None:
     bad = tmp_path / "bad.token"
     bad.write_text("abcdef.0123456789abcdef\n")
+    bad.chmod(0o600)
     proc = subprocess.run(
         [sys.executable, "-m", "navio.cli.main", "agent", "--server", joined.server.url,
          "--token-file", str(bad), "--ca-file", str(joined.server.data_dir / "pki" / "ca.crt"),
