@@ -1,7 +1,8 @@
 """Built-in admission: the checks and mutations kube-apiserver's default plugins make.
 
 NamespaceLifecycle (no new content in a missing or terminating namespace; the four system
-namespaces cannot be deleted) and the Service IP / node port allocation that kube-apiserver's
+namespaces cannot be deleted), DefaultStorageClass and StorageObjectInUseProtection (claims
+and volumes) and the Service IP / node port allocation that kube-apiserver's
 service REST storage performs. Each create hook returns an undo callable, run if the write does
 not happen, so a failed or dry-run create leaves no allocation behind.
 """
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
     from navio.apiserver.resources import Resources
 
 __all__ = ["IMMORTAL_NAMESPACES", "check_namespace", "admit_create", "admit_update",
-           "after_delete", "check_delete"]
+           "after_delete", "check_delete", "default_storage_class", "PVC_PROTECTION",
+           "PV_PROTECTION"]
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
@@ -65,7 +67,52 @@ def admit_create(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> Und
         return _allocate_service(resources, obj, None)
     if kind.group == "" and kind.kind == "Pod":
         _admit_pod(resources, obj)
+    elif kind.group == "" and kind.kind in ("PersistentVolumeClaim", "PersistentVolume"):
+        _admit_storage_object(resources, kind.kind, obj)
     return _noop
+
+
+# StorageObjectInUseProtection's finalizers and DefaultStorageClass's annotations.
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
+_IS_DEFAULT = ("storageclass.kubernetes.io/is-default-class",
+               "storageclass.beta.kubernetes.io/is-default-class")
+_BETA_CLASS = "volume.beta.kubernetes.io/storage-class"
+
+
+def default_storage_class(classes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The class marked default; the newest when several are (then by name), as
+    storageutil.GetDefaultClass picks."""
+    marked = [c for c in classes
+              if any(((c.get("metadata") or {}).get("annotations") or {}).get(a) == "true"
+                     for a in _IS_DEFAULT)]
+    if not marked:
+        return None
+    marked.sort(key=lambda c: (c["metadata"].get("creationTimestamp") or "",
+                               c["metadata"].get("name", "")), reverse=True)
+    return marked[0]
+
+
+def _admit_storage_object(resources: "Resources", kind: str, obj: dict[str, Any]) -> None:
+    """StorageObjectInUseProtection: every new claim and volume carries its protection
+    finalizer; DefaultStorageClass: a claim that names no class (neither
+    `spec.storageClassName` nor the beta annotation) gets the default class, if any."""
+    meta = obj.setdefault("metadata", {})
+    finalizer = PVC_PROTECTION if kind == "PersistentVolumeClaim" else PV_PROTECTION
+    finalizers = meta.setdefault("finalizers", [])
+    if finalizer not in finalizers:
+        finalizers.append(finalizer)
+    if kind != "PersistentVolumeClaim":
+        return
+    spec = obj.setdefault("spec", {})
+    if spec.get("storageClassName") is not None or _BETA_CLASS in (meta.get("annotations") or {}):
+        return
+    sc_kind = resources.registry.resource("storage.k8s.io", "v1", "storageclasses")
+    if sc_kind is None:
+        return
+    default = default_storage_class([o for _, o in resources.cache(sc_kind).list()])
+    if default is not None:
+        spec["storageClassName"] = default["metadata"]["name"]
 
 
 # DefaultTolerationSeconds: how long pods stay on a node that stopped reporting.

@@ -8,7 +8,8 @@ import logging
 from navio.api import errors
 from navio.apiserver.resources import Resources, WriteOptions
 
-__all__ = ["ensure_bootstrap_objects"]
+__all__ = ["ensure_bootstrap_objects", "ensure_local_path_class", "LOCAL_PATH_CLASS",
+           "LOCAL_PATH_PROVISIONER"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,23 @@ SYSTEM_PRIORITY_CLASSES = {
 }
 
 
+# The default StorageClass, as k3s ships it: directories on the node of the claim's first
+# consumer, provisioned by the controller manager and made/removed by that node's agent.
+LOCAL_PATH_CLASS = "local-path"
+LOCAL_PATH_PROVISIONER = "rancher.io/local-path"
+
+
+async def ensure_local_path_class(resources: Resources) -> None:
+    """Create the `local-path` default StorageClass unless it exists (a user may have
+    changed its default annotation since; that is kept)."""
+    await _ensure(resources, "storageclasses", "", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": LOCAL_PATH_CLASS, "annotations": {
+            "storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": LOCAL_PATH_PROVISIONER, "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer"}, group="storage.k8s.io")
+
+
 async def ensure_bootstrap_objects(resources: Resources, host: str, port: int) -> None:
     for ns in SYSTEM_NAMESPACES:
         await _ensure(resources, "namespaces", "", {"metadata": {"name": ns}})
@@ -49,6 +67,7 @@ async def ensure_bootstrap_objects(resources: Resources, host: str, port: int) -
             "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
             "metadata": {"name": name}, "value": value, "description": description,
             "preemptionPolicy": "PreemptLowerPriority"}, group="scheduling.k8s.io")
+    await ensure_local_path_class(resources)
     first_ip = str(resources.service_ips.network.network_address + 1)
     await _ensure(resources, "services", "default", {
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from navio.api.errors import BadRequest
-from navio.api.tables import apps, batch, cluster, core, events, pods, volumes
+from navio.api.tables import apps, batch, cluster, core, events, pods, storage, volumes
 from navio.api.tables.cells import Printer, column, get, human_duration, name_column, parse_time
 from navio.api.tables.descriptions import DOC
 
@@ -52,7 +52,7 @@ _DEFAULT = Printer(
 
 _PRINTERS: dict[tuple[str, str], Printer] = {
     **pods.PRINTERS, **core.PRINTERS, **events.PRINTERS, **volumes.PRINTERS,
-    **apps.PRINTERS, **batch.PRINTERS, **cluster.PRINTERS,
+    **apps.PRINTERS, **batch.PRINTERS, **cluster.PRINTERS, **storage.PRINTERS,
 }
 
 
