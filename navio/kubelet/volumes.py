@@ -2,7 +2,9 @@
 
 Why: containers see volumes at their mount paths; the runtime bind-mounts host paths, and the
 kubelet must first make those host paths exist with the right content (pkg/kubelet/volumemanager
-and the emptyDir, hostPath, configMap, secret, downwardAPI and projected plugins).
+and the emptyDir, hostPath, configMap, secret, downwardAPI and projected plugins), and claims:
+a `persistentVolumeClaim` volume is its bound PV's hostPath or local directory, bind-mounted
+like a hostPath (read-only when the volume source says so).
 
 Layout (as the kubelet's): `<pods dir>/<pod uid>/volumes/kubernetes.io~<plugin>/<volume>`.
 
@@ -39,7 +41,7 @@ from navio.kubelet.fieldref import FieldRefError, pod_field, resource_field
 from navio.kubelet.iopool import run_io
 from navio.runtime import mounts
 
-__all__ = ["PodVolumes", "VolumeError", "VolumeManager", "READ_ONLY_PLUGINS"]
+__all__ = ["PodVolumes", "VolumeError", "ClaimNotReady", "VolumeManager", "READ_ONLY_PLUGINS"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,22 @@ class VolumeError(Exception):
     def __init__(self, volume: str, message: str) -> None:
         super().__init__(f'MountVolume.SetUp failed for volume "{volume}" : {message}')
         self.volume = volume
+
+
+class ClaimNotReady(VolumeError):
+    """A claim-backed volume cannot be set up yet (claim missing, unbound or deleting)."""
+
+    def __init__(self, volume: str, message: str) -> None:
+        Exception.__init__(self, f"Unable to attach or mount volumes: unmounted volumes="
+                                 f"[{volume}], unattached volumes=[{volume}], failed to process "
+                                 f"volumes=[{volume}]: {message}")
+        self.volume = volume
+
+
+# PersistentVolume sources other than hostPath/local, named in "not supported" errors.
+_PV_SOURCES = frozenset({"csi", "nfs", "iscsi", "rbd", "cephfs", "fc", "glusterfs",
+                         "flexVolume", "azureDisk", "azureFile", "gcePersistentDisk",
+                         "awsElasticBlockStore", "vsphereVolume", "cinder", "portworxVolume"})
 
 
 @dataclass(frozen=True)
@@ -99,6 +117,12 @@ class VolumeManager:
             if plugin == "hostPath":
                 paths[name] = await run_io(_host_path, name, vol["hostPath"])
                 continue
+            if plugin == "persistentVolumeClaim":
+                source = vol["persistentVolumeClaim"] or {}
+                paths[name] = await self._claim_path(namespace, name, source)
+                if source.get("readOnly"):
+                    read_only.add(name)
+                continue
             if plugin not in _PLUGIN_DIRS:
                 raise VolumeError(name, f"volume type {plugin or 'unknown'} is not supported "
                                         "by this node")
@@ -118,6 +142,42 @@ class VolumeManager:
                 log.info("volume updated", extra={"pod": f"{namespace}/{meta.get('name')}",
                                                   "volume": name})
         return PodVolumes(paths, frozenset(read_only), tuple(warnings))
+
+    async def _claim_path(self, namespace: str, volume: str, source: Mapping[str, Any]) -> str:
+        """The host path behind a claim: its bound PV's hostPath or local directory. Until the
+        claim is bound to an existing PV this raises ClaimNotReady, and the pod waits in
+        ContainerCreating with a FailedMount event saying why (kubelet's volume manager
+        wording)."""
+        claim = str(source.get("claimName") or "")
+        ref = f"{namespace}/{claim}"
+        pvc = await self._lookup("persistentvolumeclaim", namespace, claim)
+        if pvc is None:
+            raise ClaimNotReady(volume, f"error processing PVC {ref}: failed to fetch PVC from "
+                                        f'API server: persistentvolumeclaims "{claim}" not '
+                                        "found")
+        if (pvc.get("metadata") or {}).get("deletionTimestamp"):
+            raise ClaimNotReady(volume, f"error processing PVC {ref}: can't start pod because "
+                                        f"PVC {ref} is being deleted")
+        phase = (pvc.get("status") or {}).get("phase") or ""
+        pv_name = (pvc.get("spec") or {}).get("volumeName") or ""
+        if phase != "Bound" or not pv_name:
+            raise ClaimNotReady(volume, f"error processing PVC {ref}: PVC {ref} has non-bound "
+                                        f'phase ("{phase}") or empty pvc.Spec.VolumeName '
+                                        f'("{pv_name}")')
+        pv = await self._lookup("persistentvolume", "", pv_name)
+        if pv is None:
+            raise ClaimNotReady(volume, f"error processing PVC {ref}: failed to fetch PV "
+                                        f'{pv_name} from API server: persistentvolumes '
+                                        f'"{pv_name}" not found')
+        spec = pv.get("spec") or {}
+        if spec.get("hostPath") is not None:
+            return await run_io(_host_path, volume, spec["hostPath"])
+        if spec.get("local") is not None:
+            return await run_io(_host_path, volume, {"path": spec["local"].get("path"),
+                                                     "type": "Directory"})
+        kind = next((k for k in spec if k in _PV_SOURCES), "unknown")
+        raise VolumeError(volume, f"persistent volume type {kind} is not supported by this "
+                                  "node")
 
     def _empty_dir(self, directory: Path, source: Mapping[str, Any]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
