@@ -37,7 +37,9 @@ from navio.api import errors
 from navio.client import (CONTROLLERREVISIONS, NAMESPACE_INDEX, NORMAL, PODS, STATEFULSETS,
                           WARNING, ResourceRef, namespace_index)
 from navio.controllers.base import Controller, ControllerContext, owner_key
-from navio.controllers.controller_utils import add_index, pod_from_template
+from navio.api.selectors import label_selector_from_spec
+from navio.controllers.controller_utils import (add_index, claim, controller_of,
+                                                pod_from_template)
 from navio.controllers.controller_revisions import (REVISION_HASH_LABEL, RevisionCollision,
                                                     bump_revision, controller_ref,
                                                     ensure_revision, equal_data,
@@ -159,6 +161,18 @@ def _healthy(pod: Obj) -> bool:
     return _running_ready(pod) and not _terminating(pod)
 
 
+def _selects(set_: Obj, labels: dict[str, str]) -> bool:
+    """The set's selector matches `labels`; an invalid or empty selector matches nothing."""
+    spec = (set_.get("spec") or {}).get("selector")
+    if not spec:
+        return False
+    try:
+        selector = label_selector_from_spec(spec)
+    except Exception:
+        return False
+    return not selector.empty() and selector.matches(labels)
+
+
 def _revision(pod: Obj) -> str:
     return str((pod["metadata"].get("labels") or {}).get(REVISION_HASH_LABEL, ""))
 
@@ -183,16 +197,35 @@ class StatefulSetController(Controller):
         key = owner_key(obj, "StatefulSet")
         if key is not None:
             self.queue.add(key)
+        elif obj.get("kind", "Pod") == "Pod" and controller_of(obj) is None:
+            # An orphan pod: every set of its namespace that selects it may adopt it
+            # (getPodStatefulSets).
+            ns = (obj.get("metadata") or {}).get("namespace")
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            for set_ in self.sets.list():
+                if set_["metadata"].get("namespace") == ns and _selects(set_, labels):
+                    self.queue.add(f"{ns}/{set_['metadata']['name']}")
+
+    async def _claim_pods(self, set_: Obj) -> list[Obj]:
+        """getPodsForStatefulSet: the set's pods after adopting orphans that its selector
+        matches and whose name makes them its members, and releasing owned pods that stopped
+        matching (ControllerRefManager semantics)."""
+        uid, name = set_["metadata"]["uid"], set_["metadata"]["name"]
+        candidates = [p for p in self.pods.by_index(NAMESPACE_INDEX,
+                                                    set_["metadata"]["namespace"])
+                      if (controller_of(p) or {}).get("uid") in (uid, None)]
+        return await claim(
+            self.client, PODS, STATEFULSETS, {**set_, "apiVersion": "apps/v1",
+                                              "kind": "StatefulSet"},
+            lambda p: _selects(set_, p["metadata"].get("labels") or {})
+            and pod_ordinal(p)[0] == name, candidates)
 
     async def reconcile(self, key: str) -> None:
         shared = self.sets.get(key)
         if shared is None:
             return
         set_ = copy.deepcopy(shared)
-        uid = set_["metadata"]["uid"]
-        pods = [p for p in self.pods.by_index(NAMESPACE_INDEX, set_["metadata"]["namespace"])
-                if any(r.get("controller") and r.get("uid") == uid
-                       for r in p["metadata"].get("ownerReferences") or ())]
+        pods = await self._claim_pods(set_)
         revs = owned_revisions(self.revisions.by_index(NAMESPACE_INDEX,
                                                        set_["metadata"]["namespace"]), set_)
         current, update, collisions = await self._revisions(set_, revs)
