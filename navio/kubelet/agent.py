@@ -43,6 +43,9 @@ from navio.kubelet.backoff import Backoff
 from navio.kubelet.config import AgentConfig
 from navio.kubelet.containers import MINIMUM_GRACE, ContainerRunner
 from navio.kubelet.env import service_env
+from navio.kubelet.csi.mounter import CSIMounter
+from navio.kubelet.csi.plugins import CSIPlugins
+from navio.kubelet.csi.provisioner import CSIProvisioner
 from navio.kubelet.lease import LeaseHeartbeat
 from navio.kubelet.localpath import LocalPathVolumes
 from navio.kubelet.netsetup import prepare_node_network
@@ -138,9 +141,14 @@ class Agent:
                                capabilities=self.runtime.capabilities,
                                runtime_name=self.runtime.name,
                                healthy=lambda: self.cache.healthy, event=self.node_event)
+        self.csi_plugins = CSIPlugins(self.client, config.node_name,
+                                      config.root_dir / "plugins_registry")
+        self.csi_provisioner = CSIProvisioner(self.client, config.node_name, self.csi_plugins)
         self.volumes = VolumeManager(config.pods_dir, self.lookup,
                                      allocatable=lambda: self.node.allocatable,
-                                     tmpfs=self.runtime.capabilities.mounts)
+                                     tmpfs=self.runtime.capabilities.mounts,
+                                     csi=CSIMounter(self.csi_plugins, config.pods_dir,
+                                                    config.root_dir / "plugins"))
         reasons: dict[tuple[str, str], tuple[str, str]] = {}
         self.containers = ContainerRunner(
             self.runtime, self.probes, lookup=self.lookup, event=self.event, reasons=reasons,
@@ -235,6 +243,8 @@ class Agent:
         self._spawn(self.lease.run(), "lease")
         self._spawn(self.node.run(), "node status")
         await self.local_path.start()
+        self.csi_plugins.start()
+        self.csi_provisioner.start()
         self.pod_informer.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
                                       on_delete=self.workers.remove)
         self.services.start()
@@ -294,6 +304,8 @@ class Agent:
         await self.pod_informer.stop()
         await self.services.stop()
         await self.local_path.stop()
+        await self.csi_provisioner.stop()
+        await self.csi_plugins.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -36,6 +36,7 @@ from typing import Any, Callable, Mapping
 
 from navio.api.quantity import QuantityError, value
 from navio.kubelet.atomicwriter import AtomicWriter, FileProjection, PayloadError
+from navio.kubelet.csi.mounter import CSIError, CSIMounter
 from navio.kubelet.env import Lookup
 from navio.kubelet.fieldref import FieldRefError, pod_field, resource_field
 from navio.kubelet.iopool import run_io
@@ -95,8 +96,10 @@ def _b64(data: Mapping[str, Any]) -> dict[str, bytes]:
 
 class VolumeManager:
     def __init__(self, pods_dir: Path, lookup: Lookup, *,
-                 allocatable: Callable[[], Mapping[str, str]], tmpfs: bool) -> None:
+                 allocatable: Callable[[], Mapping[str, str]], tmpfs: bool,
+                 csi: "CSIMounter | None" = None) -> None:
         self.pods_dir = pods_dir
+        self._csi = csi
         self._lookup = lookup
         self._allocatable = allocatable
         self._tmpfs = tmpfs
@@ -119,7 +122,7 @@ class VolumeManager:
                 continue
             if plugin == "persistentVolumeClaim":
                 source = vol["persistentVolumeClaim"] or {}
-                paths[name] = await self._claim_path(namespace, name, source)
+                paths[name] = await self._claim_path(namespace, name, source, uid)
                 if source.get("readOnly"):
                     read_only.add(name)
                 continue
@@ -143,7 +146,8 @@ class VolumeManager:
                                                   "volume": name})
         return PodVolumes(paths, frozenset(read_only), tuple(warnings))
 
-    async def _claim_path(self, namespace: str, volume: str, source: Mapping[str, Any]) -> str:
+    async def _claim_path(self, namespace: str, volume: str, source: Mapping[str, Any],
+                          uid: str) -> str:
         """The host path behind a claim: its bound PV's hostPath or local directory. Until the
         claim is bound to an existing PV this raises ClaimNotReady, and the pod waits in
         ContainerCreating with a FailedMount event saying why (kubelet's volume manager
@@ -175,6 +179,11 @@ class VolumeManager:
         if spec.get("local") is not None:
             return await run_io(_host_path, volume, {"path": spec["local"].get("path"),
                                                      "type": "Directory"})
+        if spec.get("csi") is not None and self._csi is not None:
+            try:
+                return await self._csi.publish(uid, volume, pv, bool(source.get("readOnly")))
+            except CSIError as exc:
+                raise VolumeError(volume, str(exc)) from None
         kind = next((k for k in spec if k in _PV_SOURCES), "unknown")
         raise VolumeError(volume, f"persistent volume type {kind} is not supported by this "
                                   "node")
@@ -270,7 +279,11 @@ class VolumeManager:
         return payload
 
     async def cleanup(self, uid: str) -> None:
-        """Unmount and delete everything under the pod's directory; safe to repeat."""
+        """Unpublish CSI volumes, unmount and delete everything under the pod's directory;
+        safe to repeat. A CSI driver that fails to unpublish keeps the directory (so that the
+        driver's data behind a still-mounted target is never deleted) and raises CSIError."""
+        if self._csi is not None:
+            await self._csi.teardown(uid)
         await run_io(self._cleanup, self.pod_dir(uid))
 
     @staticmethod
