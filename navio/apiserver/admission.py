@@ -1,8 +1,8 @@
 """Built-in admission: the checks and mutations kube-apiserver's default plugins make.
 
 NamespaceLifecycle (no new content in a missing or terminating namespace; the four system
-namespaces cannot be deleted), DefaultStorageClass and StorageObjectInUseProtection (claims
-and volumes) and the Service IP / node port allocation that kube-apiserver's
+namespaces cannot be deleted), DefaultStorageClass, StorageObjectInUseProtection (claims
+and volumes) and PersistentVolumeClaimResize and the Service IP / node port allocation that kube-apiserver's
 service REST storage performs. Each create hook returns an undo callable, run if the write does
 not happen, so a failed or dry-run create leaves no allocation behind.
 """
@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from navio.api import errors
 from navio.api.errors import cause
+from navio.api.quantity import QuantityError
+from navio.api.validation.resources import parse_json_quantity
 from navio.api.registry import Kind
 
 if TYPE_CHECKING:
@@ -183,7 +185,45 @@ def admit_update(resources: "Resources", kind: Kind, new: dict[str, Any],
                  old: dict[str, Any]) -> Undo:
     if kind.group == "" and kind.kind == "Service":
         return _allocate_service(resources, new, old)
+    if kind.group == "" and kind.kind == "PersistentVolumeClaim":
+        _admit_claim_resize(resources, new, old)
     return _noop
+
+
+def _storage_bytes(pvc: dict[str, Any]) -> float | None:
+    raw = (((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+    try:
+        return float(parse_json_quantity(raw).amount) if raw is not None else None
+    except QuantityError:
+        return None
+
+
+def _claim_class(pvc: dict[str, Any]) -> str:
+    ann = (pvc.get("metadata") or {}).get("annotations") or {}
+    return str(ann.get(_BETA_CLASS) or (pvc.get("spec") or {}).get("storageClassName") or "")
+
+
+def _admit_claim_resize(resources: "Resources", new: dict[str, Any],
+                        old: dict[str, Any]) -> None:
+    """PersistentVolumeClaimResize: a claim may grow only when bound and when its class (the
+    same before and after) allows volume expansion."""
+    new_size, old_size = _storage_bytes(new), _storage_bytes(old)
+    if new_size is None or old_size is None or new_size <= old_size:
+        return
+    name = (new.get("metadata") or {}).get("name", "")
+
+    def forbidden(why: str) -> errors.Forbidden:
+        return errors.Forbidden(f'persistentvolumeclaims "{name}" is forbidden: {why}',
+                                details={"name": name, "kind": "persistentvolumeclaims"})
+    if (old.get("status") or {}).get("phase") != "Bound":
+        raise forbidden("Only bound persistent volume claims can be resized")
+    cls, old_cls = _claim_class(new), _claim_class(old)
+    sc_kind = resources.registry.resource("storage.k8s.io", "v1", "storageclasses")
+    sc = resources.cache(sc_kind).get(sc_kind.storage_key(None, cls)) \
+        if sc_kind is not None and cls and cls == old_cls else None
+    if sc is None or sc.get("allowVolumeExpansion") is not True:
+        raise forbidden("only dynamically provisioned pvc can be resized and the storageclass "
+                        "that provisions the pvc must support resize")
 
 
 def after_delete(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> None:

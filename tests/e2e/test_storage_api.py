@@ -149,3 +149,25 @@ def test_a_claim_in_use_stays_terminating_until_its_pod_is_gone(kubectl: Kubectl
     finally:
         kubectl("delete", "node", node, "--wait=false", check=False)
         kubectl("delete", "pv", pv, "--wait=false", check=False)
+
+
+def test_claims_grow_only_when_bound_and_their_class_allows_it(kubectl: Kubectl,
+                                                              ns: str) -> None:
+    pv = f"{ns}-grow"
+    _apply(kubectl, ns, _pv(pv, "1Gi", "/tmp/navio-e2e-grow", cls=""))
+    try:
+        _apply(kubectl, ns, _pvc("pending", cls="nope"), _pvc("static", cls=""))
+        grow = kubectl.run("patch", "pvc", "pending", "-n", ns, "-p",
+                           '{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}', check=False)
+        assert grow.returncode != 0
+        assert 'persistentvolumeclaims "pending" is forbidden: Only bound persistent volume ' \
+            "claims can be resized" in grow.stderr
+        wait_for(lambda: _phase(kubectl, "pvc", "static", ns) == "Bound", 30, "claim bound")
+        grow = kubectl.run("patch", "pvc", "static", "-n", ns, "-p",
+                           '{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}', check=False)
+        assert grow.returncode != 0
+        assert "only dynamically provisioned pvc can be resized and the storageclass that " \
+            "provisions the pvc must support resize" in grow.stderr
+    finally:
+        kubectl("delete", "pvc", "static", "-n", ns, "--wait=false", check=False)
+        kubectl("delete", "pv", pv, "--wait=false", check=False)

@@ -151,6 +151,27 @@ def test_a_claim_in_use_stays_terminating_until_its_pod_is_gone(
              .returncode != 0, 60, "the claim to go once its pod is gone")
 
 
+def test_a_local_path_claim_grows_when_its_class_allows_expansion(
+        full: tuple[NavioServer, Kubectl], space: str) -> None:
+    _, kubectl = full
+    cls = f"{space}-grow"
+    kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": cls},
+        "provisioner": "rancher.io/local-path", "allowVolumeExpansion": True,
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    try:
+        _apply(kubectl, space, _claim("grow", cls), _pod("g", "grow", msg="g"))
+        assert _content(kubectl, space, "g") == "g|"
+        kubectl("patch", "pvc", "grow", "-n", space, "-p",
+                '{"spec":{"resources":{"requests":{"storage":"128Mi"}}}}')
+        wait_for(lambda: kubectl("get", "pvc", "grow", "-n", space, "-o",
+                                 "jsonpath={.status.capacity.storage}") == "128Mi", 30,
+                 "the claim's capacity to grow")
+        assert _volume_of(kubectl, space, "grow")["spec"]["capacity"]["storage"] == "128Mi"
+    finally:
+        kubectl("delete", "sc", cls, "--wait=false", check=False)
+
+
 def test_delete_reclaim_removes_the_directory_and_retain_keeps_it(
         full: tuple[NavioServer, Kubectl], space: str) -> None:
     _, kubectl = full

@@ -22,7 +22,8 @@ Volumes (`sync_volume`): no claimRef → Available; its claim gone (by uid) → 
 reclaimed: Retain keeps it; Delete deletes a local-path volume (its agent removes the directory
 before the finalizer goes) and leaves other provisioned volumes to their provisioner; a
 volume with Delete that nothing provisioned fails (VolumeFailedDelete), Recycle is not
-supported (VolumeFailedRecycle).
+supported (VolumeFailedRecycle). A bound local-path claim whose request grew (admission allows
+that only for classes with allowVolumeExpansion) has its volume's capacity raised to match.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from navio.api import errors
 from navio.api.persistentvolumes import (BETA_CLASS_ANNOTATION, LOCAL_PATH_PROVISIONER,
                                          PROVISIONED_BY, SELECTED_NODE_ANNOTATION,
                                          claim_class, claim_matches_ref, find_matching_volume,
-                                         is_default_class)
+                                         is_default_class, storage_request, volume_capacity)
 from navio.client import NODES, NORMAL, WARNING, EventRecorder, object_key
 from navio.client.volumes import PVCS, PVS, STORAGECLASSES
 from navio.controllers.base import Controller, ControllerContext
@@ -229,6 +230,8 @@ class PersistentVolumeController(Controller):
             return
         ref = (pv.get("spec") or {}).get("claimRef")
         if ref is None or claim_matches_ref(pvc, ref):
+            if ref is not None:
+                pv = await self._expand(pv, pvc)
             await self._bind(pv, pvc)
             return
         if _phase(pvc) != "Lost":
@@ -236,6 +239,22 @@ class PersistentVolumeController(Controller):
             self.recorder.event(pvc, WARNING, "ClaimMisbound",
                                 "Two claims are bound to the same volume, this one is bound "
                                 "incorrectly")
+
+    async def _expand(self, pv: Obj, pvc: Obj) -> Obj:
+        """Grow a local-path volume to its claim's larger request (admission already checked
+        that the class allows expansion; a directory has no size to change on disk)."""
+        want = (((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}) \
+            .get("storage")
+        if _ann(pv).get(PROVISIONED_BY) != LOCAL_PATH_PROVISIONER or want is None or \
+                storage_request(pvc) <= volume_capacity(pv):
+            return pv
+        body = copy.deepcopy(pv)
+        body["spec"]["capacity"]["storage"] = want
+        pv = await self.client.update(PVS, body)
+        self.recorder.event(pvc, NORMAL, "VolumeResizeSuccessful",
+                            f'resize volume "{pv["metadata"]["name"]}" by resizer '
+                            f'"{LOCAL_PATH_PROVISIONER}" succeeded')
+        return pv
 
     async def _bind(self, pv: Obj, pvc: Obj) -> None:
         """Complete the binding on both sides (kube's bind()), skipping what is in place."""
