@@ -151,6 +151,31 @@ def test_a_claim_in_use_stays_terminating_until_its_pod_is_gone(
              .returncode != 0, 60, "the claim to go once its pod is gone")
 
 
+_SUB_RO = ("import os,time; open('/sub/x','w').write('x'); "
+           "err='none'\n"
+           "try: open('/ro/y','w').write('y')\n"
+           "except OSError as e: err=e.strerror\n"
+           "print('ro:'+err+' sub:'+open('/sub/x').read(), flush=True); time.sleep(3600)")
+
+
+def test_sub_path_and_read_only_mounts_of_a_claim(full: tuple[NavioServer, Kubectl],
+                                                  space: str) -> None:
+    _, kubectl = full
+    pod = _pod("sub", "parts")
+    container = pod["spec"]["containers"][0]
+    container["command"] = ["python3", "-c", _SUB_RO]
+    container["volumeMounts"] = [{"name": "d", "mountPath": "/sub", "subPath": "part"},
+                                 {"name": "d", "mountPath": "/ro", "readOnly": True}]
+    _apply(kubectl, space, _claim("parts"), pod)
+    line = wait_for(lambda: next((ln for ln in kubectl("logs", "sub", "-n", space,
+                                                       check=False).splitlines()
+                                  if ln.startswith("ro:")), ""), 90, "the pod's report")
+    assert line == "ro:Read-only file system sub:x"
+    directory = Path(_volume_of(kubectl, space, "parts")["spec"]["hostPath"]["path"])
+    assert (directory / "part" / "x").read_text() == "x"
+    assert not (directory / "y").exists()
+
+
 def test_a_local_path_claim_grows_when_its_class_allows_expansion(
         full: tuple[NavioServer, Kubectl], space: str) -> None:
     _, kubectl = full

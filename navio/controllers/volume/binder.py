@@ -186,12 +186,14 @@ class PersistentVolumeController(Controller):
 
     async def _provision(self, pvc: Obj, sc: Obj, node: Obj | None) -> None:
         provisioner = str(sc.get("provisioner") or "")
+        if _ann(pvc).get(STORAGE_PROVISIONER) != provisioner:
+            # Whoever provisions (local-path included, an external provisioner in k3s) is
+            # named on the claim first, as kube's PV controller does.
+            body = copy.deepcopy(pvc)
+            ann = body["metadata"].setdefault("annotations", {})
+            ann[STORAGE_PROVISIONER] = ann[BETA_STORAGE_PROVISIONER] = provisioner
+            pvc = await self.client.update(PVCS, body)
         if provisioner != LOCAL_PATH_PROVISIONER:
-            if _ann(pvc).get(STORAGE_PROVISIONER) != provisioner:
-                body = copy.deepcopy(pvc)
-                ann = body["metadata"].setdefault("annotations", {})
-                ann[STORAGE_PROVISIONER] = ann[BETA_STORAGE_PROVISIONER] = provisioner
-                await self.client.update(PVCS, body)
             self.recorder.event(pvc, NORMAL, "ExternalProvisioning",
                                 external_message(provisioner))
             return
