@@ -37,7 +37,7 @@ from navio.client import (
     Informer,
     TransportError,
 )
-from navio.client.volumes import PVCS, PVS
+from navio.client.volumes import CSIDRIVERS, PVCS, PVS
 from navio.kubelet import tls
 from navio.kubelet.backoff import Backoff
 from navio.kubelet.config import AgentConfig
@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 
 _LOOKUP_TTL = 2.0
 _LOOKUP_RESOURCES = {"configmap": CONFIGMAPS, "secret": SECRETS, "persistentvolumeclaim": PVCS,
-                     "persistentvolume": PVS}
+                     "persistentvolume": PVS, "csidriver": CSIDRIVERS}
 _SIOCGIFADDR = 0x8915
 
 
@@ -191,8 +191,8 @@ class Agent:
                            spec.get("enableServiceLinks", True) is not False)
 
     async def lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """A ConfigMap, Secret, PersistentVolumeClaim or PersistentVolume, cached for 2 s (None
-        when it does not exist)."""
+        """A ConfigMap, Secret, PersistentVolumeClaim, PersistentVolume or CSIDriver, cached
+        for 2 s (None when it does not exist)."""
         key = (kind, namespace, name)
         now = time.monotonic()
         hit = self._lookups.get(key)

@@ -122,7 +122,7 @@ class VolumeManager:
                 continue
             if plugin == "persistentVolumeClaim":
                 source = vol["persistentVolumeClaim"] or {}
-                paths[name] = await self._claim_path(namespace, name, source, uid)
+                paths[name] = await self._claim_path(namespace, name, source, pod)
                 if source.get("readOnly"):
                     read_only.add(name)
                 continue
@@ -147,7 +147,7 @@ class VolumeManager:
         return PodVolumes(paths, frozenset(read_only), tuple(warnings))
 
     async def _claim_path(self, namespace: str, volume: str, source: Mapping[str, Any],
-                          uid: str) -> str:
+                          pod: Mapping[str, Any]) -> str:
         """The host path behind a claim: its bound PV's hostPath or local directory. Until the
         claim is bound to an existing PV this raises ClaimNotReady, and the pod waits in
         ContainerCreating with a FailedMount event saying why (kubelet's volume manager
@@ -180,8 +180,10 @@ class VolumeManager:
             return await run_io(_host_path, volume, {"path": spec["local"].get("path"),
                                                      "type": "Directory"})
         if spec.get("csi") is not None and self._csi is not None:
+            driver = await self._lookup("csidriver", "", str(spec["csi"].get("driver") or ""))
             try:
-                return await self._csi.publish(uid, volume, pv, bool(source.get("readOnly")))
+                return await self._csi.publish(pod, volume, pv, bool(source.get("readOnly")),
+                                               driver)
             except CSIError as exc:
                 raise VolumeError(volume, str(exc)) from None
         kind = next((k for k in spec if k in _PV_SOURCES), "unknown")

@@ -50,6 +50,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory
                 timeout=70)
         kubectl("delete", "pvc", "--all", "-A", "--wait=true", "--timeout=60s", check=False,
                 timeout=70)
+        kubectl("delete", "csidriver", DRIVER, "--wait=false", check=False)
         if driver is not None:
             driver.terminate()
             try:
@@ -91,6 +92,8 @@ def test_a_csi_driver_registers_provisions_and_publishes(
     assert kubectl("get", "csinode", node, "--no-headers").split()[:2] == [node, "1"]
     assert _calls(base, "NotifyRegistrationStatus")[0].get("pluginRegistered") is True
     kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
+        {"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver", "metadata": {"name": DRIVER},
+         "spec": {"attachRequired": False, "podInfoOnMount": True}},
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
          "metadata": {"name": "test-csi"}, "provisioner": DRIVER,
          "parameters": {"tier": "gold"}, "volumeBindingMode": "WaitForFirstConsumer"},
@@ -116,7 +119,11 @@ def test_a_csi_driver_registers_provisions_and_publishes(
     publish = _calls(base, "NodePublishVolume")
     assert len(publish) == 1
     assert publish[0]["targetPath"].endswith(f"/pods/{uid}/volumes/kubernetes.io~csi/d/mount")
-    assert publish[0]["volumeContext"] == {"origin": "navio-test-driver"}
+    assert publish[0]["volumeContext"] == {
+        "origin": "navio-test-driver", "csi.storage.k8s.io/pod.name": "user",
+        "csi.storage.k8s.io/pod.namespace": "default", "csi.storage.k8s.io/pod.uid": uid,
+        "csi.storage.k8s.io/serviceAccount.name": "default",
+        "csi.storage.k8s.io/ephemeral": "false"}
     stage = _calls(base, "NodeStageVolume")
     assert stage and publish[0]["stagingTargetPath"] == stage[0]["stagingTargetPath"]
     assert (base / "state" / "volumes" / volume_id / "msg").read_text() == "from the pod\n"

@@ -8,7 +8,9 @@ For a pod volume whose PV has a `csi` source and whose driver is registered on t
 - publish per pod: NodePublishVolume with target path
   `<pods>/<pod uid>/volumes/kubernetes.io~csi/<volume>/mount` (its parent is made here, the
   target itself is the driver's to create), the capability from the PV (mount, fsType, access
-  mode), readonly and the PV's volumeAttributes as volume context. `vol_data.json` beside the
+  mode), readonly and the PV's volumeAttributes as volume context (plus the pod's name,
+  namespace, uid and service account when the driver's CSIDriver says podInfoOnMount, with
+  kube's `csi.storage.k8s.io/...` keys). `vol_data.json` beside the
   target records what teardown needs, so it survives an agent restart;
 - teardown of a pod: NodeUnpublishVolume for each of its CSI targets, then NodeUnstageVolume for
   volumes no other pod on the node still publishes.
@@ -77,9 +79,12 @@ class CSIMounter:
     def target_dir(self, uid: str, volume: str) -> Path:
         return self.pods_dir / uid / "volumes" / PLUGIN_DIR / volume
 
-    async def publish(self, uid: str, volume: str, pv: Mapping[str, Any], read_only: bool
-                      ) -> str:
-        """Stage (if needed) and publish the PV for pod `uid`; the host path to bind-mount."""
+    async def publish(self, pod: Mapping[str, Any], volume: str, pv: Mapping[str, Any],
+                      read_only: bool, csi_driver: Mapping[str, Any] | None = None) -> str:
+        """Stage (if needed) and publish the PV for `pod`; the host path to bind-mount.
+        `csi_driver` is the driver's CSIDriver object, if any (podInfoOnMount)."""
+        meta = pod.get("metadata") or {}
+        uid = str(meta.get("uid"))
         spec = pv.get("spec") or {}
         src = spec.get("csi") or {}
         driver_name, handle = str(src.get("driver") or ""), str(src.get("volumeHandle") or "")
@@ -95,6 +100,14 @@ class CSIMounter:
         cap = _capability(spec)
         context = dict(src.get("volumeAttributes") or {})
         staging = ""
+        if ((csi_driver or {}).get("spec") or {}).get("podInfoOnMount"):
+            context.update({
+                "csi.storage.k8s.io/pod.name": str(meta.get("name") or ""),
+                "csi.storage.k8s.io/pod.namespace": str(meta.get("namespace") or ""),
+                "csi.storage.k8s.io/pod.uid": uid,
+                "csi.storage.k8s.io/serviceAccount.name": str(
+                    (pod.get("spec") or {}).get("serviceAccountName") or "default"),
+                "csi.storage.k8s.io/ephemeral": "false"})
         try:
             if drv.stage_unstage:
                 path = self.staging_path(driver_name, handle)
