@@ -100,6 +100,10 @@ class VolumeManager:
                  csi: "CSIMounter | None" = None) -> None:
         self.pods_dir = pods_dir
         self._csi = csi
+        # (pod uid, volume) -> host path of claims already set up: a claim deleted (or its
+        # PV changed) under a running pod must not unmount it, as in the kubelet, whose
+        # checks apply to volumes not mounted yet.
+        self._claims: dict[tuple[str, str], str] = {}
         self._lookup = lookup
         self._allocatable = allocatable
         self._tmpfs = tmpfs
@@ -122,7 +126,11 @@ class VolumeManager:
                 continue
             if plugin == "persistentVolumeClaim":
                 source = vol["persistentVolumeClaim"] or {}
-                paths[name] = await self._claim_path(namespace, name, source, pod)
+                path = self._claims.get((uid, name))
+                if path is None:
+                    path = await self._claim_path(namespace, name, source, pod)
+                    self._claims[(uid, name)] = path
+                paths[name] = path
                 if source.get("readOnly"):
                     read_only.add(name)
                 continue
@@ -286,6 +294,8 @@ class VolumeManager:
         driver's data behind a still-mounted target is never deleted) and raises CSIError."""
         if self._csi is not None:
             await self._csi.teardown(uid)
+        for key in [k for k in self._claims if k[0] == uid]:
+            del self._claims[key]
         await run_io(self._cleanup, self.pod_dir(uid))
 
     @staticmethod

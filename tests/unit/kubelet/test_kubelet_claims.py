@@ -70,3 +70,18 @@ async def test_a_claim_not_ready_says_why(tmp_path: Path, objects: dict, why: st
 ])
 def test_local_path_touches_only_paths_inside_its_storage_dir(path: str, ok: bool) -> None:
     assert inside(Path("/var/lib/navio/storage"), path) is ok
+
+
+async def test_a_claim_deleted_under_a_running_pod_keeps_its_mount(tmp_path: Path) -> None:
+    target = tmp_path / "disk"
+    objects = {("persistentvolumeclaim", "c"): _claim(),
+               ("persistentvolume", "pv1"): {"metadata": {"name": "pv1"}, "spec": {
+                   "hostPath": {"path": str(target), "type": "DirectoryOrCreate"}}}}
+    mgr = _manager(tmp_path, objects)
+    first = await mgr.setup(_pod(), host_ips=[], pod_ips=[])
+    objects[("persistentvolumeclaim", "c")] = _claim(deleting=True)
+    again = await mgr.setup(_pod(), host_ips=[], pod_ips=[])
+    assert again.paths == first.paths
+    await mgr.cleanup("u1")
+    with pytest.raises(ClaimNotReady):
+        await mgr.setup(_pod(), host_ips=[], pod_ips=[])
