@@ -105,6 +105,7 @@ def _admit_storage_object(resources: "Resources", kind: str, obj: dict[str, Any]
     if finalizer not in finalizers:
         finalizers.append(finalizer)
     if kind != "PersistentVolumeClaim":
+        _phase_transition_time(resources, obj, None)
         return
     spec = obj.setdefault("spec", {})
     if spec.get("storageClassName") is not None or _BETA_CLASS in (meta.get("annotations") or {}):
@@ -187,7 +188,22 @@ def admit_update(resources: "Resources", kind: Kind, new: dict[str, Any],
         return _allocate_service(resources, new, old)
     if kind.group == "" and kind.kind == "PersistentVolumeClaim":
         _admit_claim_resize(resources, new, old)
+    elif kind.group == "" and kind.kind == "PersistentVolume":
+        _phase_transition_time(resources, new, old)
     return _noop
+
+
+def _phase_transition_time(resources: "Resources", new: dict[str, Any],
+                           old: dict[str, Any] | None) -> None:
+    """The PV strategy's status.lastPhaseTransitionTime (GA in 1.31): set at creation and
+    whenever the phase changes, unless the writer set a new time itself."""
+    status = new.setdefault("status", {})
+    old_status = (old or {}).get("status") or {}
+    if old is not None and status.get("phase") == old_status.get("phase"):
+        return
+    if old is None or status.get("lastPhaseTransitionTime") in (
+            None, old_status.get("lastPhaseTransitionTime")):
+        status["lastPhaseTransitionTime"] = resources.now()
 
 
 def _storage_bytes(pvc: dict[str, Any]) -> float | None:

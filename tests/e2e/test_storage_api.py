@@ -118,6 +118,8 @@ def test_static_volumes_bind_smallest_fit_and_retain_releases(kubectl: Kubectl,
         pv_row = kubectl("get", "pv", small, "--no-headers").split()
         assert pv_row[:6] == [small, "1Gi", "RWO", "Retain", "Bound", f"{ns}/data"]
         assert _phase(kubectl, "pv", big) == "Available"
+        bound_at = kubectl.json("get", "pv", small)["status"]["lastPhaseTransitionTime"]
+        assert bound_at.endswith("Z") and "T" in bound_at
         kubectl("delete", "pvc", "data", "-n", ns, "--timeout=30s")
         wait_for(lambda: _phase(kubectl, "pv", small) == "Released", 30,
                  "the retained volume to be Released")
