@@ -158,6 +158,33 @@ _SUB_RO = ("import os,time; open('/sub/x','w').write('x'); "
            "print('ro:'+err+' sub:'+open('/sub/x').read(), flush=True); time.sleep(3600)")
 
 
+def test_a_pod_with_an_unbound_immediate_claim_is_unschedulable(
+        full: tuple[NavioServer, Kubectl], space: str) -> None:
+    _, kubectl = full
+    cls = f"{space}-ext"
+    kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": cls},
+        "provisioner": "example.com/absent"}))
+    try:
+        _apply(kubectl, space, _claim("ext", cls), _pod("waiter", "ext"))
+
+        def events(name: str) -> list[tuple[str, str]]:
+            items = json.loads(kubectl("get", "events", "-n", space, "--field-selector",
+                                       f"involvedObject.name={name}", "-o", "json"))["items"]
+            return [(e["reason"], e["message"]) for e in items]
+        wait_for(lambda: any(r == "FailedScheduling" and "pod has unbound immediate "
+                             "PersistentVolumeClaims" in m for r, m in events("waiter")), 60,
+                 "FailedScheduling naming the unbound immediate claim")
+        assert ("ExternalProvisioning", "Waiting for a volume to be created either by the "
+                "external provisioner 'example.com/absent' or manually by the system "
+                "administrator. If volume creation is delayed, please verify that the "
+                "provisioner is running and correctly registered.") in events("ext")
+        assert kubectl("get", "pod", "waiter", "-n", space, "-o",
+                       "jsonpath={.spec.nodeName}") == ""
+    finally:
+        kubectl("delete", "sc", cls, "--wait=false", check=False)
+
+
 def test_sub_path_and_read_only_mounts_of_a_claim(full: tuple[NavioServer, Kubectl],
                                                   space: str) -> None:
     _, kubectl = full
