@@ -8,8 +8,9 @@ Guarantees:
   `controller-revision-hash` (the name of the ControllerRevision they were made from).
 - For each `volumeClaimTemplates` entry the pod mounts PVC `<template>-<set>-<ordinal>`,
   created before the pod (labelled with the selector's matchLabels); PVCs are never deleted
-  here (retention policy Retain; with whenDeleted=Delete they are owned by the set so the
-  garbage collector removes them).
+  here: with the retention policy's whenDeleted=Delete they are owned by the set, with
+  whenScaled=Delete a scaled-away pod's claims are owned by that pod just before it is
+  deleted, so the garbage collector removes them; Retain (the default) keeps them.
 - OrderedReady: one pod at a time in ordinal order, each waiting until every lower ordinal is
   Running and Ready (and available after `minReadySeconds`); scale-down removes the highest
   ordinal first, one at a time, waiting for terminations. Parallel: all at once. Failed or
@@ -354,6 +355,7 @@ class StatefulSetController(Controller):
             if monotonic and p is not first_unhealthy and not (
                     _running_ready(p) and _running_available(p, min_ready)):
                 return status
+            await self._retain_claims(set_, p, condemned=True)
             await self._delete(set_, p)
             if monotonic:
                 return status
@@ -412,6 +414,40 @@ class StatefulSetController(Controller):
                             f"update Pod {name} in StatefulSet {set_['metadata']['name']} "
                             "successful")
         return False
+
+    async def _retain_claims(self, set_: Obj, pod: Obj, *, condemned: bool) -> None:
+        """updateClaimOwnerRefForSetAndPod (StatefulSetAutoDeletePVC): with whenScaled=Delete
+        the claims of a pod removed by a scale-down are owned by that pod, so the garbage
+        collector deletes them after it; otherwise they carry no pod reference. The set's
+        reference follows whenDeleted the same way."""
+        policy = set_["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
+        if policy.get("whenScaled", "Retain") == "Retain" and \
+                policy.get("whenDeleted", "Retain") == "Retain":
+            return
+        _, ordinal = pod_ordinal(pod)
+        set_ref = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                   "name": set_["metadata"]["name"], "uid": set_["metadata"]["uid"]}
+        pod_ref = {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"],
+                   "uid": pod["metadata"]["uid"]}
+        for claim in claims_for(set_, ordinal).values():
+            key = f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"
+            current = self.claims.get(key)
+            if current is None:
+                continue
+            refs = [r for r in current["metadata"].get("ownerReferences") or ()
+                    if r.get("uid") not in (set_ref["uid"], pod_ref["uid"])]
+            scaled_away = condemned and policy.get("whenScaled") == "Delete"
+            if policy.get("whenDeleted") == "Delete" and not scaled_away:
+                refs.append(set_ref)
+            if scaled_away:
+                refs.append(pod_ref)          # the pod alone, so its deletion frees the claim
+            if refs == list(current["metadata"].get("ownerReferences") or ()):
+                continue
+            body = copy.deepcopy(current)
+            body["metadata"]["ownerReferences"] = refs
+            if not refs:
+                body["metadata"].pop("ownerReferences")
+            await self.client.update(PVCS, body)
 
     async def _create_claims(self, set_: Obj, pod: Obj, ordinal: int) -> None:
         policy = set_["spec"].get("persistentVolumeClaimRetentionPolicy") or {}

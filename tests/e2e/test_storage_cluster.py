@@ -137,6 +137,32 @@ def test_statefulset_replicas_keep_their_own_volumes(full: tuple[NavioServer, Ku
              "web-1 to be back on its old volume")
 
 
+def test_when_scaled_delete_removes_the_claims_of_scaled_away_replicas(
+        full: tuple[NavioServer, Kubectl], space: str) -> None:
+    _, kubectl = full
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+           "spec": {"serviceName": "db", "replicas": 2, "podManagementPolicy": "Parallel",
+                    "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete",
+                                                             "whenDeleted": "Retain"},
+                    "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "c", "image": "python", "command": [
+                            "python3", "-c", _WRITER],
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+                    "volumeClaimTemplates": [_claim("data") | {"metadata": {"name": "data"}}]}}
+    _apply(kubectl, space, sts)
+    for i in (0, 1):
+        assert _content(kubectl, space, f"db-{i}") == "none"
+    directory = Path(_volume_of(kubectl, space, "data-db-1")["spec"]["hostPath"]["path"])
+    kubectl("scale", "statefulset", "db", "-n", space, "--replicas=1")
+    wait_for(lambda: kubectl.run("get", "pvc", "data-db-1", "-n", space, check=False)
+             .returncode != 0, 90, "the scaled-away replica's claim to be deleted")
+    wait_for(lambda: not directory.exists(), 60, "its local-path directory to be removed")
+    assert kubectl("get", "pvc", "data-db-0", "-n", space, "-o",
+                   "jsonpath={.status.phase}") == "Bound"
+
+
 def test_a_claim_in_use_stays_terminating_until_its_pod_is_gone(
         full: tuple[NavioServer, Kubectl], space: str) -> None:
     _, kubectl = full
