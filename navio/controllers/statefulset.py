@@ -7,10 +7,9 @@ Guarantees:
   `statefulset.kubernetes.io/pod-name`, `apps.kubernetes.io/pod-index` and
   `controller-revision-hash` (the name of the ControllerRevision they were made from).
 - For each `volumeClaimTemplates` entry the pod mounts PVC `<template>-<set>-<ordinal>`,
-  created before the pod (labelled with the selector's matchLabels); PVCs are never deleted
-  here: with the retention policy's whenDeleted=Delete they are owned by the set, with
-  whenScaled=Delete a scaled-away pod's claims are owned by that pod just before it is
-  deleted, so the garbage collector removes them; Retain (the default) keeps them.
+  created before the pod (labelled with the selector's matchLabels); retention policy and
+  claim ownership are in statefulset_claims.py. Orphan pods the selector matches and whose
+  name makes them members are adopted; owned pods that stop matching are released.
 - OrderedReady: one pod at a time in ordinal order, each waiting until every lower ordinal is
   Running and Ready (and available after `minReadySeconds`); scale-down removes the highest
   ordinal first, one at a time, waiting for terminations. Parallel: all at once. Failed or
@@ -35,10 +34,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from navio.api import errors
-from navio.client import (CONTROLLERREVISIONS, NAMESPACE_INDEX, NORMAL, PODS, STATEFULSETS,
-                          WARNING, ResourceRef, namespace_index)
-from navio.controllers.base import Controller, ControllerContext, owner_key
 from navio.api.selectors import label_selector_from_spec
+from navio.client import (CONTROLLERREVISIONS, NAMESPACE_INDEX, NORMAL, PODS, STATEFULSETS,
+                          WARNING, namespace_index)
+from navio.controllers.base import Controller, ControllerContext, owner_key
 from navio.controllers.controller_utils import (add_index, claim, controller_of,
                                                 pod_from_template)
 from navio.controllers.controller_revisions import (REVISION_HASH_LABEL, RevisionCollision,
@@ -48,13 +47,14 @@ from navio.controllers.controller_revisions import (REVISION_HASH_LABEL, Revisio
                                                     revision_number, template_patch,
                                                     truncate_history)
 from navio.controllers.manager import register
+from navio.controllers.statefulset_claims import (PVCS, claim_name, claims_for, create_claims,
+                                                  retain_claims)
 
 __all__ = ["StatefulSetController", "PVCS", "POD_NAME_LABEL", "POD_INDEX_LABEL",
            "pod_ordinal", "claim_name", "new_pod", "claims_for"]
 
 log = logging.getLogger(__name__)
 
-PVCS = ResourceRef("", "v1", "persistentvolumeclaims", True, "PersistentVolumeClaim")
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 _ORDINAL = re.compile(r"^(.*)-([0-9]+)$")
@@ -65,26 +65,6 @@ def pod_ordinal(pod: Obj) -> tuple[str, int]:
     """getParentNameAndOrdinal: ("", -1) when the name has no ordinal."""
     m = _ORDINAL.match(pod["metadata"]["name"])
     return (m.group(1), int(m.group(2))) if m else ("", -1)
-
-
-def claim_name(set_: Obj, template: Obj, ordinal: int) -> str:
-    return f"{template['metadata']['name']}-{set_['metadata']['name']}-{ordinal}"
-
-
-def claims_for(set_: Obj, ordinal: int) -> dict[str, Obj]:
-    """getPersistentVolumeClaims: template name -> the PVC this ordinal uses."""
-    match = dict(((set_["spec"].get("selector") or {}).get("matchLabels")) or {})
-    out = {}
-    for tmpl in set_["spec"].get("volumeClaimTemplates") or ():
-        claim = copy.deepcopy(tmpl)
-        claim.pop("status", None)
-        meta = claim.setdefault("metadata", {})
-        meta["name"] = claim_name(set_, tmpl, ordinal)
-        meta["namespace"] = set_["metadata"]["namespace"]
-        meta["labels"] = {**(meta.get("labels") or {}), **match}
-        claim.update(apiVersion="v1", kind="PersistentVolumeClaim")
-        out[tmpl["metadata"]["name"]] = claim
-    return out
 
 
 def _with_identity(set_: Obj, pod: Obj, ordinal: int) -> None:
@@ -355,7 +335,7 @@ class StatefulSetController(Controller):
             if monotonic and p is not first_unhealthy and not (
                     _running_ready(p) and _running_available(p, min_ready)):
                 return status
-            await self._retain_claims(set_, p, condemned=True)
+            await retain_claims(self.client, self.claims, set_, p, condemned=True)
             await self._delete(set_, p)
             if monotonic:
                 return status
@@ -396,11 +376,11 @@ class StatefulSetController(Controller):
             return True                       # recreated once the deletion is observed
         if pod is None:
             replica = fresh(i)
-            await self._create_claims(set_, replica, i + start)
+            await create_claims(self.client, self.claims, self.recorder, set_, replica, i + start)
             await self._create(set_, replica)
             return monotonic
         if _phase(pod) == "Pending":
-            await self._create_claims(set_, pod, i + start)
+            await create_claims(self.client, self.claims, self.recorder, set_, pod, i + start)
         if monotonic and (_terminating(pod) or not _running_ready(pod)
                           or not _running_available(pod, min_ready)):
             return True
@@ -408,71 +388,13 @@ class StatefulSetController(Controller):
             return False
         updated = copy.deepcopy(pod)
         _with_identity(set_, updated, i + start)
-        await self._create_claims(set_, updated, i + start)
+        await create_claims(self.client, self.claims, self.recorder, set_, updated,
+                            i + start)
         await self.client.update(PODS, updated)
         self.recorder.event(set_, NORMAL, "SuccessfulUpdate",
                             f"update Pod {name} in StatefulSet {set_['metadata']['name']} "
                             "successful")
         return False
-
-    async def _retain_claims(self, set_: Obj, pod: Obj, *, condemned: bool) -> None:
-        """updateClaimOwnerRefForSetAndPod (StatefulSetAutoDeletePVC): with whenScaled=Delete
-        the claims of a pod removed by a scale-down are owned by that pod, so the garbage
-        collector deletes them after it; otherwise they carry no pod reference. The set's
-        reference follows whenDeleted the same way."""
-        policy = set_["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
-        if policy.get("whenScaled", "Retain") == "Retain" and \
-                policy.get("whenDeleted", "Retain") == "Retain":
-            return
-        _, ordinal = pod_ordinal(pod)
-        set_ref = {"apiVersion": "apps/v1", "kind": "StatefulSet",
-                   "name": set_["metadata"]["name"], "uid": set_["metadata"]["uid"]}
-        pod_ref = {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"],
-                   "uid": pod["metadata"]["uid"]}
-        for claim in claims_for(set_, ordinal).values():
-            key = f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"
-            current = self.claims.get(key)
-            if current is None:
-                continue
-            refs = [r for r in current["metadata"].get("ownerReferences") or ()
-                    if r.get("uid") not in (set_ref["uid"], pod_ref["uid"])]
-            scaled_away = condemned and policy.get("whenScaled") == "Delete"
-            if policy.get("whenDeleted") == "Delete" and not scaled_away:
-                refs.append(set_ref)
-            if scaled_away:
-                refs.append(pod_ref)          # the pod alone, so its deletion frees the claim
-            if refs == list(current["metadata"].get("ownerReferences") or ()):
-                continue
-            body = copy.deepcopy(current)
-            body["metadata"]["ownerReferences"] = refs
-            if not refs:
-                body["metadata"].pop("ownerReferences")
-            await self.client.update(PVCS, body)
-
-    async def _create_claims(self, set_: Obj, pod: Obj, ordinal: int) -> None:
-        policy = set_["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
-        for claim in claims_for(set_, ordinal).values():
-            key = f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"
-            if self.claims.get(key) is not None:
-                continue
-            if policy.get("whenDeleted") == "Delete":
-                claim["metadata"]["ownerReferences"] = [{
-                    "apiVersion": "apps/v1", "kind": "StatefulSet",
-                    "name": set_["metadata"]["name"], "uid": set_["metadata"]["uid"]}]
-            try:
-                await self.client.create(PVCS, claim)
-            except errors.AlreadyExists:
-                continue
-            except errors.ApiError as exc:
-                self.recorder.event(set_, WARNING, "FailedCreate",
-                                    f"create Claim {claim['metadata']['name']} for Pod "
-                                    f"{pod['metadata']['name']} in StatefulSet "
-                                    f"{set_['metadata']['name']} failed error: {exc}")
-                raise
-            self.recorder.event(set_, NORMAL, "SuccessfulCreate",
-                                f"create Claim {claim['metadata']['name']} Pod "
-                                f"{pod['metadata']['name']} in StatefulSet "
-                                f"{set_['metadata']['name']} success")
 
     async def _create(self, set_: Obj, pod: Obj) -> None:
         name = pod["metadata"]["name"]
