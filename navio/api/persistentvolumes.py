@@ -27,7 +27,7 @@ __all__ = ["BETA_CLASS_ANNOTATION", "SELECTED_NODE_ANNOTATION", "claim_class", "
            "storage_request", "volume_capacity", "volume_admits_node", "claim_matches_ref",
            "find_matching_volume", "pod_claim_names", "is_default_class", "PROVISIONED_BY",
            "LOCAL_PATH_PROVISIONER", "LOCAL_PATH_DIR_ANNOTATION", "LOCAL_PATH_NODE_ANNOTATION",
-           "LOCAL_PATH_FINALIZER"]
+           "LOCAL_PATH_FINALIZER", "LOCAL_PATH_NODE_LABEL"]
 
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 SELECTED_NODE_ANNOTATION = "volume.kubernetes.io/selected-node"
@@ -40,6 +40,9 @@ LOCAL_PATH_PROVISIONER = "rancher.io/local-path"
 LOCAL_PATH_DIR_ANNOTATION = "navio.dev/local-path-dir"
 LOCAL_PATH_NODE_ANNOTATION = "local.path.provisioner/selected-node"
 LOCAL_PATH_FINALIZER = "navio.dev/local-path-cleanup"
+# Also a label (when the node name is a valid label value) so that an agent watches only its
+# own volumes.
+LOCAL_PATH_NODE_LABEL = "navio.dev/local-path-node"
 _DEFAULT_CLASS = ("storageclass.kubernetes.io/is-default-class",
                   "storageclass.beta.kubernetes.io/is-default-class")
 

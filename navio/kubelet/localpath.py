@@ -28,7 +28,8 @@ from typing import Any
 
 from navio.api import errors
 from navio.api.persistentvolumes import (LOCAL_PATH_DIR_ANNOTATION, LOCAL_PATH_FINALIZER,
-                                         LOCAL_PATH_NODE_ANNOTATION)
+                                         LOCAL_PATH_NODE_ANNOTATION, LOCAL_PATH_NODE_LABEL)
+from navio.api.validation.names import is_valid_label_value
 from navio.client import NODES, Client, Informer, WorkQueue
 from navio.client.volumes import PVS
 from navio.kubelet.iopool import run_io
@@ -55,7 +56,11 @@ class LocalPathVolumes:
         self.client = client
         self.node_name = node_name
         self.storage_dir = storage_dir
-        self.informer = Informer(client, PVS)
+        # Server-side filtering by the node label when the node name can be a label value
+        # (the annotation is still checked: it is what names the node).
+        selector = f"{LOCAL_PATH_NODE_LABEL}={node_name}" \
+            if not is_valid_label_value(node_name) else None
+        self.informer = Informer(client, PVS, label_selector=selector)
         self.queue = WorkQueue()
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -7,7 +7,8 @@ scheduler picked for the claim's first consumer (annotation
 affinity to that node, pre-bound to the claim, with the class's reclaim policy. The node's
 storage dir comes from its `navio.dev/local-path-dir` annotation, written by its agent; the
 same agent creates the directory and removes it when the PV is deleted (finalizer
-`navio.dev/local-path-cleanup`).
+`navio.dev/local-path-cleanup`). The PV is also labelled `navio.dev/local-path-node` so that
+each agent watches only its own volumes.
 
 Other provisioners are external, as in kube: the claim is annotated
 `volume.kubernetes.io/storage-provisioner` and an ExternalProvisioning event says whom it waits
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from navio.api.persistentvolumes import (LOCAL_PATH_DIR_ANNOTATION, LOCAL_PATH_FINALIZER,
-                                         LOCAL_PATH_NODE_ANNOTATION, LOCAL_PATH_PROVISIONER,
-                                         PROVISIONED_BY, SELECTED_NODE_ANNOTATION,
-                                         claim_class)
+                                         LOCAL_PATH_NODE_ANNOTATION, LOCAL_PATH_NODE_LABEL,
+                                         LOCAL_PATH_PROVISIONER, PROVISIONED_BY,
+                                         SELECTED_NODE_ANNOTATION, claim_class)
+from navio.api.validation.names import is_valid_label_value
 
 __all__ = ["ProvisionError", "local_path_volume", "external_message", "STORAGE_PROVISIONER",
            "BETA_STORAGE_PROVISIONER", "HOSTNAME_LABEL", "volume_name"]
@@ -77,6 +79,8 @@ def local_path_volume(pvc: Obj, sc: Obj, node: Obj | None) -> Obj:
     return {
         "apiVersion": "v1", "kind": "PersistentVolume",
         "metadata": {"name": name,
+                     "labels": {LOCAL_PATH_NODE_LABEL: selected}
+                     if not is_valid_label_value(selected) else {},
                      "annotations": {PROVISIONED_BY: LOCAL_PATH_PROVISIONER,
                                      LOCAL_PATH_NODE_ANNOTATION: selected},
                      "finalizers": [LOCAL_PATH_FINALIZER]},

@@ -71,24 +71,36 @@ class CSIProvisioner:
         self.queue = WorkQueue()
         self._tasks: list[asyncio.Task[None]] = []
         self._deleted: set[str] = set()          # handles DeleteVolume succeeded for
+        self._started = False
 
     def start(self) -> None:
+        """Start once a driver with the controller service registers here: a node without
+        one opens no watches (many simulated nodes share one API server)."""
+        self._tasks = [asyncio.create_task(self._start_when_needed(),
+                                           name="csi provisioner start")]
+
+    async def _start_when_needed(self) -> None:
+        while not any(d.controller for d in self.plugins.drivers.values()):
+            await asyncio.sleep(1.0)
         self.claims.add_handler(on_add=self._claim, on_update=lambda o, n: self._claim(n))
         self.volumes.add_handler(on_add=self._volume, on_update=lambda o, n: self._volume(n))
         for inf in (self.claims, self.volumes, self.classes, self.csinodes):
             inf.start()
         self.recorder.start()
-        self._tasks = [asyncio.create_task(self._worker(), name="csi provisioner"),
-                       asyncio.create_task(self._resync(), name="csi provisioner resync")]
+        self._started = True
+        self._tasks += [asyncio.create_task(self._worker(), name="csi provisioner"),
+                        asyncio.create_task(self._resync(), name="csi provisioner resync")]
 
     async def stop(self) -> None:
         self.queue.shut_down()
-        for inf in (self.claims, self.volumes, self.classes, self.csinodes):
-            await inf.stop()
+        if self._started:
+            for inf in (self.claims, self.volumes, self.classes, self.csinodes):
+                await inf.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.recorder.stop(2.0)
+        if self._started:
+            await self.recorder.stop(2.0)
 
     def _claim(self, pvc: Obj) -> None:
         if not (pvc.get("spec") or {}).get("volumeName"):
