@@ -15,6 +15,7 @@ Pure functions over JSON dicts.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,7 +28,8 @@ __all__ = ["BETA_CLASS_ANNOTATION", "SELECTED_NODE_ANNOTATION", "claim_class", "
            "storage_request", "volume_capacity", "volume_admits_node", "claim_matches_ref",
            "find_matching_volume", "pod_claim_names", "is_default_class", "PROVISIONED_BY",
            "LOCAL_PATH_PROVISIONER", "LOCAL_PATH_DIR_ANNOTATION", "LOCAL_PATH_NODE_ANNOTATION",
-           "LOCAL_PATH_FINALIZER", "LOCAL_PATH_NODE_LABEL"]
+           "LOCAL_PATH_FINALIZER", "LOCAL_PATH_NODE_LABEL",
+           "attachment_name", "attach_required"]
 
 BETA_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 SELECTED_NODE_ANNOTATION = "volume.kubernetes.io/selected-node"
@@ -174,3 +176,17 @@ def pod_claim_names(pod: Obj) -> list[tuple[str, str, bool]]:
         elif vol.get("ephemeral") is not None:
             out.append((vol.get("name", ""), f"{pod_name}-{vol.get('name', '')}", False))
     return out
+
+
+def attachment_name(volume_handle: str, driver: str, node: str) -> str:
+    """The VolumeAttachment name kube derives for a CSI volume on a node:
+    `csi-<hex sha256 of handle + driver + node>`."""
+    return "csi-" + hashlib.sha256(f"{volume_handle}{driver}{node}".encode()).hexdigest()
+
+
+def attach_required(csi_driver: Obj | None) -> bool:
+    """A CSI volume needs a VolumeAttachment unless its CSIDriver says attachRequired false
+    (no CSIDriver object means attach, as in kube)."""
+    if csi_driver is None:
+        return True
+    return (csi_driver.get("spec") or {}).get("attachRequired") is not False

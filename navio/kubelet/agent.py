@@ -37,12 +37,13 @@ from navio.client import (
     Informer,
     TransportError,
 )
-from navio.client.volumes import CSIDRIVERS, PVCS, PVS
+from navio.client.volumes import CSIDRIVERS, PVCS, PVS, VOLUMEATTACHMENTS
 from navio.kubelet import tls
 from navio.kubelet.backoff import Backoff
 from navio.kubelet.config import AgentConfig
 from navio.kubelet.containers import MINIMUM_GRACE, ContainerRunner
 from navio.kubelet.env import service_env
+from navio.kubelet.csi.attacher import CSIAttacher
 from navio.kubelet.csi.mounter import CSIMounter
 from navio.kubelet.csi.plugins import CSIPlugins
 from navio.kubelet.csi.provisioner import CSIProvisioner
@@ -67,7 +68,8 @@ log = logging.getLogger(__name__)
 
 _LOOKUP_TTL = 2.0
 _LOOKUP_RESOURCES = {"configmap": CONFIGMAPS, "secret": SECRETS, "persistentvolumeclaim": PVCS,
-                     "persistentvolume": PVS, "csidriver": CSIDRIVERS}
+                     "persistentvolume": PVS, "csidriver": CSIDRIVERS,
+                     "volumeattachment": VOLUMEATTACHMENTS}
 _SIOCGIFADDR = 0x8915
 
 
@@ -144,6 +146,7 @@ class Agent:
         self.csi_plugins = CSIPlugins(self.client, config.node_name,
                                       config.root_dir / "plugins_registry")
         self.csi_provisioner = CSIProvisioner(self.client, config.node_name, self.csi_plugins)
+        self.csi_attacher = CSIAttacher(self.client, config.node_name, self.csi_plugins)
         self.volumes = VolumeManager(config.pods_dir, self.lookup,
                                      allocatable=lambda: self.node.allocatable,
                                      tmpfs=self.runtime.capabilities.mounts,
@@ -191,8 +194,8 @@ class Agent:
                            spec.get("enableServiceLinks", True) is not False)
 
     async def lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """A ConfigMap, Secret, PersistentVolumeClaim, PersistentVolume or CSIDriver, cached
-        for 2 s (None when it does not exist)."""
+        """A ConfigMap, Secret, PersistentVolumeClaim, PersistentVolume, CSIDriver or
+        VolumeAttachment, cached for 2 s (None when it does not exist)."""
         key = (kind, namespace, name)
         now = time.monotonic()
         hit = self._lookups.get(key)
@@ -245,6 +248,7 @@ class Agent:
         await self.local_path.start()
         self.csi_plugins.start()
         self.csi_provisioner.start()
+        self.csi_attacher.start()
         self.pod_informer.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
                                       on_delete=self.workers.remove)
         self.services.start()
@@ -305,6 +309,7 @@ class Agent:
         await self.services.stop()
         await self.local_path.stop()
         await self.csi_provisioner.stop()
+        await self.csi_attacher.stop()
         await self.csi_plugins.stop()
         for t in self._tasks:
             t.cancel()

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from navio.api.persistentvolumes import attach_required, attachment_name
 from navio.api.quantity import QuantityError, value
 from navio.kubelet.atomicwriter import AtomicWriter, FileProjection, PayloadError
 from navio.kubelet.csi.mounter import CSIError, CSIMounter
@@ -188,10 +189,22 @@ class VolumeManager:
             return await run_io(_host_path, volume, {"path": spec["local"].get("path"),
                                                      "type": "Directory"})
         if spec.get("csi") is not None and self._csi is not None:
-            driver = await self._lookup("csidriver", "", str(spec["csi"].get("driver") or ""))
+            csi = spec["csi"]
+            driver = await self._lookup("csidriver", "", str(csi.get("driver") or ""))
+            context = None
+            if attach_required(driver):
+                name = attachment_name(str(csi.get("volumeHandle") or ""),
+                                       str(csi.get("driver") or ""),
+                                       str((pod.get("spec") or {}).get("nodeName") or ""))
+                va = await self._lookup("volumeattachment", "", name)
+                if not ((va or {}).get("status") or {}).get("attached"):
+                    raise VolumeError(volume, f"kubernetes.io/csi: attacher.WaitForAttach "
+                                              f"failed for volume {csi.get('volumeHandle')}: "
+                                              f"volume attachment {name} is not attached yet")
+                context = (va.get("status") or {}).get("attachmentMetadata") or {}
             try:
                 return await self._csi.publish(pod, volume, pv, bool(source.get("readOnly")),
-                                               driver)
+                                               driver, context)
             except CSIError as exc:
                 raise VolumeError(volume, str(exc)) from None
         kind = next((k for k in spec if k in _PV_SOURCES), "unknown")

@@ -2,7 +2,8 @@
 on one unix socket, and the kubelet plugin-registration service on a socket in the kubelet's
 plugins_registry directory.
 
-Volumes are directories under `--state/volumes/<volume id>`. NodeStageVolume makes the staging
+Volumes are directories under `--state/volumes/<volume id>`; ControllerPublishVolume (attach)
+answers a publish context naming a pretend device. NodeStageVolume makes the staging
 directory; NodePublishVolume makes the target directory and bind-mounts the volume there (the
 tests run as root); the Unstage/Unpublish calls undo that. Every call is appended to `--log`
 as a JSON line {"method": ..., "request": {...}} so that a test can see what the kubelet and
@@ -62,7 +63,15 @@ class Driver:
     def ControllerGetCapabilities(self, req: Any) -> Any:
         resp = CSI.ControllerGetCapabilitiesResponse()
         resp.capabilities.add().rpc.type = 1              # CREATE_DELETE_VOLUME
+        resp.capabilities.add().rpc.type = 2              # PUBLISH_UNPUBLISH_VOLUME
         return resp
+
+    def ControllerPublishVolume(self, req: Any) -> Any:
+        return CSI.ControllerPublishVolumeResponse(
+            publish_context={"device": f"/dev/navio-test/{req.volume_id}"})
+
+    def ControllerUnpublishVolume(self, req: Any) -> Any:
+        return CSI.ControllerUnpublishVolumeResponse()
 
     def CreateVolume(self, req: Any) -> Any:
         os.makedirs(self.volume_dir(req.name), exist_ok=True)

@@ -1,9 +1,10 @@
 """CSI end to end (issue 13): a Python test driver registers with the agent through the
 plugin-registration socket, is listed in the node's CSINode, provisions a claim through a
 StorageClass naming it (CreateVolume by navio's provisioner), is staged and published for the
-pod (NodeStageVolume, NodePublishVolume with the pod's target path), sees the pod's data, and
-gets the reverse calls (NodeUnpublishVolume, NodeUnstageVolume, DeleteVolume) as the pod and
-the claim go. Runs on `navio server` with its agent as root, as test_cluster.py does.
+pod after attaching it (VolumeAttachment, ControllerPublishVolume, whose publish context reaches
+NodeStageVolume and NodePublishVolume with the pod's target path), sees the pod's data, and
+gets the reverse calls (NodeUnpublishVolume, NodeUnstageVolume, ControllerUnpublishVolume,
+DeleteVolume) as the pod and the claim go. Runs on `navio server` with its agent as root, as test_cluster.py does.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def test_a_csi_driver_registers_provisions_and_publishes(
     assert _calls(base, "NotifyRegistrationStatus")[0].get("pluginRegistered") is True
     kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
         {"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver", "metadata": {"name": DRIVER},
-         "spec": {"attachRequired": False, "podInfoOnMount": True}},
+         "spec": {"attachRequired": True, "podInfoOnMount": True}},
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
          "metadata": {"name": "test-csi"}, "provisioner": DRIVER,
          "parameters": {"tier": "gold"}, "volumeBindingMode": "WaitForFirstConsumer"},
@@ -126,10 +127,19 @@ def test_a_csi_driver_registers_provisions_and_publishes(
         "csi.storage.k8s.io/ephemeral": "false"}
     stage = _calls(base, "NodeStageVolume")
     assert stage and publish[0]["stagingTargetPath"] == stage[0]["stagingTargetPath"]
+    attach = _calls(base, "ControllerPublishVolume")
+    assert attach[0]["volumeId"] == volume_id and attach[0]["nodeId"] == node
+    device = {"device": f"/dev/navio-test/{volume_id}"}
+    assert stage[0]["publishContext"] == device == publish[0]["publishContext"]
+    va = kubectl("get", "volumeattachment", "--no-headers").split()
+    assert va[1:5] == [DRIVER, volume_id, node, "true"]
     assert (base / "state" / "volumes" / volume_id / "msg").read_text() == "from the pod\n"
     kubectl("delete", "pod", "user", "--timeout=60s", timeout=70)
     wait_for(lambda: _calls(base, "NodeUnstageVolume"), 30, "NodeUnstageVolume")
     assert _calls(base, "NodeUnpublishVolume")[0]["targetPath"] == publish[0]["targetPath"]
+    wait_for(lambda: _calls(base, "ControllerUnpublishVolume"), 30, "the volume's detach")
+    wait_for(lambda: kubectl("get", "volumeattachment", "--no-headers") == "", 30,
+             "the VolumeAttachment to be gone")
     kubectl("delete", "pvc", "vol", "--timeout=60s", timeout=70)
     wait_for(lambda: _calls(base, "DeleteVolume"), 60, "DeleteVolume")
     assert _calls(base, "DeleteVolume")[0]["volumeId"] == volume_id

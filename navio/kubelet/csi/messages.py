@@ -128,6 +128,14 @@ def _csi_file() -> Any:
                             _f("accessible_topology", 5, _MSG, _REP, ".csi.v1.Topology")])
     _message(fd, "CreateVolumeResponse", [_f("volume", 1, _MSG, _OPT, ".csi.v1.Volume")])
     _message(fd, "DeleteVolumeRequest", [_f("volume_id", 1), _map("secrets", 2)])
+    _message(fd, "ControllerPublishVolumeRequest", [
+        _f("volume_id", 1), _f("node_id", 2),
+        _f("volume_capability", 3, _MSG, _OPT, ".csi.v1.VolumeCapability"),
+        _f("readonly", 4, _BOOL), _map("secrets", 5), _map("volume_context", 6)])
+    _message(fd, "ControllerPublishVolumeResponse", [_map("publish_context", 1)])
+    _message(fd, "ControllerUnpublishVolumeRequest", [_f("volume_id", 1), _f("node_id", 2),
+                                                      _map("secrets", 3)])
+    _message(fd, "ControllerUnpublishVolumeResponse", [])
     for owner, path in (("ControllerServiceCapability", ".csi.v1.ControllerServiceCapability"),
                         ("NodeServiceCapability", ".csi.v1.NodeServiceCapability")):
         _message(fd, owner, [_f("rpc", 1, _MSG, _OPT, f"{path}.RPC", 0)], oneofs=("type",),
@@ -194,7 +202,8 @@ REG = _classes(_registration_file())
 
 _SERVICES = {
     "csi.v1.Identity": ("GetPluginInfo", "GetPluginCapabilities", "Probe"),
-    "csi.v1.Controller": ("CreateVolume", "DeleteVolume", "ControllerGetCapabilities"),
+    "csi.v1.Controller": ("CreateVolume", "DeleteVolume", "ControllerPublishVolume",
+                          "ControllerUnpublishVolume", "ControllerGetCapabilities"),
     "csi.v1.Node": ("NodeStageVolume", "NodeUnstageVolume", "NodePublishVolume",
                     "NodeUnpublishVolume", "NodeGetCapabilities", "NodeGetInfo"),
 }

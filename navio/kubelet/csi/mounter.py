@@ -35,7 +35,7 @@ from navio.kubelet.csi.messages import CSI, enum_value
 from navio.kubelet.csi.plugins import CSIPlugins
 from navio.kubelet.iopool import run_io
 
-__all__ = ["CSIMounter", "CSIError", "PLUGIN_DIR"]
+__all__ = ["CSIMounter", "CSIError", "PLUGIN_DIR", "capability", "rpc_message"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class CSIError(Exception):
     """A CSI call failed or the driver is missing; the message is the kubelet's."""
 
 
-def _capability(pv_spec: Mapping[str, Any]) -> Any:
+def capability(pv_spec: Mapping[str, Any]) -> Any:
     cap = CSI.VolumeCapability()
     cap.mount.fs_type = str((pv_spec.get("csi") or {}).get("fsType") or "")
     cap.mount.mount_flags.extend(pv_spec.get("mountOptions") or [])
@@ -59,7 +59,7 @@ def _capability(pv_spec: Mapping[str, Any]) -> Any:
     return cap
 
 
-def _rpc_message(exc: grpc.RpcError) -> str:
+def rpc_message(exc: grpc.RpcError) -> str:
     code = exc.code() if hasattr(exc, "code") else None
     details = exc.details() if hasattr(exc, "details") else str(exc)
     return f"rpc error: code = {getattr(code, 'name', code)} desc = {details}"
@@ -80,9 +80,11 @@ class CSIMounter:
         return self.pods_dir / uid / "volumes" / PLUGIN_DIR / volume
 
     async def publish(self, pod: Mapping[str, Any], volume: str, pv: Mapping[str, Any],
-                      read_only: bool, csi_driver: Mapping[str, Any] | None = None) -> str:
+                      read_only: bool, csi_driver: Mapping[str, Any] | None = None,
+                      publish_context: Mapping[str, str] | None = None) -> str:
         """Stage (if needed) and publish the PV for `pod`; the host path to bind-mount.
-        `csi_driver` is the driver's CSIDriver object, if any (podInfoOnMount)."""
+        `csi_driver` is the driver's CSIDriver object, if any (podInfoOnMount);
+        `publish_context` the attachment's metadata (ControllerPublishVolume's result)."""
         meta = pod.get("metadata") or {}
         uid = str(meta.get("uid"))
         spec = pv.get("spec") or {}
@@ -97,7 +99,7 @@ class CSIMounter:
             raise CSIError(f"kubernetes.io/csi: mounter.SetUpAt failed to get CSI client: "
                            f"driver name {driver_name} not found in the list of registered "
                            f"CSI drivers")
-        cap = _capability(spec)
+        cap = capability(spec)
         context = dict(src.get("volumeAttributes") or {})
         staging = ""
         if ((csi_driver or {}).get("spec") or {}).get("podInfoOnMount"):
@@ -115,16 +117,17 @@ class CSIMounter:
                 staging = str(path)
                 await drv.client.call("/csi.v1.Node/NodeStageVolume", CSI.NodeStageVolumeRequest(
                     volume_id=handle, staging_target_path=staging, volume_capability=cap,
-                    volume_context=context))
+                    volume_context=context, publish_context=dict(publish_context or {})))
             await run_io(directory.mkdir, 0o750, True, True)
             record = {"driverName": driver_name, "volumeHandle": handle,
                       "stagingTargetPath": staging, "specVolID": pv["metadata"]["name"]}
             await run_io((directory / "vol_data.json").write_text, json.dumps(record))
             await drv.client.call("/csi.v1.Node/NodePublishVolume", CSI.NodePublishVolumeRequest(
                 volume_id=handle, staging_target_path=staging, target_path=str(target),
-                volume_capability=cap, readonly=read_only, volume_context=context))
+                volume_capability=cap, readonly=read_only, volume_context=context,
+                publish_context=dict(publish_context or {})))
         except grpc.RpcError as exc:
-            raise CSIError(f"kubernetes.io/csi: mounter.SetUpAt failed: {_rpc_message(exc)}"
+            raise CSIError(f"kubernetes.io/csi: mounter.SetUpAt failed: {rpc_message(exc)}"
                            ) from None
         self._published.add((uid, volume))
         log.info("csi volume published", extra={"driver": driver_name, "volume": handle,
@@ -170,7 +173,7 @@ class CSIMounter:
                                           CSI.NodeUnstageVolumeRequest(
                                               volume_id=handle, staging_target_path=staging))
             except grpc.RpcError as exc:
-                raise CSIError(f"kubernetes.io/csi: unmounter failed: {_rpc_message(exc)}"
+                raise CSIError(f"kubernetes.io/csi: unmounter failed: {rpc_message(exc)}"
                                ) from None
             await run_io(_remove_record, directory)
             self._published.discard((uid, directory.name))

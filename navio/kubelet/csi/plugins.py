@@ -72,6 +72,7 @@ class Driver:
     stage_unstage: bool
     controller: bool
     topology: dict[str, str] = field(default_factory=dict)
+    publish_unpublish: bool = False          # ControllerPublishVolume (attach) offered
 
 
 class CSIPlugins:
@@ -174,8 +175,16 @@ class CSIPlugins:
             raise
         stage = any(c.rpc.type == 1 for c in caps.capabilities)
         controller = any(c.service.type == 1 for c in plugin.capabilities)
+        publish = False
+        if controller:
+            try:
+                ccaps = await client.call("/csi.v1.Controller/ControllerGetCapabilities")
+            except BaseException:
+                await client.close()
+                raise
+            publish = any(c.rpc.type == 2 for c in ccaps.capabilities)
         return Driver(name, endpoint, client, ni.node_id, stage, controller,
-                      dict(ni.accessible_topology.segments))
+                      dict(ni.accessible_topology.segments), publish)
 
     async def _record(self, drv: Driver) -> None:
         """CSINode spec.drivers and the Node's nodeid annotation (nodeinfomanager)."""

@@ -84,3 +84,14 @@ def test_pod_claims_include_generic_ephemeral_volumes() -> None:
         {"name": "b", "ephemeral": {"volumeClaimTemplate": {}}},
         {"name": "c", "emptyDir": {}}]}}
     assert pod_claim_names(pod) == [("a", "data", True), ("b", "p-b", False)]
+
+
+def test_volume_attachment_names_and_attach_requirement() -> None:
+    import hashlib
+
+    from navio.api.persistentvolumes import attach_required, attachment_name
+    assert attachment_name("vol-1", "csi.example.com", "n1") == \
+        "csi-" + hashlib.sha256(b"vol-1csi.example.comn1").hexdigest()
+    assert attach_required(None) is True
+    assert attach_required({"spec": {}}) is True
+    assert attach_required({"spec": {"attachRequired": False}}) is False
