@@ -183,6 +183,12 @@ BUILTIN: tuple[Kind, ...] = (
        verbs=_CREATE_ONLY, virtual=True),
     _k("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests",
        False, short_names=("csr",), subresources=(_STATUS, _sub("approval"))),
+    # storage.k8s.io/v1
+    _k("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, short_names=("sc",)),
+    _k("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False),
+    _k("storage.k8s.io", "v1", "CSINode", "csinodes", False),
+    _k("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False,
+       subresources=(_STATUS,)),
     # navio's own: gangs of pods bound all-or-nothing (scheduler/gang.py).
     _k("scheduling.navio.dev", "v1alpha1", "PodGroup", "podgroups", short_names=("pg",),
        subresources=(_STATUS,)),

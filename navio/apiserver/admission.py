@@ -1,7 +1,8 @@
 """Built-in admission: the checks and mutations kube-apiserver's default plugins make.
 
 NamespaceLifecycle (no new content in a missing or terminating namespace; the four system
-namespaces cannot be deleted) and the Service IP / node port allocation that kube-apiserver's
+namespaces cannot be deleted), DefaultStorageClass, StorageObjectInUseProtection (claims
+and volumes) and PersistentVolumeClaimResize and the Service IP / node port allocation that kube-apiserver's
 service REST storage performs. Each create hook returns an undo callable, run if the write does
 not happen, so a failed or dry-run create leaves no allocation behind.
 """
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from navio.api import errors
 from navio.api.errors import cause
+from navio.api.quantity import QuantityError
+from navio.api.validation.resources import parse_json_quantity
 from navio.api.registry import Kind
 from navio.apiserver.serviceaccountadmission import mount_service_account_token
 
@@ -20,7 +23,8 @@ if TYPE_CHECKING:
     from navio.apiserver.resources import Resources, WriteOptions
 
 __all__ = ["IMMORTAL_NAMESPACES", "check_namespace", "admit_create", "admit_update",
-           "after_delete", "check_delete", "Request", "Validator", "validate"]
+           "after_delete", "check_delete", "Request", "Validator", "validate",
+           "default_storage_class", "PVC_PROTECTION", "PV_PROTECTION"]
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
@@ -89,7 +93,53 @@ def admit_create(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> Und
         return _allocate_service(resources, obj, None)
     if kind.group == "" and kind.kind == "Pod":
         _admit_pod(resources, obj)
+    elif kind.group == "" and kind.kind in ("PersistentVolumeClaim", "PersistentVolume"):
+        _admit_storage_object(resources, kind.kind, obj)
     return _noop
+
+
+# StorageObjectInUseProtection's finalizers and DefaultStorageClass's annotations.
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
+_IS_DEFAULT = ("storageclass.kubernetes.io/is-default-class",
+               "storageclass.beta.kubernetes.io/is-default-class")
+_BETA_CLASS = "volume.beta.kubernetes.io/storage-class"
+
+
+def default_storage_class(classes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The class marked default; the newest when several are (then by name), as
+    storageutil.GetDefaultClass picks."""
+    marked = [c for c in classes
+              if any(((c.get("metadata") or {}).get("annotations") or {}).get(a) == "true"
+                     for a in _IS_DEFAULT)]
+    if not marked:
+        return None
+    marked.sort(key=lambda c: (c["metadata"].get("creationTimestamp") or "",
+                               c["metadata"].get("name", "")), reverse=True)
+    return marked[0]
+
+
+def _admit_storage_object(resources: "Resources", kind: str, obj: dict[str, Any]) -> None:
+    """StorageObjectInUseProtection: every new claim and volume carries its protection
+    finalizer; DefaultStorageClass: a claim that names no class (neither
+    `spec.storageClassName` nor the beta annotation) gets the default class, if any."""
+    meta = obj.setdefault("metadata", {})
+    finalizer = PVC_PROTECTION if kind == "PersistentVolumeClaim" else PV_PROTECTION
+    finalizers = meta.setdefault("finalizers", [])
+    if finalizer not in finalizers:
+        finalizers.append(finalizer)
+    if kind != "PersistentVolumeClaim":
+        _phase_transition_time(resources, obj, None)
+        return
+    spec = obj.setdefault("spec", {})
+    if spec.get("storageClassName") is not None or _BETA_CLASS in (meta.get("annotations") or {}):
+        return
+    sc_kind = resources.registry.resource("storage.k8s.io", "v1", "storageclasses")
+    if sc_kind is None:
+        return
+    default = default_storage_class([o for _, o in resources.cache(sc_kind).list()])
+    if default is not None:
+        spec["storageClassName"] = default["metadata"]["name"]
 
 
 # DefaultTolerationSeconds: how long pods stay on a node that stopped reporting.
@@ -161,7 +211,60 @@ def admit_update(resources: "Resources", kind: Kind, new: dict[str, Any],
                  old: dict[str, Any]) -> Undo:
     if kind.group == "" and kind.kind == "Service":
         return _allocate_service(resources, new, old)
+    if kind.group == "" and kind.kind == "PersistentVolumeClaim":
+        _admit_claim_resize(resources, new, old)
+    elif kind.group == "" and kind.kind == "PersistentVolume":
+        _phase_transition_time(resources, new, old)
     return _noop
+
+
+def _phase_transition_time(resources: "Resources", new: dict[str, Any],
+                           old: dict[str, Any] | None) -> None:
+    """The PV strategy's status.lastPhaseTransitionTime (GA in 1.31): set at creation and
+    whenever the phase changes, unless the writer set a new time itself."""
+    status = new.setdefault("status", {})
+    old_status = (old or {}).get("status") or {}
+    if old is not None and status.get("phase") == old_status.get("phase"):
+        return
+    if old is None or status.get("lastPhaseTransitionTime") in (
+            None, old_status.get("lastPhaseTransitionTime")):
+        status["lastPhaseTransitionTime"] = resources.now()
+
+
+def _storage_bytes(pvc: dict[str, Any]) -> float | None:
+    raw = (((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+    try:
+        return float(parse_json_quantity(raw).amount) if raw is not None else None
+    except QuantityError:
+        return None
+
+
+def _claim_class(pvc: dict[str, Any]) -> str:
+    ann = (pvc.get("metadata") or {}).get("annotations") or {}
+    return str(ann.get(_BETA_CLASS) or (pvc.get("spec") or {}).get("storageClassName") or "")
+
+
+def _admit_claim_resize(resources: "Resources", new: dict[str, Any],
+                        old: dict[str, Any]) -> None:
+    """PersistentVolumeClaimResize: a claim may grow only when bound and when its class (the
+    same before and after) allows volume expansion."""
+    new_size, old_size = _storage_bytes(new), _storage_bytes(old)
+    if new_size is None or old_size is None or new_size <= old_size:
+        return
+    name = (new.get("metadata") or {}).get("name", "")
+
+    def forbidden(why: str) -> errors.Forbidden:
+        return errors.Forbidden(f'persistentvolumeclaims "{name}" is forbidden: {why}',
+                                details={"name": name, "kind": "persistentvolumeclaims"})
+    if (old.get("status") or {}).get("phase") != "Bound":
+        raise forbidden("Only bound persistent volume claims can be resized")
+    cls, old_cls = _claim_class(new), _claim_class(old)
+    sc_kind = resources.registry.resource("storage.k8s.io", "v1", "storageclasses")
+    sc = resources.cache(sc_kind).get(sc_kind.storage_key(None, cls)) \
+        if sc_kind is not None and cls and cls == old_cls else None
+    if sc is None or sc.get("allowVolumeExpansion") is not True:
+        raise forbidden("only dynamically provisioned pvc can be resized and the storageclass "
+                        "that provisions the pvc must support resize")
 
 
 def after_delete(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> None:

@@ -17,7 +17,8 @@ from navio.api import errors
 from navio.apiserver.bootstrappolicy import reconcile_policy
 from navio.apiserver.resources import Resources, WriteOptions
 
-__all__ = ["ensure_bootstrap_objects", "kube_dns_service", "DNS_PROXY_NAME"]
+__all__ = ["ensure_bootstrap_objects", "ensure_local_path_class", "kube_dns_service",
+           "DNS_PROXY_NAME", "LOCAL_PATH_CLASS", "LOCAL_PATH_PROVISIONER"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,23 @@ def kube_dns_service(dns_ip: str) -> dict:
                             "targetPort": 53}]}}
 
 
+# The default StorageClass, as k3s ships it: directories on the node of the claim's first
+# consumer, provisioned by the controller manager and made/removed by that node's agent.
+LOCAL_PATH_CLASS = "local-path"
+LOCAL_PATH_PROVISIONER = "rancher.io/local-path"
+
+
+async def ensure_local_path_class(resources: Resources) -> None:
+    """Create the `local-path` default StorageClass unless it exists (a user may have
+    changed its default annotation since; that is kept)."""
+    await _ensure(resources, "storageclasses", "", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": LOCAL_PATH_CLASS, "annotations": {
+            "storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": LOCAL_PATH_PROVISIONER, "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer"}, group="storage.k8s.io")
+
+
 async def ensure_bootstrap_objects(resources: Resources, host: str, port: int, *,
                                    dns_ip: str | None = None) -> None:
     for ns in SYSTEM_NAMESPACES:
@@ -77,6 +95,7 @@ async def ensure_bootstrap_objects(resources: Resources, host: str, port: int, *
             "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
             "metadata": {"name": name}, "value": value, "description": description,
             "preemptionPolicy": "PreemptLowerPriority"}, group="scheduling.k8s.io")
+    await ensure_local_path_class(resources)
     first_ip = str(resources.service_ips.network.network_address + 1)
     await _ensure(resources, "services", "default", {
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",

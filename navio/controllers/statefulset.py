@@ -7,9 +7,9 @@ Guarantees:
   `statefulset.kubernetes.io/pod-name`, `apps.kubernetes.io/pod-index` and
   `controller-revision-hash` (the name of the ControllerRevision they were made from).
 - For each `volumeClaimTemplates` entry the pod mounts PVC `<template>-<set>-<ordinal>`,
-  created before the pod (labelled with the selector's matchLabels); PVCs are never deleted
-  here (retention policy Retain; with whenDeleted=Delete they are owned by the set so the
-  garbage collector removes them).
+  created before the pod (labelled with the selector's matchLabels); retention policy and
+  claim ownership are in statefulset_claims.py. Orphan pods the selector matches and whose
+  name makes them members are adopted; owned pods that stop matching are released.
 - OrderedReady: one pod at a time in ordinal order, each waiting until every lower ordinal is
   Running and Ready (and available after `minReadySeconds`); scale-down removes the highest
   ordinal first, one at a time, waiting for terminations. Parallel: all at once. Failed or
@@ -34,10 +34,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from navio.api import errors
+from navio.api.selectors import label_selector_from_spec
 from navio.client import (CONTROLLERREVISIONS, NAMESPACE_INDEX, NORMAL, PODS, STATEFULSETS,
-                          WARNING, ResourceRef, namespace_index)
+                          WARNING, namespace_index)
 from navio.controllers.base import Controller, ControllerContext, owner_key
-from navio.controllers.controller_utils import add_index, pod_from_template
+from navio.controllers.controller_utils import (add_index, claim, controller_of,
+                                                pod_from_template)
 from navio.controllers.controller_revisions import (REVISION_HASH_LABEL, RevisionCollision,
                                                     bump_revision, controller_ref,
                                                     ensure_revision, equal_data,
@@ -45,13 +47,14 @@ from navio.controllers.controller_revisions import (REVISION_HASH_LABEL, Revisio
                                                     revision_number, template_patch,
                                                     truncate_history)
 from navio.controllers.manager import register
+from navio.controllers.statefulset_claims import (PVCS, claim_name, claims_for, create_claims,
+                                                  retain_claims)
 
 __all__ = ["StatefulSetController", "PVCS", "POD_NAME_LABEL", "POD_INDEX_LABEL",
            "pod_ordinal", "claim_name", "new_pod", "claims_for"]
 
 log = logging.getLogger(__name__)
 
-PVCS = ResourceRef("", "v1", "persistentvolumeclaims", True, "PersistentVolumeClaim")
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 _ORDINAL = re.compile(r"^(.*)-([0-9]+)$")
@@ -62,26 +65,6 @@ def pod_ordinal(pod: Obj) -> tuple[str, int]:
     """getParentNameAndOrdinal: ("", -1) when the name has no ordinal."""
     m = _ORDINAL.match(pod["metadata"]["name"])
     return (m.group(1), int(m.group(2))) if m else ("", -1)
-
-
-def claim_name(set_: Obj, template: Obj, ordinal: int) -> str:
-    return f"{template['metadata']['name']}-{set_['metadata']['name']}-{ordinal}"
-
-
-def claims_for(set_: Obj, ordinal: int) -> dict[str, Obj]:
-    """getPersistentVolumeClaims: template name -> the PVC this ordinal uses."""
-    match = dict(((set_["spec"].get("selector") or {}).get("matchLabels")) or {})
-    out = {}
-    for tmpl in set_["spec"].get("volumeClaimTemplates") or ():
-        claim = copy.deepcopy(tmpl)
-        claim.pop("status", None)
-        meta = claim.setdefault("metadata", {})
-        meta["name"] = claim_name(set_, tmpl, ordinal)
-        meta["namespace"] = set_["metadata"]["namespace"]
-        meta["labels"] = {**(meta.get("labels") or {}), **match}
-        claim.update(apiVersion="v1", kind="PersistentVolumeClaim")
-        out[tmpl["metadata"]["name"]] = claim
-    return out
 
 
 def _with_identity(set_: Obj, pod: Obj, ordinal: int) -> None:
@@ -159,6 +142,18 @@ def _healthy(pod: Obj) -> bool:
     return _running_ready(pod) and not _terminating(pod)
 
 
+def _selects(set_: Obj, labels: dict[str, str]) -> bool:
+    """The set's selector matches `labels`; an invalid or empty selector matches nothing."""
+    spec = (set_.get("spec") or {}).get("selector")
+    if not spec:
+        return False
+    try:
+        selector = label_selector_from_spec(spec)
+    except Exception:
+        return False
+    return not selector.empty() and selector.matches(labels)
+
+
 def _revision(pod: Obj) -> str:
     return str((pod["metadata"].get("labels") or {}).get(REVISION_HASH_LABEL, ""))
 
@@ -183,16 +178,35 @@ class StatefulSetController(Controller):
         key = owner_key(obj, "StatefulSet")
         if key is not None:
             self.queue.add(key)
+        elif obj.get("kind", "Pod") == "Pod" and controller_of(obj) is None:
+            # An orphan pod: every set of its namespace that selects it may adopt it
+            # (getPodStatefulSets).
+            ns = (obj.get("metadata") or {}).get("namespace")
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            for set_ in self.sets.list():
+                if set_["metadata"].get("namespace") == ns and _selects(set_, labels):
+                    self.queue.add(f"{ns}/{set_['metadata']['name']}")
+
+    async def _claim_pods(self, set_: Obj) -> list[Obj]:
+        """getPodsForStatefulSet: the set's pods after adopting orphans that its selector
+        matches and whose name makes them its members, and releasing owned pods that stopped
+        matching (ControllerRefManager semantics)."""
+        uid, name = set_["metadata"]["uid"], set_["metadata"]["name"]
+        candidates = [p for p in self.pods.by_index(NAMESPACE_INDEX,
+                                                    set_["metadata"]["namespace"])
+                      if (controller_of(p) or {}).get("uid") in (uid, None)]
+        return await claim(
+            self.client, PODS, STATEFULSETS, {**set_, "apiVersion": "apps/v1",
+                                              "kind": "StatefulSet"},
+            lambda p: _selects(set_, p["metadata"].get("labels") or {})
+            and pod_ordinal(p)[0] == name, candidates)
 
     async def reconcile(self, key: str) -> None:
         shared = self.sets.get(key)
         if shared is None:
             return
         set_ = copy.deepcopy(shared)
-        uid = set_["metadata"]["uid"]
-        pods = [p for p in self.pods.by_index(NAMESPACE_INDEX, set_["metadata"]["namespace"])
-                if any(r.get("controller") and r.get("uid") == uid
-                       for r in p["metadata"].get("ownerReferences") or ())]
+        pods = await self._claim_pods(set_)
         revs = owned_revisions(self.revisions.by_index(NAMESPACE_INDEX,
                                                        set_["metadata"]["namespace"]), set_)
         current, update, collisions = await self._revisions(set_, revs)
@@ -321,6 +335,7 @@ class StatefulSetController(Controller):
             if monotonic and p is not first_unhealthy and not (
                     _running_ready(p) and _running_available(p, min_ready)):
                 return status
+            await retain_claims(self.client, self.claims, set_, p, condemned=True)
             await self._delete(set_, p)
             if monotonic:
                 return status
@@ -361,11 +376,11 @@ class StatefulSetController(Controller):
             return True                       # recreated once the deletion is observed
         if pod is None:
             replica = fresh(i)
-            await self._create_claims(set_, replica, i + start)
+            await create_claims(self.client, self.claims, self.recorder, set_, replica, i + start)
             await self._create(set_, replica)
             return monotonic
         if _phase(pod) == "Pending":
-            await self._create_claims(set_, pod, i + start)
+            await create_claims(self.client, self.claims, self.recorder, set_, pod, i + start)
         if monotonic and (_terminating(pod) or not _running_ready(pod)
                           or not _running_available(pod, min_ready)):
             return True
@@ -373,37 +388,13 @@ class StatefulSetController(Controller):
             return False
         updated = copy.deepcopy(pod)
         _with_identity(set_, updated, i + start)
-        await self._create_claims(set_, updated, i + start)
+        await create_claims(self.client, self.claims, self.recorder, set_, updated,
+                            i + start)
         await self.client.update(PODS, updated)
         self.recorder.event(set_, NORMAL, "SuccessfulUpdate",
                             f"update Pod {name} in StatefulSet {set_['metadata']['name']} "
                             "successful")
         return False
-
-    async def _create_claims(self, set_: Obj, pod: Obj, ordinal: int) -> None:
-        policy = set_["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
-        for claim in claims_for(set_, ordinal).values():
-            key = f"{claim['metadata']['namespace']}/{claim['metadata']['name']}"
-            if self.claims.get(key) is not None:
-                continue
-            if policy.get("whenDeleted") == "Delete":
-                claim["metadata"]["ownerReferences"] = [{
-                    "apiVersion": "apps/v1", "kind": "StatefulSet",
-                    "name": set_["metadata"]["name"], "uid": set_["metadata"]["uid"]}]
-            try:
-                await self.client.create(PVCS, claim)
-            except errors.AlreadyExists:
-                continue
-            except errors.ApiError as exc:
-                self.recorder.event(set_, WARNING, "FailedCreate",
-                                    f"create Claim {claim['metadata']['name']} for Pod "
-                                    f"{pod['metadata']['name']} in StatefulSet "
-                                    f"{set_['metadata']['name']} failed error: {exc}")
-                raise
-            self.recorder.event(set_, NORMAL, "SuccessfulCreate",
-                                f"create Claim {claim['metadata']['name']} Pod "
-                                f"{pod['metadata']['name']} in StatefulSet "
-                                f"{set_['metadata']['name']} success")
 
     async def _create(self, set_: Obj, pod: Obj) -> None:
         name = pod["metadata"]["name"]

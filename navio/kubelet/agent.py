@@ -37,12 +37,18 @@ from navio.client import (
     Informer,
     TransportError,
 )
+from navio.client.volumes import CSIDRIVERS, PVCS, PVS, VOLUMEATTACHMENTS
 from navio.kubelet import tls
 from navio.kubelet.backoff import Backoff
 from navio.kubelet.config import AgentConfig
 from navio.kubelet.containers import MINIMUM_GRACE, ContainerRunner
 from navio.kubelet.env import service_env
+from navio.kubelet.csi.attacher import CSIAttacher
+from navio.kubelet.csi.mounter import CSIMounter
+from navio.kubelet.csi.plugins import CSIPlugins
+from navio.kubelet.csi.provisioner import CSIProvisioner
 from navio.kubelet.lease import LeaseHeartbeat
+from navio.kubelet.localpath import LocalPathVolumes
 from navio.kubelet.netsetup import prepare_node_network
 from navio.kubelet.node import NodeStatus
 from navio.kubelet.pleg import RuntimeCache
@@ -62,6 +68,9 @@ __all__ = ["Agent", "run", "detect_node_ip"]
 log = logging.getLogger(__name__)
 
 _LOOKUP_TTL = 2.0
+_LOOKUP_RESOURCES = {"configmap": CONFIGMAPS, "secret": SECRETS, "persistentvolumeclaim": PVCS,
+                     "persistentvolume": PVS, "csidriver": CSIDRIVERS,
+                     "volumeattachment": VOLUMEATTACHMENTS}
 _SIOCGIFADDR = 0x8915
 
 
@@ -135,10 +144,16 @@ class Agent:
                                capabilities=self.runtime.capabilities,
                                runtime_name=self.runtime.name,
                                healthy=lambda: self.cache.healthy, event=self.node_event)
+        self.csi_plugins = CSIPlugins(self.client, config.node_name,
+                                      config.root_dir / "plugins_registry")
+        self.csi_provisioner = CSIProvisioner(self.client, config.node_name, self.csi_plugins)
+        self.csi_attacher = CSIAttacher(self.client, config.node_name, self.csi_plugins)
         self.volumes = VolumeManager(config.pods_dir, self.lookup,
                                      allocatable=lambda: self.node.allocatable,
                                      tmpfs=self.runtime.capabilities.mounts,
-                                     tokens=ServiceAccountTokens(self.client))
+                                     tokens=ServiceAccountTokens(self.client),
+                                     csi=CSIMounter(self.csi_plugins, config.pods_dir,
+                                                    config.root_dir / "plugins"))
         reasons: dict[tuple[str, str], tuple[str, str]] = {}
         self.containers = ContainerRunner(
             self.runtime, self.probes, lookup=self.lookup, event=self.event, reasons=reasons,
@@ -153,6 +168,8 @@ class Agent:
                  "host_resolv": load_host_resolv_conf(config.resolv_conf)},
             sync_frequency=config.sync_frequency)
         self.workers = PodWorkers(self.syncer)
+        self.local_path = LocalPathVolumes(self.client, config.node_name,
+                                           config.root_dir / "storage")
         self.lease = LeaseHeartbeat(self.client, config.node_name,
                                     duration_seconds=config.node_lease_duration_seconds,
                                     renew_interval=config.lease_renew_interval)
@@ -179,13 +196,14 @@ class Agent:
                            spec.get("enableServiceLinks", True) is not False)
 
     async def lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """A ConfigMap or Secret, cached for 2 s (None when it does not exist)."""
+        """A ConfigMap, Secret, PersistentVolumeClaim, PersistentVolume, CSIDriver or
+        VolumeAttachment, cached for 2 s (None when it does not exist)."""
         key = (kind, namespace, name)
         now = time.monotonic()
         hit = self._lookups.get(key)
         if hit is not None and now - hit[0] < _LOOKUP_TTL:
             return hit[1]
-        resource = CONFIGMAPS if kind == "configmap" else SECRETS
+        resource = _LOOKUP_RESOURCES[kind]
         try:
             obj: dict[str, Any] | None = await self.client.get(resource, name, namespace)
         except errors.NotFound:
@@ -230,6 +248,10 @@ class Agent:
         self.node_event("Normal", "Starting", "Starting kubelet.")
         self._spawn(self.lease.run(), "lease")
         self._spawn(self.node.run(), "node status")
+        await self.local_path.start()
+        self.csi_plugins.start()
+        self.csi_provisioner.start()
+        self.csi_attacher.start()
         self.pod_informer.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
                                       on_delete=self.workers.remove)
         self.services.start()
@@ -288,6 +310,10 @@ class Agent:
     async def stop(self) -> None:
         await self.pod_informer.stop()
         await self.services.stop()
+        await self.local_path.stop()
+        await self.csi_provisioner.stop()
+        await self.csi_attacher.stop()
+        await self.csi_plugins.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

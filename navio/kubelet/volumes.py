@@ -2,7 +2,9 @@
 
 Why: containers see volumes at their mount paths; the runtime bind-mounts host paths, and the
 kubelet must first make those host paths exist with the right content (pkg/kubelet/volumemanager
-and the emptyDir, hostPath, configMap, secret, downwardAPI and projected plugins).
+and the emptyDir, hostPath, configMap, secret, downwardAPI and projected plugins), and claims:
+a `persistentVolumeClaim` volume is its bound PV's hostPath or local directory, bind-mounted
+like a hostPath (read-only when the volume source says so).
 
 Layout (as the kubelet's): `<pods dir>/<pod uid>/volumes/kubernetes.io~<plugin>/<volume>`.
 
@@ -33,14 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from navio.api.persistentvolumes import attach_required, attachment_name
 from navio.api.quantity import QuantityError, value
 from navio.kubelet.atomicwriter import AtomicWriter, FileProjection, PayloadError
+from navio.kubelet.csi.mounter import CSIError, CSIMounter
 from navio.kubelet.env import Lookup
 from navio.kubelet.fieldref import FieldRefError, pod_field, resource_field
 from navio.kubelet.iopool import run_io
 from navio.runtime import mounts
 
-__all__ = ["PodVolumes", "VolumeError", "VolumeManager", "READ_ONLY_PLUGINS"]
+__all__ = ["PodVolumes", "VolumeError", "ClaimNotReady", "VolumeManager", "READ_ONLY_PLUGINS"]
 
 if TYPE_CHECKING:
     from navio.kubelet.projected import ServiceAccountTokens
@@ -58,6 +62,22 @@ class VolumeError(Exception):
     def __init__(self, volume: str, message: str) -> None:
         super().__init__(f'MountVolume.SetUp failed for volume "{volume}" : {message}')
         self.volume = volume
+
+
+class ClaimNotReady(VolumeError):
+    """A claim-backed volume cannot be set up yet (claim missing, unbound or deleting)."""
+
+    def __init__(self, volume: str, message: str) -> None:
+        Exception.__init__(self, f"Unable to attach or mount volumes: unmounted volumes="
+                                 f"[{volume}], unattached volumes=[{volume}], failed to process "
+                                 f"volumes=[{volume}]: {message}")
+        self.volume = volume
+
+
+# PersistentVolume sources other than hostPath/local, named in "not supported" errors.
+_PV_SOURCES = frozenset({"csi", "nfs", "iscsi", "rbd", "cephfs", "fc", "glusterfs",
+                         "flexVolume", "azureDisk", "azureFile", "gcePersistentDisk",
+                         "awsElasticBlockStore", "vsphereVolume", "cinder", "portworxVolume"})
 
 
 @dataclass(frozen=True)
@@ -82,9 +102,15 @@ def _b64(data: Mapping[str, Any]) -> dict[str, bytes]:
 class VolumeManager:
     def __init__(self, pods_dir: Path, lookup: Lookup, *,
                  allocatable: Callable[[], Mapping[str, str]], tmpfs: bool,
-                 tokens: "ServiceAccountTokens | None" = None) -> None:
+                 tokens: "ServiceAccountTokens | None" = None,
+                 csi: "CSIMounter | None" = None) -> None:
         self.pods_dir = pods_dir
         self._tokens = tokens
+        self._csi = csi
+        # (pod uid, volume) -> host path of claims already set up: a claim deleted (or its
+        # PV changed) under a running pod must not unmount it, as in the kubelet, whose
+        # checks apply to volumes not mounted yet.
+        self._claims: dict[tuple[str, str], str] = {}
         self._lookup = lookup
         self._allocatable = allocatable
         self._tmpfs = tmpfs
@@ -105,6 +131,16 @@ class VolumeManager:
             if plugin == "hostPath":
                 paths[name] = await run_io(_host_path, name, vol["hostPath"])
                 continue
+            if plugin == "persistentVolumeClaim":
+                source = vol["persistentVolumeClaim"] or {}
+                path = self._claims.get((uid, name))
+                if path is None:
+                    path = await self._claim_path(namespace, name, source, pod)
+                    self._claims[(uid, name)] = path
+                paths[name] = path
+                if source.get("readOnly"):
+                    read_only.add(name)
+                continue
             if plugin not in _PLUGIN_DIRS:
                 raise VolumeError(name, f"volume type {plugin or 'unknown'} is not supported "
                                         "by this node")
@@ -124,6 +160,62 @@ class VolumeManager:
                 log.info("volume updated", extra={"pod": f"{namespace}/{meta.get('name')}",
                                                   "volume": name})
         return PodVolumes(paths, frozenset(read_only), tuple(warnings))
+
+    async def _claim_path(self, namespace: str, volume: str, source: Mapping[str, Any],
+                          pod: Mapping[str, Any]) -> str:
+        """The host path behind a claim: its bound PV's hostPath or local directory. Until the
+        claim is bound to an existing PV this raises ClaimNotReady, and the pod waits in
+        ContainerCreating with a FailedMount event saying why (kubelet's volume manager
+        wording)."""
+        claim = str(source.get("claimName") or "")
+        ref = f"{namespace}/{claim}"
+        pvc = await self._lookup("persistentvolumeclaim", namespace, claim)
+        if pvc is None:
+            raise ClaimNotReady(volume, f"error processing PVC {ref}: failed to fetch PVC from "
+                                        f'API server: persistentvolumeclaims "{claim}" not '
+                                        "found")
+        if (pvc.get("metadata") or {}).get("deletionTimestamp"):
+            raise ClaimNotReady(volume, f"error processing PVC {ref}: can't start pod because "
+                                        f"PVC {ref} is being deleted")
+        phase = (pvc.get("status") or {}).get("phase") or ""
+        pv_name = (pvc.get("spec") or {}).get("volumeName") or ""
+        if phase != "Bound" or not pv_name:
+            raise ClaimNotReady(volume, f"error processing PVC {ref}: PVC {ref} has non-bound "
+                                        f'phase ("{phase}") or empty pvc.Spec.VolumeName '
+                                        f'("{pv_name}")')
+        pv = await self._lookup("persistentvolume", "", pv_name)
+        if pv is None:
+            raise ClaimNotReady(volume, f"error processing PVC {ref}: failed to fetch PV "
+                                        f'{pv_name} from API server: persistentvolumes '
+                                        f'"{pv_name}" not found')
+        spec = pv.get("spec") or {}
+        if spec.get("hostPath") is not None:
+            return await run_io(_host_path, volume, spec["hostPath"])
+        if spec.get("local") is not None:
+            return await run_io(_host_path, volume, {"path": spec["local"].get("path"),
+                                                     "type": "Directory"})
+        if spec.get("csi") is not None and self._csi is not None:
+            csi = spec["csi"]
+            driver = await self._lookup("csidriver", "", str(csi.get("driver") or ""))
+            context = None
+            if attach_required(driver):
+                name = attachment_name(str(csi.get("volumeHandle") or ""),
+                                       str(csi.get("driver") or ""),
+                                       str((pod.get("spec") or {}).get("nodeName") or ""))
+                va = await self._lookup("volumeattachment", "", name)
+                if not ((va or {}).get("status") or {}).get("attached"):
+                    raise VolumeError(volume, f"kubernetes.io/csi: attacher.WaitForAttach "
+                                              f"failed for volume {csi.get('volumeHandle')}: "
+                                              f"volume attachment {name} is not attached yet")
+                context = (va.get("status") or {}).get("attachmentMetadata") or {}
+            try:
+                return await self._csi.publish(pod, volume, pv, bool(source.get("readOnly")),
+                                               driver, context)
+            except CSIError as exc:
+                raise VolumeError(volume, str(exc)) from None
+        kind = next((k for k in spec if k in _PV_SOURCES), "unknown")
+        raise VolumeError(volume, f"persistent volume type {kind} is not supported by this "
+                                  "node")
 
     def _empty_dir(self, directory: Path, source: Mapping[str, Any]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -219,9 +311,15 @@ class VolumeManager:
         return payload
 
     async def cleanup(self, uid: str) -> None:
-        """Unmount and delete everything under the pod's directory; safe to repeat."""
+        """Unpublish CSI volumes, unmount and delete everything under the pod's directory;
+        safe to repeat. A CSI driver that fails to unpublish keeps the directory (so that the
+        driver's data behind a still-mounted target is never deleted) and raises CSIError."""
         if self._tokens is not None:
             self._tokens.forget(uid)
+        if self._csi is not None:
+            await self._csi.teardown(uid)
+        for key in [k for k in self._claims if k[0] == uid]:
+            del self._claims[key]
         await run_io(self._cleanup, self.pod_dir(uid))
 
     @staticmethod

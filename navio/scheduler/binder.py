@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from navio.client import PODS, Client
@@ -26,6 +26,9 @@ __all__ = ["Binder", "BindCancelled", "binding_body"]
 log = logging.getLogger(__name__)
 
 Done = Callable[[PodInfo, str, BaseException | None], Any]
+# PreBind plugins (VolumeBinding) run just before the binding is written; an exception fails
+# the binding like an API error would.
+PreBind = Callable[[PodInfo, str], Awaitable[None]]
 
 
 class BindCancelled(Exception):
@@ -39,9 +42,10 @@ def binding_body(pi: PodInfo, node: str) -> dict[str, Any]:
 
 
 class Binder:
-    def __init__(self, client: Client, *, concurrency: int = 128, max_pending: int = 4096
-                 ) -> None:
+    def __init__(self, client: Client, *, concurrency: int = 128, max_pending: int = 4096,
+                 pre_bind: PreBind | None = None) -> None:
         self.client = client
+        self.pre_bind = pre_bind
         self.max_pending = max_pending
         self._sem = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -72,6 +76,8 @@ class Binder:
         error: BaseException | None = None
         try:
             async with self._sem:
+                if self.pre_bind is not None:
+                    await self.pre_bind(pi, node)
                 await self.client.create_subresource(PODS, pi.name, "binding",
                                                      binding_body(pi, node), pi.namespace)
             self.bound += 1

@@ -44,6 +44,7 @@ from navio.client import (
     default_identity,
     namespace_index,
 )
+from navio.client.volumes import PVCS, PVS, STORAGECLASSES
 from navio.scheduler.algorithm import Algorithm
 from navio.scheduler.binder import Binder
 from navio.scheduler.cache import Cache
@@ -62,6 +63,13 @@ from navio.scheduler.framework import (
 from navio.scheduler.gang import GANG_PLUGIN, POD_GROUPS, PodGroups
 from navio.scheduler.nominator import Nominator
 from navio.scheduler.plugins import default_profile
+from navio.scheduler.plugins.volume_binding import (
+    EVENT_PV_CHANGE,
+    EVENT_PVC_CHANGE,
+    EVENT_STORAGE_CLASS_CHANGE,
+    VolumeBinding,
+    VolumeListers,
+)
 from navio.scheduler.podinfo import PodInfo, pod_info
 from navio.scheduler.preemption import Preemptor
 from navio.scheduler.queue import SchedulingQueue
@@ -103,18 +111,24 @@ class Scheduler:
             "statefulsets": Informer(client, STATEFULSETS),
             "rcs": Informer(client, RCS),
             "podgroups": Informer(client, POD_GROUPS),
+            "pvcs": Informer(client, PVCS),
+            "pvs": Informer(client, PVS),
+            "storageclasses": Informer(client, STORAGECLASSES),
         }
         self.informers["services"].add_index(NAMESPACE_INDEX, namespace_index)
         self.cache = Cache(use_arrays=config.batch)
         self.nominator = Nominator()
         rng = random.Random(config.seed)
         i = self.informers
+        self.volume_binding = VolumeBinding(VolumeListers(
+            i["pvcs"].get, i["pvs"].get, i["pvs"].list, i["storageclasses"].get))
         profile = default_profile(
             self.cache, config.weights, ns_labels=self._ns_labels,
             namespaces_matching=self._namespaces_matching,
             default_selector=DefaultSelector(i["services"], i["rcs"], i["replicasets"],
                                              i["statefulsets"]),
-            hard_pod_affinity_weight=config.hard_pod_affinity_weight)
+            hard_pod_affinity_weight=config.hard_pod_affinity_weight,
+            volume_binding=self.volume_binding)
         self.algorithm = Algorithm(self.cache, profile, self.nominator,
                                    percentage_of_nodes_to_score=config
                                    .percentage_of_nodes_to_score, rng=rng, batch=config.batch)
@@ -127,7 +141,7 @@ class Scheduler:
         self.recorder = EventRecorder(event_client, config.scheduler_name)
         self.reporter = Reporter(client, self.recorder, config.scheduler_name)
         self.binder = Binder(client, concurrency=config.bind_concurrency,
-                             max_pending=config.max_pending_binds)
+                             max_pending=config.max_pending_binds, pre_bind=self._pre_bind)
         self.pod_groups = PodGroups(client, i["podgroups"])
         preemptor = Preemptor(self.algorithm, i["pdbs"].list,
                               min_candidate_nodes_percentage=config
@@ -168,6 +182,10 @@ class Scheduler:
                 return int(pc.get("value") or 0)
         return 0
 
+    async def _pre_bind(self, pi: PodInfo, node: str) -> None:
+        node_obj = self.informers["nodes"].get(node) or {"metadata": {"name": node}}
+        await self.volume_binding.pre_bind(self.client, pi.pod, node_obj)
+
     # ---- event handlers ---------------------------------------------------------------------
 
     def _wire(self) -> None:
@@ -178,6 +196,11 @@ class Scheduler:
             lambda o: self.queue.move_all(EVENT_POD_GROUP),
             lambda o, n: self.queue.move_all(EVENT_POD_GROUP),
             lambda o: self.queue.move_all(EVENT_POD_GROUP))
+        for name, event in (("pvcs", EVENT_PVC_CHANGE), ("pvs", EVENT_PV_CHANGE),
+                            ("storageclasses", EVENT_STORAGE_CLASS_CHANGE)):
+            i[name].add_handler(lambda o, e=event: self.queue.move_all(e),
+                                lambda o, n, e=event: self.queue.move_all(e),
+                                lambda o, e=event: self.queue.move_all(e))
 
     def _info(self, pod: dict[str, Any]) -> PodInfo:
         return pod_info(pod, self.priority_of)

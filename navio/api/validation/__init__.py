@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from navio.api.registry import BUILTIN
 from navio.api.validation import (apps, batch, certificates, core, misc, names, pod, rbac,
-                                  service)
+                                  service, storage)
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
@@ -55,8 +55,8 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
                              _meta_then(core.validate_service_account)),
     ("", "Event"): (lambda ev: core.validate_event(ev, False),
                     lambda new, old: core.validate_event_update(new, old, False)),
-    ("", "PersistentVolumeClaim"): (core.validate_pvc, core.validate_pvc_update),
-    ("", "PersistentVolume"): (core.validate_pv, _meta_then(core.validate_pv)),
+    ("", "PersistentVolumeClaim"): (core.validate_pvc, storage.validate_pvc_update),
+    ("", "PersistentVolume"): (storage.validate_pv, storage.validate_pv_update),
     ("", "LimitRange"): (core.validate_limit_range, _meta_then(core.validate_limit_range)),
     ("", "ResourceQuota"): (core.validate_resource_quota, core.validate_resource_quota_update),
     ("apps", "Deployment"): (apps.validate_deployment, apps.validate_deployment_update),
@@ -82,6 +82,13 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
                                          rbac.validate_cluster_role_binding_update),
     ("certificates.k8s.io", "CertificateSigningRequest"): (
         certificates.validate_csr, certificates.validate_csr_update),
+    ("storage.k8s.io", "StorageClass"): (storage.validate_storage_class,
+                                         storage.validate_storage_class_update),
+    ("storage.k8s.io", "CSIDriver"): (storage.validate_csi_driver,
+                                      storage.validate_csi_driver_update),
+    ("storage.k8s.io", "CSINode"): (storage.validate_csi_node, storage.validate_csi_node_update),
+    ("storage.k8s.io", "VolumeAttachment"): (storage.validate_volume_attachment,
+                                             storage.validate_volume_attachment_update),
 }
 
 def _name_fn(group: str, kind: str) -> Callable[[str, bool], list[str]]:

@@ -21,8 +21,7 @@ from navio.api.validation.field import (Cause, child, duplicate, forbidden, inde
                                         not_supported, required, too_long)
 from navio.api.validation.gorepr import go_json, go_strings
 from navio.api.validation.meta import (validate_immutable, validate_label_name,
-                                       validate_object_meta, validate_object_meta_update,
-                                       semantic_equal)
+                                       validate_object_meta, validate_object_meta_update)
 from navio.api.validation.resources import (parse_or_error, validate_quota_resource_name,
                                             validate_resource_quantity, validate_resource_name)
 from navio.api.validation.volumes import validate_pvc_spec
@@ -30,8 +29,7 @@ from navio.api.validation.volumes import validate_pvc_spec
 __all__ = ["validate_config_map", "validate_config_map_update", "validate_secret",
            "validate_secret_update", "validate_namespace", "validate_namespace_update",
            "validate_node", "validate_node_update", "validate_service_account",
-           "validate_event", "validate_event_update", "validate_pvc", "validate_pvc_update",
-           "validate_pv",
+           "validate_event", "validate_event_update", "validate_pvc",
            "validate_limit_range", "validate_resource_quota", "validate_resource_quota_update",
            "MAX_SECRET_SIZE"]
 
@@ -323,42 +321,6 @@ def validate_event_update(new: dict[str, Any], old: dict[str, Any], strict: bool
 
 def validate_pvc(pvc: dict[str, Any]) -> list[Cause]:
     return _ns_meta(pvc) + validate_pvc_spec(pvc.get("spec") or {}, "spec")
-
-
-def validate_pvc_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
-    errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
-    errs += validate_pvc(new)
-    spec, ospec = dict(new.get("spec") or {}), dict(old.get("spec") or {})
-    if not ospec.get("volumeName"):
-        ospec["volumeName"] = spec.get("volumeName")
-    if ((new.get("status") or {}).get("phase") == "Bound"):
-        for s in (spec, ospec):
-            s["resources"] = {**(s.get("resources") or {}), "requests": {
-                **((s.get("resources") or {}).get("requests") or {}), "storage": None}}
-            s.pop("volumeAttributesClassName", None)
-    if not semantic_equal(spec, ospec):
-        errs.append(forbidden("spec", "spec is immutable after creation except resources.requests "
-                                      "and volumeAttributesClassName for bound claims"))
-    errs += validate_immutable((new.get("spec") or {}).get("volumeMode"),
-                               (old.get("spec") or {}).get("volumeMode"), "volumeMode")
-    return errs
-
-
-def validate_pv(pv: dict[str, Any]) -> list[Cause]:
-    errs = validate_object_meta(pv.get("metadata"), False, names.name_is_dns_subdomain)
-    spec = pv.get("spec") or {}
-    if not spec.get("accessModes"):
-        errs.append(required("spec.accessModes"))
-    if not spec.get("capacity"):
-        errs.append(required("spec.capacity"))
-    cap = spec.get("capacity") or {}
-    if "storage" not in cap or len(cap) > 1:
-        errs.append(not_supported("spec.capacity", go_json(cap), ["storage"]))
-    policy = spec.get("persistentVolumeReclaimPolicy")
-    if policy and policy not in ("Delete", "Recycle", "Retain"):
-        errs.append(not_supported("spec.persistentVolumeReclaimPolicy", policy,
-                                  ["Delete", "Recycle", "Retain"]))
-    return errs
 
 
 def validate_limit_range(lr: dict[str, Any]) -> list[Cause]:

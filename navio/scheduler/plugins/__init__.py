@@ -4,8 +4,10 @@
 default_plugins.go): filters NodeUnschedulable, NodeName, TaintToleration, NodeAffinity,
 NodePorts, NodeResourcesFit, PodTopologySpread, InterPodAffinity; scores with default weights
 TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1 (LeastAllocated), PodTopologySpread 2,
-InterPodAffinity 2, NodeResourcesBalancedAllocation 1. Volume plugins, ImageLocality and
-SchedulingGates' plugin form are not included (gated pods are held by the queue).
+InterPodAffinity 2, NodeResourcesBalancedAllocation 1. VolumeBinding filters after
+NodeResourcesFit when the scheduler hands in its volume listers. The other volume plugins,
+ImageLocality and SchedulingGates' plugin form are not included (gated pods are held by the
+queue).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from navio.scheduler.plugins import (
     pod_topology_spread,
     priority_sort,
     taint_toleration,
+    volume_binding,
 )
 
 if TYPE_CHECKING:
@@ -56,7 +59,8 @@ def default_profile(cache: "Cache", weights: Mapping[str, int] | None = None, *,
                     ns_labels: "NamespaceLabels" = _no_labels,
                     namespaces_matching: "NamespacesMatching" = _no_namespaces,
                     default_selector: "DefaultSelector | None" = None,
-                    hard_pod_affinity_weight: int = 1) -> Profile:
+                    hard_pod_affinity_weight: int = 1,
+                    volume_binding: "volume_binding.VolumeBinding | None" = None) -> Profile:
     w = dict(DEFAULT_WEIGHTS)
     w.update(weights or {})
     taints = taint_toleration.TaintToleration()
@@ -67,7 +71,8 @@ def default_profile(cache: "Cache", weights: Mapping[str, int] | None = None, *,
                                                 hard_pod_affinity_weight)
     balanced = node_resources_balanced_allocation.NodeResourcesBalancedAllocation()
     filters = [node_unschedulable.NodeUnschedulable(), node_name.NodeName(), taints, affinity,
-               node_ports.NodePorts(), fit, spread, inter]
+               node_ports.NodePorts(), fit, *([volume_binding] if volume_binding else []),
+               spread, inter]
     scorers = [(p, w[p.name]) for p in (taints, affinity, fit, spread, inter, balanced)
                if w.get(p.name, 0) > 0]
     return Profile(filters, scorers, [spread, inter])

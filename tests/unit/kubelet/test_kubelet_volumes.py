@@ -126,8 +126,8 @@ async def test_empty_dir_and_host_path(tmp_path):
 
 
 async def test_unsupported_volume_types_are_refused(tmp_path):
-    with pytest.raises(VolumeError, match="persistentVolumeClaim is not supported"):
-        await setup(tmp_path, {"name": "data", "persistentVolumeClaim": {"claimName": "x"}})
+    with pytest.raises(VolumeError, match="nfs is not supported"):
+        await setup(tmp_path, {"name": "data", "nfs": {"server": "s", "path": "/x"}})
 
 
 async def test_cleanup_removes_the_pod_directory(tmp_path):
