@@ -238,6 +238,18 @@ def cluster_roles() -> list[dict[str, Any]]:
             events_rule(),
             rule("list", "watch").groups(DISCOVERY).resources("endpointslices")]),
         _role("system:kube-scheduler", _scheduler_rules()),
+        # navio's own: each agent also runs the node side of storage that kube leaves to
+        # provisioner/attacher pods with their own service accounts — the local-path
+        # directories of its node and the CSI drivers registered on it (CreateVolume,
+        # ControllerPublish). Bound to system:nodes; unbind it to run no such driver on nodes.
+        _role("system:navio:node-storage", [
+            rule("get", "list", "watch", "create", "update", "delete").groups(LEGACY)
+            .resources("persistentvolumes"),
+            rule(*READ).groups(LEGACY).resources("persistentvolumeclaims"),
+            rule(*READ).groups(STORAGE).resources("storageclasses", "csinodes",
+                                                   "volumeattachments"),
+            rule("update", "patch").groups(STORAGE).resources("volumeattachments",
+                                                               "volumeattachments/status")]),
     ]
     roles += controller_roles()
     return roles
@@ -276,6 +288,8 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         _binding("system:service-account-issuer-discovery",
                  "system:service-account-issuer-discovery", ("Group", "system:serviceaccounts")),
         _binding("system:node", "system:node"),
+        _binding("system:navio:node-storage", "system:navio:node-storage",
+                 ("Group", "system:nodes")),
         # kubeadm's node-bootstrap bindings: a bootstrap token may ask for a node certificate,
         # a node may renew its own.
         _binding("system:node-bootstrapper", "system:node-bootstrapper",

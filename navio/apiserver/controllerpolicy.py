@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from navio.apiserver.policyrules import (APPS, AUTHZ, BATCH, CERTS, DISCOVERY, EXTENSIONS,
-                                         LEGACY, POLICY, RBAC, READ, events_rule, rule)
+                                         LEGACY, POLICY, RBAC, READ, STORAGE, events_rule,
+                                         rule)
 
 __all__ = ["controller_roles", "controller_bindings", "CONTROLLER_MANAGER_USER"]
 
@@ -133,6 +134,33 @@ def _roles() -> dict[str, list[dict[str, Any]]]:
             .resources("persistentvolumeclaims"),
             rule("update", "delete").groups(LEGACY).resources("persistentvolumeclaims"),
             rule("update").groups(LEGACY).resources("pods/finalizers"), ev],
+        "persistent-volume-binder": [
+            rule("get", "list", "watch", "create", "update", "delete").groups(LEGACY)
+            .resources("persistentvolumes"),
+            rule("update").groups(LEGACY).resources("persistentvolumes/status"),
+            rule("get", "list", "watch", "update").groups(LEGACY)
+            .resources("persistentvolumeclaims"),
+            rule("update").groups(LEGACY).resources("persistentvolumeclaims/status"),
+            rule("get", "list", "watch", "create", "delete").groups(LEGACY).resources("pods"),
+            rule(*READ).groups(STORAGE).resources("storageclasses"),
+            rule("get", "list").groups(LEGACY).resources("nodes"),
+            rule("get", "create", "delete").groups(LEGACY).resources("services", "endpoints"),
+            rule("get").groups(LEGACY).resources("secrets"), ev],
+        "expand-controller": [
+            rule("get", "list", "watch", "update", "patch").groups(LEGACY)
+            .resources("persistentvolumes"),
+            rule("update", "patch").groups(LEGACY).resources("persistentvolumeclaims/status"),
+            rule(*READ).groups(LEGACY).resources("persistentvolumeclaims"),
+            rule(*READ).groups(STORAGE).resources("storageclasses"),
+            rule("get").groups(LEGACY).resources("endpoints", "services", "secrets"), ev],
+        "attachdetach-controller": [
+            rule(*READ).groups(LEGACY).resources("persistentvolumes", "persistentvolumeclaims"),
+            rule(*READ).groups(LEGACY).resources("nodes"),
+            rule("patch", "update").groups(LEGACY).resources("nodes/status"),
+            rule("list", "watch").groups(LEGACY).resources("pods"),
+            rule("get", "list", "watch", "create", "delete", "update", "patch").groups(STORAGE)
+            .resources("volumeattachments"),
+            rule(*READ).groups(STORAGE).resources("csidrivers", "csinodes"), ev],
         "pvc-protection-controller": [
             rule("get", "list", "watch", "update").groups(LEGACY)
             .resources("persistentvolumeclaims"),
