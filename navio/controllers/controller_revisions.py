@@ -19,6 +19,8 @@ Guarantees:
   caller bumps `status.collisionCount` (upstream's collision protocol).
 - `truncate_history` deletes the oldest revisions that no live pod uses, keeping at most
   `limit` of them besides the ones in use; it is safe to repeat.
+- `claim_revisions` is ClaimControllerRevisions: revisions matching the owner's selector
+  with no controller are adopted, owned ones that stopped matching are released.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from typing import Any, Iterable
 import orjson
 
 from navio.api import errors
-from navio.client import CONTROLLERREVISIONS, Client
+from navio.api.selectors import label_selector_from_spec
+from navio.client import CONTROLLERREVISIONS, Client, ResourceRef
+from navio.controllers.controller_utils import claim
 
 __all__ = ["REVISION_HASH_LABEL", "RevisionCollision", "template_patch", "revision_hash",
            "template_hash", "safe_encode", "controller_ref", "ensure_revision",
            "bump_revision", "truncate_history", "revision_number", "equal_data",
-           "owned_revisions"]
+           "owned_revisions", "claim_revisions"]
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +167,19 @@ async def truncate_history(client: Client, revisions: list[dict[str, Any]],
         except errors.NotFound:
             pass
     return deleted
+
+
+async def claim_revisions(client: Client, owner_resource: ResourceRef, owner: dict[str, Any],
+                          revisions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The revisions `owner` (a DaemonSet or StatefulSet) controls after adopting orphans its
+    selector matches and releasing its own that stopped matching, oldest first (kube's
+    controlledHistories / adoptOrphanRevisions). `revisions` are those of its namespace."""
+    selector = label_selector_from_spec((owner.get("spec") or {}).get("selector"))
+    uid = (owner.get("metadata") or {}).get("uid")
+    candidates = [r for r in revisions
+                  if not any(ref.get("controller") and ref.get("uid") != uid
+                             for ref in (r.get("metadata") or {}).get("ownerReferences") or ())]
+    claimed = await claim(client, CONTROLLERREVISIONS, owner_resource, owner,
+                          lambda r: selector.matches((r.get("metadata") or {}).get("labels")),
+                          candidates)
+    return sorted(claimed, key=lambda r: (revision_number(r), r["metadata"].get("name", "")))

@@ -10,14 +10,15 @@ loop; the tests play the kubelet by patching `pods/<p>/status`. Every wait is bo
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from cluster import Kubectl, NavioServer
 from navio.client import DAEMONSETS, JOBS, PODS, Client
-from test_controllers_nodes_jobs import (Obj, apply, condition, controllers, event,
-                                         job_manifest, job_pods, kc, now_sec, wait_until)
+from test_controllers_nodes_jobs import (Obj, apply, condition, controllers, delete_nodes, event,
+                                         job_manifest, job_pods, kc, make_node, now_sec,
+                                         wait_until)
 
 _counter = itertools.count()
 
@@ -170,11 +171,12 @@ async def test_a_success_policy_completes_an_indexed_job_early(
         await wait_until(others_gone, timeout=15, what="the other indexes' pods deleted")
 
 
-def daemonset_manifest(name: str, image: str = "busybox") -> Obj:
+def daemonset_manifest(name: str, image: str = "busybox", **pod_spec: Any) -> Obj:
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
             "spec": {"selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "c", "image": image}]}}}}
+                                  "spec": {"containers": [{"name": "c", "image": image}],
+                                           **pod_spec}}}}
 
 
 async def test_the_api_server_counts_daemonset_template_generations(
@@ -200,3 +202,50 @@ async def test_the_api_server_counts_daemonset_template_generations(
                        "jsonpath={.metadata.generation}")
         assert out == "2"
 
+
+
+async def test_daemonset_adopts_an_orphan_and_releases_a_relabelled_pod(
+        server: NavioServer, kubectl: Kubectl, ns: str) -> None:
+    """Issue 6: a pod the selector matches that no controller owns is adopted (no second
+    pod for its node); relabelled, it is released and replaced. `kubectl describe` shows
+    the events as daemonset-controller's."""
+    async with controllers(server, "daemonset") as client:
+        await make_node(client, "ad-1", {"pool": "ad"})
+        try:
+            await apply(kubectl, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": "stray", "labels": {"app": "ad"}}, "spec": {
+                "nodeName": "ad-1", "containers": [{"name": "c", "image": "busybox"}]}})
+            await apply(kubectl, ns, daemonset_manifest("ad", nodeSelector={"pool": "ad"}))
+            ds = await client.get(DAEMONSETS, "ad", ns)
+
+            async def pods() -> list[Obj]:
+                return (await client.list(PODS, ns, label_selector="app=ad"))["items"]  # type: ignore[no-any-return]
+
+            async def adopted() -> bool:
+                stray = await client.get(PODS, "stray", ns)
+                refs = stray["metadata"].get("ownerReferences") or []
+                return [(r["kind"], r["uid"], r.get("controller")) for r in refs] == [
+                    ("DaemonSet", ds["metadata"]["uid"], True)]
+            await wait_until(adopted, timeout=15, what="the orphan adopted")
+
+            async def status_counts() -> bool:
+                d = await client.get(DAEMONSETS, "ad", ns)
+                return (d.get("status") or {}).get("currentNumberScheduled") == 1
+            await wait_until(status_counts, timeout=15, what="the adopted pod counted")
+            assert [p["metadata"]["name"] for p in await pods()] == ["stray"]
+            await kc(kubectl, "label", "pod", "stray", "app=debug", "--overwrite", "-n", ns)
+
+            async def replaced() -> list[Obj] | None:
+                stray = await client.get(PODS, "stray", ns)
+                got = await pods()
+                return got if not stray["metadata"].get("ownerReferences") and len(got) == 1 \
+                    else None
+            new = await wait_until(replaced, timeout=15, what="the relabelled pod released "
+                                   "and replaced")
+            assert new[0]["metadata"]["name"].startswith("ad-")
+            await event(client, ns, "SuccessfulCreate", name="ad")
+            described = await kc(kubectl, "describe", "daemonset", "ad", "-n", ns)
+            line = next(x for x in described.splitlines() if "SuccessfulCreate" in x)
+            assert "daemonset-controller" in line
+        finally:
+            await delete_nodes(client, "ad-1")
