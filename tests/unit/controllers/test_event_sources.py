@@ -22,6 +22,7 @@ class Recorder:
     ("daemonset", "daemonset-controller"), ("statefulset", "statefulset-controller"),
     ("nodelifecycle", "node-controller"), ("endpoint", "endpoint-controller"),
     ("endpointslice", "endpoint-slice-controller"), ("namespace", "namespace-controller"),
+    ("endpointslicemirroring", "endpoint-slice-mirroring-controller"),
 ])
 def test_every_controller_gets_a_recorder_named_as_kube_names_it(name: str,
                                                                  source: str) -> None:
