@@ -10,6 +10,7 @@ loop; the tests play the kubelet by patching `pods/<p>/status`. Every wait is bo
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any, Iterator
 
 import pytest
@@ -82,13 +83,21 @@ async def job_condition(client: Client, ns: str, name: str, ctype: str) -> Obj:
 
 async def test_pod_failure_policy_ignores_disruptions_and_fails_the_job_on_an_exit_code(
         server: NavioServer, kubectl: Kubectl, ns: str) -> None:
-    """Issue 6: a disrupted pod is replaced without counting; exit code 42 matches a FailJob
+    """Issue 6: a policy needs restartPolicy Never; a disrupted pod is replaced without
+    counting, its tracking finalizer removed; exit code 42 matches a FailJob
     rule: FailureTarget and Failed with reason PodFailurePolicy and kube's message, shown by
     `kubectl describe` as coming from job-controller."""
     policy = {"rules": [
         {"action": "FailJob", "onExitCodes": {"containerName": "c", "operator": "In",
                                               "values": [42]}},
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    on_failure = job_manifest("pfp", backoffLimit=0, podFailurePolicy=policy)
+    on_failure["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    refused = kubectl.run("apply", "-n", ns, "-f", "-", input=json.dumps(on_failure),
+                          check=False)
+    assert refused.returncode != 0
+    assert ('spec.template.spec.restartPolicy: Invalid value: "OnFailure": only "Never" is '
+            'supported when podFailurePolicy is specified') in refused.stderr
     async with controllers(server, "job", **FAST) as client:
         await apply(kubectl, ns, job_manifest("pfp", backoffLimit=0, podFailurePolicy=policy))
         job = await client.get(JOBS, "pfp", ns)
@@ -97,6 +106,14 @@ async def test_pod_failure_policy_ignores_disruptions_and_fails_the_job_on_an_ex
         await finish_pod(client, ns, first, exit_code=137, disrupted=True)
         second = (await live_pods(client, ns, "pfp", 1))[0]["metadata"]["name"]
         assert second != first
+        assert "batch.kubernetes.io/job-tracking" in (await client.get(PODS, second, ns))[
+            "metadata"]["finalizers"]
+
+        async def released() -> bool:
+            pod = await client.get(PODS, first, ns)
+            return "batch.kubernetes.io/job-tracking" not in (pod["metadata"].get("finalizers")
+                                                             or ())
+        await wait_until(released, timeout=15, what="the ignored pod's finalizer removed")
         job = await client.get(JOBS, "pfp", ns)
         assert not job["status"].get("failed") and not condition(job, "FailureTarget")
         await finish_pod(client, ns, second, exit_code=42)
