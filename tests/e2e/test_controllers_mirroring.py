@@ -4,39 +4,14 @@ whose helpers it uses; the controller runs in the test's event loop; every wait 
 
 from __future__ import annotations
 
-import itertools
-from typing import Iterator
-
-import pytest
-
 from cluster import Kubectl, NavioServer
 from navio.client import ENDPOINTS, ENDPOINTSLICES, Client
 from navio.controllers.endpointslicemirroring import plan_mirrored_slices
-from test_controllers_nodes_jobs import Obj, apply, controllers, kc, wait_until
+from test_controllers_nodes_jobs import (Obj, apply, controllers, kc, server_fixtures,
+                                         wait_until)
 
 MANAGED = "endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io"
-_counter = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NavioServer]:
-    srv = NavioServer(tmp_path_factory.mktemp("navio-mir") / "data",
-                      extra_args=("--no-agent", "--disable", "controller-manager")).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def kubectl(server: NavioServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(server.kubeconfig, tmp_path_factory.mktemp("home-mir"))
-
-
-@pytest.fixture
-def ns(kubectl: Kubectl) -> Iterator[str]:
-    name = f"m{next(_counter)}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+server, kubectl, ns = server_fixtures("m")
 
 
 def endpoints(ips: list[str], not_ready: list[str] = (), port: int = 5432) -> Obj:  # type: ignore[assignment]

@@ -31,28 +31,36 @@ from navio.controllers.manager import ControllerManagerConfig, run
 from navio.controllers.statefulset import PVCS
 
 Obj = dict[str, Any]
-_counter = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NavioServer]:
-    srv = NavioServer(tmp_path_factory.mktemp("navio-ctrl") / "data",
-                      extra_args=("--no-agent", "--disable", "controller-manager")).start()
-    yield srv
-    srv.stop()
+def server_fixtures(tag: str) -> tuple[Any, Any, Any]:
+    """The `server`, `kubectl` and `ns` fixtures of a module: its own server without the
+    built-in controller-manager, and a fresh namespace per test. A module assigns them:
+    `server, kubectl, ns = server_fixtures("x")`."""
+    counter = itertools.count()
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NavioServer]:
+        srv = NavioServer(tmp_path_factory.mktemp(f"navio-{tag}") / "data",
+                          extra_args=("--no-agent", "--disable", "controller-manager")).start()
+        yield srv
+        srv.stop()
+
+    @pytest.fixture(scope="module")
+    def kubectl(server: NavioServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+        return Kubectl(server.kubeconfig, tmp_path_factory.mktemp(f"home-{tag}"))
+
+    @pytest.fixture
+    def ns(kubectl: Kubectl) -> Iterator[str]:
+        name = f"{tag}{next(counter)}"
+        kubectl("create", "namespace", name)
+        yield name
+        kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+    return server, kubectl, ns
 
 
-@pytest.fixture(scope="module")
-def kubectl(server: NavioServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(server.kubeconfig, tmp_path_factory.mktemp("home-ctrl"))
-
-
-@pytest.fixture
-def ns(kubectl: Kubectl) -> Iterator[str]:
-    name = f"c{next(_counter)}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+server, kubectl, ns = server_fixtures("c")
 
 
 async def wait_until(check: Callable[[], Awaitable[Any]], *, timeout: float, what: str) -> Any:

@@ -9,40 +9,16 @@ loop; the tests play the kubelet by patching `pods/<p>/status`. Every wait is bo
 
 from __future__ import annotations
 
-import itertools
 import json
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 from cluster import Kubectl, NavioServer
 from navio.client import DAEMONSETS, JOBS, PODS, Client
 from test_controllers_nodes_jobs import (Obj, apply, condition, controllers, delete_nodes, event,
                                          job_manifest, job_pods, kc, make_node, now_sec,
-                                         wait_until)
+                                         server_fixtures, wait_until)
 
-_counter = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NavioServer]:
-    srv = NavioServer(tmp_path_factory.mktemp("navio-pol") / "data",
-                      extra_args=("--no-agent", "--disable", "controller-manager")).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def kubectl(server: NavioServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(server.kubeconfig, tmp_path_factory.mktemp("home-pol"))
-
-
-@pytest.fixture
-def ns(kubectl: Kubectl) -> Iterator[str]:
-    name = f"p{next(_counter)}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+server, kubectl, ns = server_fixtures("p")
 
 INDEX = "batch.kubernetes.io/job-completion-index"
 FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
