@@ -19,6 +19,9 @@ Guarantees:
   caller bumps `status.collisionCount` (upstream's collision protocol).
 - `truncate_history` deletes the oldest revisions that no live pod uses, keeping at most
   `limit` of them besides the ones in use; it is safe to repeat.
+- `revision_for(client, revisions, data)` finds the revision already holding `data` and,
+  if it is not the newest, renumbers it newest (a rollback), as both controllers do; it
+  also returns the newest number, for a new revision's number.
 - `claim_revisions` is ClaimControllerRevisions: revisions matching the owner's selector
   with no controller are adopted, owned ones that stopped matching are released.
 """
@@ -40,7 +43,7 @@ from navio.controllers.controller_utils import claim
 __all__ = ["REVISION_HASH_LABEL", "RevisionCollision", "template_patch", "revision_hash",
            "template_hash", "safe_encode", "controller_ref", "ensure_revision",
            "bump_revision", "truncate_history", "revision_number", "equal_data",
-           "owned_revisions", "claim_revisions"]
+           "owned_revisions", "claim_revisions", "revision_for"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +153,20 @@ async def bump_revision(client: Client, rev: dict[str, Any], number: int) -> dic
     meta = rev["metadata"]
     return await client.patch(CONTROLLERREVISIONS, meta["name"], {"revision": number},
                               meta.get("namespace"))
+
+
+async def revision_for(client: Client, revisions: list[dict[str, Any]], data: dict[str, Any]
+                       ) -> tuple[dict[str, Any] | None, int]:
+    """(the revision holding `data`, made the newest; None if none does), and the newest
+    revision number among `revisions` before that."""
+    top = max((revision_number(r) for r in revisions), default=0)
+    equal = [r for r in revisions if equal_data(r, data)]
+    if not equal:
+        return None, top
+    current = equal[-1]
+    if revision_number(current) < top:
+        current = await bump_revision(client, current, top + 1)
+    return current, top
 
 
 async def truncate_history(client: Client, revisions: list[dict[str, Any]],

@@ -30,9 +30,9 @@ from navio.client import (CONTROLLERREVISIONS, DAEMONSETS, NAMESPACE_INDEX, NODE
                           WARNING, namespace_index)
 from navio.controllers.base import ControllerContext, owner_key
 from navio.controllers.controller_revisions import (REVISION_HASH_LABEL, RevisionCollision,
-                                                    bump_revision, claim_revisions,
+                                                    claim_revisions,
                                                     controller_ref, ensure_revision,
-                                                    equal_data, revision_number,
+                                                    equal_data, revision_for,
                                                     template_hash, template_patch,
                                                     truncate_history)
 from navio.controllers.controller_utils import add_index, claim, controller_of, pod_from_template
@@ -186,13 +186,9 @@ class DaemonSetController(DaemonSetRollout):
                                      self.revisions.by_index(NAMESPACE_INDEX,
                                                              ds["metadata"]["namespace"]))
         data = template_patch(ds)
-        top = max((revision_number(r) for r in revs), default=0)
-        current = [r for r in revs if equal_data(r, data)]
         olds = [r for r in revs if not equal_data(r, data)]
-        if current:
-            cur = current[-1]
-            if revision_number(cur) < top:
-                cur = await bump_revision(self.client, cur, top + 1)
+        cur, top = await revision_for(self.client, revs, data)
+        if cur is not None:
             return cur, olds
         collisions = (ds.get("status") or {}).get("collisionCount")
         hash_ = template_hash(ds["spec"].get("template") or {}, collisions)

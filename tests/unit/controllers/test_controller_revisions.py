@@ -10,7 +10,8 @@ from navio.api import errors
 from navio.client import DAEMONSETS
 from navio.controllers.controller_revisions import (RevisionCollision, _fnv32, claim_revisions,
                                                     ensure_revision,
-                                                    equal_data, owned_revisions, revision_hash,
+                                                    equal_data, owned_revisions, revision_for,
+                                                    revision_hash,
                                                     safe_encode, template_hash, template_patch,
                                                     truncate_history)
 
@@ -144,3 +145,19 @@ async def test_claim_revisions_adopts_matching_orphans_and_releases_strays() -> 
     assert [r["metadata"]["name"] for r in claimed] == ["orphan", "kept"]
     assert [(name, refs[0].get("$patch") == "delete") for _, name, refs in client.patches] == [
         ("orphan", False), ("stray", True)]
+
+
+class _BumpClient(_Client):
+    async def patch(self, resource: Any, name: str, body: Any, ns: Any = None,
+                    **_: Any) -> dict[str, Any]:
+        return {**rev(name, body["revision"]), "data": {"n": 1}}
+
+
+async def test_revision_for_returns_the_equal_revision_made_newest() -> None:
+    revs = [rev("r1", 1), rev("r2", 2), rev("r3", 3)]
+    client = _BumpClient()
+    back, top = await revision_for(client, revs, {"n": 1})  # type: ignore[arg-type]
+    assert (back["metadata"]["name"], back["revision"], top) == ("r1", 4, 3)  # a rollback
+    newest, _ = await revision_for(client, revs, {"n": 3})  # type: ignore[arg-type]
+    assert newest is revs[2], "the newest is left as it is"
+    assert await revision_for(client, revs, {"n": 9}) == (None, 3)  # type: ignore[arg-type]
