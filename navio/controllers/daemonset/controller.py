@@ -349,7 +349,26 @@ class DaemonSetController(DaemonSetRollout):
                "updatedNumberScheduled": updated, "numberAvailable": n_available,
                "numberUnavailable": desired - n_available}
         if new != status:
-            await self.client.update_status(DAEMONSETS, {**ds, "status": new})
+            await self._store_status(ds, {k: v for k, v in new.items() if k not in status
+                                          or status[k] != v})
         if min_ready > 0 and ready != n_available:
             self.queue.add_after(f"{ds['metadata']['namespace']}/{ds['metadata']['name']}",
                                  float(min_ready))
+
+    async def _store_status(self, ds: Obj, changes: Obj) -> None:
+        """storeDaemonSetStatus: write the counters; on a conflict re-read the DaemonSet
+        once (StatusUpdateRetries) and write them onto the fresh copy."""
+        target = ds
+        for attempt in range(2):
+            body = {**target, "status": {**(target.get("status") or {}), **changes}}
+            try:
+                await self.client.update_status(DAEMONSETS, body)
+                return
+            except errors.Conflict:
+                if attempt:
+                    raise
+                target = await self.client.get(DAEMONSETS, ds["metadata"]["name"],
+                                               ds["metadata"]["namespace"])
+                if target["metadata"].get("uid") != ds["metadata"].get("uid"):
+                    return
+

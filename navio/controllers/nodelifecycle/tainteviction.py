@@ -94,9 +94,10 @@ class NoExecuteEvictor:
                     self.queue.done(got)
         finally:
             self.queue.shut_down()
-            for entry in self.work.values():
-                if entry is not None:
-                    entry[1].cancel()
+            timers = [entry[1] for entry in self.work.values() if entry is not None]
+            for timer in timers:
+                timer.cancel()
+            await asyncio.gather(*timers, return_exceptions=True)
 
     def _handle_node(self, name: str) -> None:
         node = self.nodes.get(name)

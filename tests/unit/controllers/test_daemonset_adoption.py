@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from navio.api import errors
 from navio.client import DAEMONSETS
 from test_daemonset import FakeClient, daemonset, node, reconcile
 
@@ -108,3 +109,31 @@ async def test_a_pod_of_the_current_template_generation_counts_as_updated() -> N
     assert deleted == ["old"], "only the pod of an older generation is rolled"
     status = client.store[(DAEMONSETS.plural, "agent")]["status"]
     assert status["updatedNumberScheduled"] == 1
+
+
+class ConflictOnce(PatchingClient):
+    """The first status write loses to a concurrent writer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status_writes: list[Obj] = []
+
+    async def update_status(self, resource: Any, body: Obj, ns: Any = None) -> Obj:
+        self.status_writes.append(copy.deepcopy(body))
+        if len(self.status_writes) == 1:
+            raise errors.Conflict("the object has been modified")
+        return await super().update_status(resource, body, ns)
+
+
+async def test_a_status_conflict_is_retried_once_on_a_fresh_copy() -> None:
+    client = ConflictOnce()
+    ds = with_stored_ds(client, daemonset())
+    fresh = copy.deepcopy(ds)
+    fresh["metadata"]["resourceVersion"] = "2"
+    fresh["status"] = {"collisionCount": 1}
+    client.store[(DAEMONSETS.plural, "agent")] = fresh
+    await reconcile(ds, [node("a")], [], client)
+    assert len(client.status_writes) == 2
+    second = client.status_writes[1]
+    assert second["metadata"]["resourceVersion"] == "2"
+    assert second["status"]["collisionCount"] == 1 and second["status"]["desiredNumberScheduled"] == 1
