@@ -136,6 +136,7 @@ class GarbageCollector(Controller):
             await super().run(workers)
         finally:
             task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _rediscover(self) -> None:
         while True:

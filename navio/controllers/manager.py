@@ -72,11 +72,11 @@ async def _run_controllers(config: ControllerManagerConfig, client: Client) -> N
     controllers = [factory(ctx) for name, factory in sorted(CONTROLLERS.items())
                    if config.enabled(name)]
     informers.start()
-    if not await informers.wait_synced(120):
-        log.warning("informers not synced in time; starting anyway")
-    log.info("controllers starting", extra={"controllers": ",".join(c.name
-                                                                   for c in controllers)})
-    try:
+    try:        # stopped even when cancelled while syncing: no watch outlives the client
+        if not await informers.wait_synced(120):
+            log.warning("informers not synced in time; starting anyway")
+        log.info("controllers starting", extra={"controllers": ",".join(c.name
+                                                                       for c in controllers)})
         # Controllers run until cancelled; with none enabled, the manager still idles.
         await asyncio.gather(*(c.run() for c in controllers), asyncio.Event().wait())
     finally:
