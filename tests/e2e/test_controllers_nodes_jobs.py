@@ -272,10 +272,12 @@ async def test_node_that_stops_renewing_its_lease_goes_unknown_and_loses_its_pod
             assert asyncio.get_running_loop().time() - tainted_at >= 2.0
             assert condition(evicted, "DisruptionTarget")["reason"] == "DeletionByTaintManager"
             assert not (await client.get(PODS, "safe", ns))["metadata"].get("deletionTimestamp")
-            await event(client, ns, "TaintManagerEviction",
-                        f"Marking for deletion Pod {ns}/tolerates")
-            await event(client, "default", "NodeNotReady",
-                        f"Node {lost} status is now: NodeNotReady", name=lost)
+            marked = await event(client, ns, "TaintManagerEviction",
+                                 f"Marking for deletion Pod {ns}/tolerates")
+            assert marked["source"]["component"] == "taint-eviction-controller"
+            not_ready = await event(client, "default", "NodeNotReady",
+                                    f"Node {lost} status is now: NodeNotReady", name=lost)
+            assert not_ready["reportingComponent"] == "node-controller"
 
             renewing = True
             await post_ready(client, lost)
@@ -583,7 +585,8 @@ async def test_cronjob_creates_jobs_on_schedule_with_an_injected_clock(
         assert await get(client, JOBS, made[1], ns) is not None
         await event(client, ns, "SawCompletedJob",
                     f"Saw completed job: {made[0]}, condition: Complete")
-        await event(client, ns, "SuccessfulCreate", f"Created job {made[1]}")
+        created = await event(client, ns, "SuccessfulCreate", f"Created job {made[1]}")
+        assert created["source"]["component"] == "cronjob-controller"
         await event(client, ns, "SuccessfulDelete", f"Deleted job {made[0]}")
 
 
@@ -711,7 +714,9 @@ async def test_statefulset_creates_pods_in_order_waiting_for_ready(
         st = await wait_until(all_ready, timeout=10, what="three ready replicas")
         assert st["currentRevision"] == st["updateRevision"]
         assert st["updatedReplicas"] == 3 and st["currentReplicas"] == 3
-        await event(client, ns, "SuccessfulCreate", "create Pod web-0 in StatefulSet web successful")
+        made = await event(client, ns, "SuccessfulCreate",
+                           "create Pod web-0 in StatefulSet web successful")
+        assert made["source"]["component"] == "statefulset-controller"
         await event(client, ns, "SuccessfulCreate",
                     "create Claim data-web-0 Pod web-0 in StatefulSet web success")
 
