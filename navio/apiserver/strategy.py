@@ -15,7 +15,11 @@ from navio.api import defaults
 from navio.api.registry import Kind
 
 __all__ = ["tracks_generation", "prepare_for_create", "prepare_for_update",
-           "prepare_status_update", "spec_changed"]
+           "prepare_status_update", "spec_changed", "DS_TEMPLATE_GENERATION"]
+
+# apps/v1 DaemonSets carry the internal spec.templateGeneration as this annotation (kube's
+# v1 conversion); its strategy starts it at 1 and adds 1 whenever spec.template changes.
+DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
 # Kinds whose strategies bump metadata.generation on spec changes (pods do not in 1.32).
 _GENERATION_KINDS = frozenset({
@@ -48,6 +52,23 @@ def prepare_for_create(kind: Kind, obj: dict[str, Any], now: str) -> None:
         meta["generation"] = 1
     # Status resets, pod QoS, namespace finalizers: kube's per-kind PrepareForCreate.
     defaults.prepare_for_create(kind.group, kind.kind, obj)
+    if (kind.group, kind.kind) == ("apps", "DaemonSet"):
+        _set_template_generation(obj, max(_template_generation(obj), 1))
+
+
+def _template_generation(obj: dict[str, Any]) -> int:
+    """The DaemonSet's template generation (0 when unset or unreadable)."""
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(DS_TEMPLATE_GENERATION)
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def _set_template_generation(obj: dict[str, Any], generation: int) -> None:
+    meta = obj.setdefault("metadata", {})
+    meta["annotations"] = {**(meta.get("annotations") or {}),
+                           DS_TEMPLATE_GENERATION: str(generation)}
 
 
 def spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -75,6 +96,14 @@ def prepare_for_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]) -> 
         meta["generation"] = int(old_meta.get("generation", 1)) + 1
     if (kind.group, kind.kind) == _CSR:
         _keep_csr_spec(new, old)
+    if (kind.group, kind.kind) == ("apps", "DaemonSet"):
+        # Clients cannot set the template generation; a template change bumps it. The new
+        # object is compared defaulted, as kube compares after decoding.
+        defaulted = copy.deepcopy(new)
+        defaults.apply_defaults(kind.group, kind.kind, defaulted)
+        template_changed = (old.get("spec") or {}).get("template") != \
+            (defaulted.get("spec") or {}).get("template")
+        _set_template_generation(new, _template_generation(old) + int(template_changed))
 
 
 def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]
@@ -96,6 +125,8 @@ def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]
             meta[f] = copy.deepcopy(old_meta[f])
         else:
             meta.pop(f, None)
+    if (kind.group, kind.kind) == ("apps", "DaemonSet"):
+        _set_template_generation(result, _template_generation(old))
     return result
 
 

@@ -15,9 +15,35 @@ from typing import Any, Callable
 
 from navio.client import Client, EventRecorder, Informer, ResourceRef, WorkQueue, object_key
 
-__all__ = ["ControllerContext", "SharedInformers", "Controller", "owner_key"]
+__all__ = ["ControllerContext", "SharedInformers", "Controller", "owner_key", "EVENT_SOURCES",
+           "event_source"]
 
 log = logging.getLogger(__name__)
+
+# The `source.component` / `reportingComponent` each kube-controller-manager controller writes
+# on its Events (the EventSource its recorder is built with), by navio controller name.
+EVENT_SOURCES = {
+    "cronjob": "cronjob-controller",
+    "daemonset": "daemonset-controller",
+    "deployment": "deployment-controller",
+    "endpoint": "endpoint-controller",
+    "endpointslice": "endpoint-slice-controller",
+    "endpointslicemirroring": "endpoint-slice-mirroring-controller",
+    "garbagecollector": "garbage-collector-controller",
+    "job": "job-controller",
+    "namespace": "namespace-controller",
+    "nodelifecycle": "node-controller",
+    "replicaset": "replicaset-controller",
+    "serviceaccount": "service-account-controller",
+    "statefulset": "statefulset-controller",
+    "taint-eviction-controller": "taint-eviction-controller",
+    "ttl-after-finished": "ttl-after-finished-controller",
+}
+
+
+def event_source(name: str) -> str:
+    """The event source component of controller `name` (`<name>-controller` if unlisted)."""
+    return EVENT_SOURCES.get(name, f"{name}-controller")
 
 
 class SharedInformers:
@@ -62,6 +88,22 @@ class ControllerContext:
     recorder: EventRecorder
     # Controller-specific settings by flag name (e.g. "node-monitor-grace-period": 40.0).
     options: dict[str, Any] = field(default_factory=dict)
+    # Builds the recorder of one event source; without it every controller uses `recorder`.
+    recorder_factory: Callable[[str], EventRecorder] | None = None
+    _recorders: dict[str, EventRecorder] = field(default_factory=dict)
+
+    def recorder_for(self, component: str) -> EventRecorder:
+        """The recorder whose events name `component` as their source, made once."""
+        if self.recorder_factory is None:
+            return self.recorder
+        rec = self._recorders.get(component)
+        if rec is None:
+            rec = self._recorders[component] = self.recorder_factory(component)
+        return rec
+
+    async def stop_recorders(self) -> None:
+        for rec in self._recorders.values():
+            await rec.stop()
 
 
 def owner_key(obj: dict[str, Any], kind: str) -> str | None:
@@ -83,7 +125,7 @@ class Controller:
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx
         self.client = ctx.client
-        self.recorder = ctx.recorder
+        self.recorder = ctx.recorder_for(event_source(self.name))
         self.queue = WorkQueue()
 
     def enqueue(self, obj: dict[str, Any]) -> None:

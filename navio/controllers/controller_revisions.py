@@ -19,6 +19,11 @@ Guarantees:
   caller bumps `status.collisionCount` (upstream's collision protocol).
 - `truncate_history` deletes the oldest revisions that no live pod uses, keeping at most
   `limit` of them besides the ones in use; it is safe to repeat.
+- `revision_for(client, revisions, data)` finds the revision already holding `data` and,
+  if it is not the newest, renumbers it newest (a rollback), as both controllers do; it
+  also returns the newest number, for a new revision's number.
+- `claim_revisions` is ClaimControllerRevisions: revisions matching the owner's selector
+  with no controller are adopted, owned ones that stopped matching are released.
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ from typing import Any, Iterable
 import orjson
 
 from navio.api import errors
-from navio.client import CONTROLLERREVISIONS, Client
+from navio.api.selectors import label_selector_from_spec
+from navio.client import CONTROLLERREVISIONS, Client, ResourceRef
+from navio.controllers.controller_utils import claim
 
 __all__ = ["REVISION_HASH_LABEL", "RevisionCollision", "template_patch", "revision_hash",
            "template_hash", "safe_encode", "controller_ref", "ensure_revision",
            "bump_revision", "truncate_history", "revision_number", "equal_data",
-           "owned_revisions"]
+           "owned_revisions", "claim_revisions", "revision_for"]
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +155,20 @@ async def bump_revision(client: Client, rev: dict[str, Any], number: int) -> dic
                               meta.get("namespace"))
 
 
+async def revision_for(client: Client, revisions: list[dict[str, Any]], data: dict[str, Any]
+                       ) -> tuple[dict[str, Any] | None, int]:
+    """(the revision holding `data`, made the newest; None if none does), and the newest
+    revision number among `revisions` before that."""
+    top = max((revision_number(r) for r in revisions), default=0)
+    equal = [r for r in revisions if equal_data(r, data)]
+    if not equal:
+        return None, top
+    current = equal[-1]
+    if revision_number(current) < top:
+        current = await bump_revision(client, current, top + 1)
+    return current, top
+
+
 async def truncate_history(client: Client, revisions: list[dict[str, Any]],
                            in_use: set[str], limit: int) -> int:
     """Delete the oldest revisions whose names are not in `in_use` until at most `limit`
@@ -163,3 +184,19 @@ async def truncate_history(client: Client, revisions: list[dict[str, Any]],
         except errors.NotFound:
             pass
     return deleted
+
+
+async def claim_revisions(client: Client, owner_resource: ResourceRef, owner: dict[str, Any],
+                          revisions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The revisions `owner` (a DaemonSet or StatefulSet) controls after adopting orphans its
+    selector matches and releasing its own that stopped matching, oldest first (kube's
+    controlledHistories / adoptOrphanRevisions). `revisions` are those of its namespace."""
+    selector = label_selector_from_spec((owner.get("spec") or {}).get("selector"))
+    uid = (owner.get("metadata") or {}).get("uid")
+    candidates = [r for r in revisions
+                  if not any(ref.get("controller") and ref.get("uid") != uid
+                             for ref in (r.get("metadata") or {}).get("ownerReferences") or ())]
+    claimed = await claim(client, CONTROLLERREVISIONS, owner_resource, owner,
+                          lambda r: selector.matches((r.get("metadata") or {}).get("labels")),
+                          candidates)
+    return sorted(claimed, key=lambda r: (revision_number(r), r["metadata"].get("name", "")))

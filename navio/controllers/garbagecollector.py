@@ -141,6 +141,7 @@ class GarbageCollector(Controller):
             await super().run(workers)
         finally:
             task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _rediscover(self) -> None:
         while True:

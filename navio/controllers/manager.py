@@ -1,10 +1,11 @@
 """`navio controller-manager`: runs the enabled controllers, with leader election.
 
 Controllers are registered by name in `CONTROLLERS`; each module adds itself there with a
-factory. The manager builds one client, one set of shared informers and one event recorder,
-creates the controllers (which register the informers they need), starts the informers, waits
-for them to sync, then runs every controller until cancelled. With leader election on, all of
-this happens only while this process holds the `kube-controller-manager` Lease.
+factory. The manager builds one client and one set of shared informers, creates the
+controllers (which register the informers they need; each records events under its own kube
+source name, e.g. `job-controller`), starts the informers, waits for them to sync, then
+runs every controller until cancelled. With leader election on, all of this happens only
+while this process holds the `kube-controller-manager` Lease.
 """
 
 from __future__ import annotations
@@ -66,20 +67,22 @@ async def _run_controllers(config: ControllerManagerConfig, client: Client) -> N
     informers = SharedInformers(client)
     recorder = EventRecorder(client, "controller-manager")
     recorder.start()
-    ctx = ControllerContext(client, informers, recorder, dict(config.options))
+    ctx = ControllerContext(client, informers, recorder, dict(config.options),
+                            recorder_factory=lambda source: EventRecorder(client, source))
     controllers = [factory(ctx) for name, factory in sorted(CONTROLLERS.items())
                    if config.enabled(name)]
     informers.start()
-    if not await informers.wait_synced(120):
-        log.warning("informers not synced in time; starting anyway")
-    log.info("controllers starting", extra={"controllers": ",".join(c.name
-                                                                   for c in controllers)})
-    try:
+    try:        # stopped even when cancelled while syncing: no watch outlives the client
+        if not await informers.wait_synced(120):
+            log.warning("informers not synced in time; starting anyway")
+        log.info("controllers starting", extra={"controllers": ",".join(c.name
+                                                                       for c in controllers)})
         # Controllers run until cancelled; with none enabled, the manager still idles.
         await asyncio.gather(*(c.run() for c in controllers), asyncio.Event().wait())
     finally:
         await informers.stop()
         await recorder.stop()
+        await ctx.stop_recorders()
 
 
 async def run(config: ControllerManagerConfig) -> None:

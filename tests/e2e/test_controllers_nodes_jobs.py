@@ -31,28 +31,36 @@ from navio.controllers.manager import ControllerManagerConfig, run
 from navio.controllers.statefulset import PVCS
 
 Obj = dict[str, Any]
-_counter = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NavioServer]:
-    srv = NavioServer(tmp_path_factory.mktemp("navio-ctrl") / "data",
-                      extra_args=("--no-agent", "--disable", "controller-manager")).start()
-    yield srv
-    srv.stop()
+def server_fixtures(tag: str) -> tuple[Any, Any, Any]:
+    """The `server`, `kubectl` and `ns` fixtures of a module: its own server without the
+    built-in controller-manager, and a fresh namespace per test. A module assigns them:
+    `server, kubectl, ns = server_fixtures("x")`."""
+    counter = itertools.count()
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NavioServer]:
+        srv = NavioServer(tmp_path_factory.mktemp(f"navio-{tag}") / "data",
+                          extra_args=("--no-agent", "--disable", "controller-manager")).start()
+        yield srv
+        srv.stop()
+
+    @pytest.fixture(scope="module")
+    def kubectl(server: NavioServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+        return Kubectl(server.kubeconfig, tmp_path_factory.mktemp(f"home-{tag}"))
+
+    @pytest.fixture
+    def ns(kubectl: Kubectl) -> Iterator[str]:
+        name = f"{tag}{next(counter)}"
+        kubectl("create", "namespace", name)
+        yield name
+        kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+    return server, kubectl, ns
 
 
-@pytest.fixture(scope="module")
-def kubectl(server: NavioServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(server.kubeconfig, tmp_path_factory.mktemp("home-ctrl"))
-
-
-@pytest.fixture
-def ns(kubectl: Kubectl) -> Iterator[str]:
-    name = f"c{next(_counter)}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
+server, kubectl, ns = server_fixtures("c")
 
 
 async def wait_until(check: Callable[[], Awaitable[Any]], *, timeout: float, what: str) -> Any:
@@ -264,10 +272,12 @@ async def test_node_that_stops_renewing_its_lease_goes_unknown_and_loses_its_pod
             assert asyncio.get_running_loop().time() - tainted_at >= 2.0
             assert condition(evicted, "DisruptionTarget")["reason"] == "DeletionByTaintManager"
             assert not (await client.get(PODS, "safe", ns))["metadata"].get("deletionTimestamp")
-            await event(client, ns, "TaintManagerEviction",
-                        f"Marking for deletion Pod {ns}/tolerates")
-            await event(client, "default", "NodeNotReady",
-                        f"Node {lost} status is now: NodeNotReady", name=lost)
+            marked = await event(client, ns, "TaintManagerEviction",
+                                 f"Marking for deletion Pod {ns}/tolerates")
+            assert marked["source"]["component"] == "taint-eviction-controller"
+            not_ready = await event(client, "default", "NodeNotReady",
+                                    f"Node {lost} status is now: NodeNotReady", name=lost)
+            assert not_ready["reportingComponent"] == "node-controller"
 
             renewing = True
             await post_ready(client, lost)
@@ -575,7 +585,8 @@ async def test_cronjob_creates_jobs_on_schedule_with_an_injected_clock(
         assert await get(client, JOBS, made[1], ns) is not None
         await event(client, ns, "SawCompletedJob",
                     f"Saw completed job: {made[0]}, condition: Complete")
-        await event(client, ns, "SuccessfulCreate", f"Created job {made[1]}")
+        created = await event(client, ns, "SuccessfulCreate", f"Created job {made[1]}")
+        assert created["source"]["component"] == "cronjob-controller"
         await event(client, ns, "SuccessfulDelete", f"Deleted job {made[0]}")
 
 
@@ -703,7 +714,9 @@ async def test_statefulset_creates_pods_in_order_waiting_for_ready(
         st = await wait_until(all_ready, timeout=10, what="three ready replicas")
         assert st["currentRevision"] == st["updateRevision"]
         assert st["updatedReplicas"] == 3 and st["currentReplicas"] == 3
-        await event(client, ns, "SuccessfulCreate", "create Pod web-0 in StatefulSet web successful")
+        made = await event(client, ns, "SuccessfulCreate",
+                           "create Pod web-0 in StatefulSet web successful")
+        assert made["source"]["component"] == "statefulset-controller"
         await event(client, ns, "SuccessfulCreate",
                     "create Claim data-web-0 Pod web-0 in StatefulSet web success")
 

@@ -7,8 +7,11 @@ from typing import Any
 import pytest
 
 from navio.api import errors
-from navio.controllers.controller_revisions import (RevisionCollision, _fnv32, ensure_revision,
-                                                    equal_data, owned_revisions, revision_hash,
+from navio.client import DAEMONSETS
+from navio.controllers.controller_revisions import (RevisionCollision, _fnv32, claim_revisions,
+                                                    ensure_revision,
+                                                    equal_data, owned_revisions, revision_for,
+                                                    revision_hash,
                                                     safe_encode, template_hash, template_patch,
                                                     truncate_history)
 
@@ -107,3 +110,54 @@ async def test_truncate_history(in_use: set[str], limit: int, deleted: list[str]
     revs = [rev(f"r{i}", i) for i in (4, 2, 3, 1)]
     await truncate_history(client, revs, in_use, limit)  # type: ignore[arg-type]
     assert client.deleted == deleted
+
+
+class _ClaimClient:
+    """Records adoption/release patches; `get` returns the owner for the re-check."""
+
+    def __init__(self, owner: dict[str, Any]) -> None:
+        self.owner, self.patches = owner, []  # type: ignore[var-annotated]
+
+    async def get(self, resource: Any, name: str, ns: Any = None) -> dict[str, Any]:
+        return self.owner
+
+    async def patch(self, resource: Any, name: str, body: Any, ns: Any = None,
+                    **_: Any) -> dict[str, Any]:
+        self.patches.append((resource.plural, name, body["metadata"]["ownerReferences"]))
+        return {"metadata": {"name": name, "labels": {"app": "d"}, "ownerReferences":
+                             body["metadata"]["ownerReferences"]}, "revision": 1}
+
+
+async def test_claim_revisions_adopts_matching_orphans_and_releases_strays() -> None:
+    owner = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+             "metadata": {"name": "d", "namespace": "ns", "uid": "u1"},
+             "spec": {"selector": {"matchLabels": {"app": "d"}}}}
+    mine = {"kind": "DaemonSet", "uid": "u1", "controller": True}
+
+    def rev(name: str, labels: dict[str, str], refs: list[Any], number: int) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "ns", "uid": "r-" + name,
+                             "labels": labels, "ownerReferences": refs}, "revision": number}
+    revs = [rev("orphan", {"app": "d"}, [], 1), rev("kept", {"app": "d"}, [mine], 2),
+            rev("stray", {"app": "x"}, [mine], 3),
+            rev("theirs", {"app": "d"}, [{"uid": "u2", "controller": True}], 4)]
+    client = _ClaimClient(owner)
+    claimed = await claim_revisions(client, DAEMONSETS, owner, revs)  # type: ignore[arg-type]
+    assert [r["metadata"]["name"] for r in claimed] == ["orphan", "kept"]
+    assert [(name, refs[0].get("$patch") == "delete") for _, name, refs in client.patches] == [
+        ("orphan", False), ("stray", True)]
+
+
+class _BumpClient(_Client):
+    async def patch(self, resource: Any, name: str, body: Any, ns: Any = None,
+                    **_: Any) -> dict[str, Any]:
+        return {**rev(name, body["revision"]), "data": {"n": 1}}
+
+
+async def test_revision_for_returns_the_equal_revision_made_newest() -> None:
+    revs = [rev("r1", 1), rev("r2", 2), rev("r3", 3)]
+    client = _BumpClient()
+    back, top = await revision_for(client, revs, {"n": 1})  # type: ignore[arg-type]
+    assert (back["metadata"]["name"], back["revision"], top) == ("r1", 4, 3)  # a rollback
+    newest, _ = await revision_for(client, revs, {"n": 3})  # type: ignore[arg-type]
+    assert newest is revs[2], "the newest is left as it is"
+    assert await revision_for(client, revs, {"n": 9}) == (None, 3)  # type: ignore[arg-type]

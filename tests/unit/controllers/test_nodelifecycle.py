@@ -15,9 +15,10 @@ from navio.api import errors
 from navio.client import LEASES, NODES, PODS, FakeClock
 from navio.controllers.base import ControllerContext, SharedInformers
 from navio.controllers.nodelifecycle import (NOT_READY, UNREACHABLE, NodeLifecycleController,
-                                             _ZoneTainter, compute_zone_state, condition_taints,
+                                             compute_zone_state, condition_taints,
                                              duration_option, matching_tolerations,
                                              min_toleration_seconds, tolerates)
+from navio.controllers.nodelifecycle.zones import ZoneTainter
 
 Obj = dict[str, Any]
 
@@ -106,7 +107,7 @@ def test_duration_options_reject_garbage() -> None:
 
 def test_tainting_is_rate_limited_per_zone() -> None:
     clock = FakeClock()
-    tainter = _ZoneTainter(0.1, clock)
+    tainter = ZoneTainter(0.1, clock)
     tainter.queue.update({"a": "", "b": ""})
     assert tainter.take() == "a"
     assert tainter.take() is None
