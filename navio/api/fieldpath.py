@@ -87,8 +87,17 @@ def uncanonical(c: tuple[Any, ...]) -> Any:
     return c[1]
 
 
+_field_elements: dict[str, PathElement] = {}
+
+
 def field(name: str) -> PathElement:
-    return PathElement(FIELD, name)
+    # Interned: every write builds paths from the same few hundred field names.
+    pe = _field_elements.get(name)
+    if pe is None:
+        if len(_field_elements) >= 50_000:
+            _field_elements.clear()
+        pe = _field_elements[name] = PathElement(FIELD, name)
+    return pe
 
 
 def key(fields: Mapping[str, Any]) -> PathElement:

@@ -31,6 +31,7 @@ and defaulting after apply (the caller defaults the returned object, as the REST
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -72,8 +73,10 @@ class ManagedSet:
 _Managed = dict[str, ManagedSet]   # by manager identifier (BuildManagerIdentifier's JSON)
 
 
+@functools.lru_cache(maxsize=4096)
 def _identifier(manager: str, operation: str, api_version: str, subresource: str) -> str:
     # BuildManagerIdentifier: the entry as JSON without time, fields and (for Apply) apiVersion.
+    # Cached: a cluster has few managers, and every write names one or more.
     entry = {"manager": manager, "operation": operation,
              "apiVersion": api_version if operation == "Update" else "",
              "subresource": subresource}
@@ -113,12 +116,18 @@ def _unix(t: str | None) -> int:
     return int(parsed.timestamp())
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_identifier(ident: str) -> dict[str, str]:
+    parsed: dict[str, str] = json.loads(ident)
+    return parsed
+
+
 def encode_managed_fields(managed: dict[str, ManagedSet]) -> list[dict[str, Any]]:
     """The managedFields list, sorted as Kubernetes sorts it: Apply before Update, then by time
     (seconds), manager, apiVersion and subresource."""
     entries = []
     for ident, vs in managed.items():
-        info = json.loads(ident)
+        info = _parse_identifier(ident)
         entry: dict[str, Any] = {}
         if info.get("manager"):
             entry["manager"] = info["manager"]

@@ -16,6 +16,7 @@ import copy
 import datetime as dt
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -37,9 +38,28 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_UPDATE_RETRIES = 16
 
 
+_last_second: list[Any] = [0, ""]
+
+
 def now_rfc3339(clock: Callable[[], dt.datetime] | None = None) -> str:
-    t = clock() if clock else dt.datetime.now(dt.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if clock is None:
+        # Formatted once per second: every write stamps a time.
+        second = int(time.time())
+        if second != _last_second[0]:
+            _last_second[1] = dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+            _last_second[0] = second
+        return str(_last_second[1])
+    return clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON object; through orjson, several times faster than deepcopy."""
+    try:
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+        return copied
+    except (TypeError, orjson.JSONEncodeError):
+        return copy.deepcopy(obj)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +190,7 @@ class Resources:
 
     async def _create_once(self, kind: Kind, obj: dict[str, Any], opts: WriteOptions,
                            track_fields: bool = True) -> dict[str, Any]:
-        obj = copy.deepcopy(obj)
+        obj = _copy(obj)
         now = self.now()
         strategy.prepare_for_create(kind, obj, now)
         apply_defaults(kind.group, kind.kind, obj)
@@ -260,7 +280,7 @@ class Resources:
                            track_fields: bool) -> dict[str, Any]:
         now = self.now()
         name = current["metadata"]["name"]
-        new = copy.deepcopy(desired)
+        new = _copy(desired)
         new["apiVersion"], new["kind"] = kind.group_version, kind.kind
         meta = new.setdefault("metadata", {})
         if not isinstance(meta, dict):

@@ -147,6 +147,9 @@ class WatchCache:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._failed: BaseException | None = None
+        # With a store that reports progress on request, the cache asks for it only when a
+        # reader waits for a revision it has not seen (see `wait_for`).
+        self._on_request = callable(getattr(store, "request_progress", None))
 
     async def start(self) -> None:
         rev, items, _ = await self.store.list(self.prefix)
@@ -199,8 +202,14 @@ class WatchCache:
     async def _run(self, from_revision: int) -> None:
         while True:
             try:
-                async for batch in self.store.watch(self.prefix, from_revision=from_revision,
-                                                    progress=True):
+                if self._on_request:
+                    stream = self.store.watch(  # type: ignore[call-arg]
+                        self.prefix, from_revision=from_revision, progress=True,
+                        progress_on_request=True)
+                else:
+                    stream = self.store.watch(self.prefix, from_revision=from_revision,
+                                              progress=True)
+                async for batch in stream:
                     self._apply(batch, batch.revision)
                     from_revision = self.revision
                 return
@@ -268,6 +277,7 @@ class WatchCache:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((revision, fut))
+        self.request_progress()
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
@@ -276,6 +286,12 @@ class WatchCache:
                 details={"causes": [{"reason": "ResourceVersionTooLarge",
                                      "message": "Too large resource version"}],
                          "retryAfterSeconds": 1}) from None
+
+    def request_progress(self) -> None:
+        """Have the store report its revision to this cache soon (no-op when it reports
+        every commit anyway)."""
+        if self._on_request:
+            self.store.request_progress(self.prefix)  # type: ignore[attr-defined]
 
     async def consistent(self) -> None:
         """Wait until the cache has every write acknowledged before this call."""

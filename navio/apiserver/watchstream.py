@@ -97,6 +97,7 @@ async def serve(handlers: "ResourceHandlers", request: web.Request, kind: Kind, 
                     break
                 if opts.allow_bookmarks and now >= next_bookmark:
                     await resp.write(bookmark(cache.revision))
+                    cache.request_progress()   # so that the next bookmark is current
                     next_bookmark = now + _BOOKMARK_INTERVAL
                 continue
             try:

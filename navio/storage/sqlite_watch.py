@@ -26,12 +26,18 @@ class Subscription:
     """One watcher's live buffer. `next()` returns everything buffered as one batch, None once
     the hub is closed and the buffer is empty, and raises WatchOverflow after an overflow."""
 
-    __slots__ = ("prefix", "progress", "_limit", "_batches", "_pending", "_wake", "_error",
-                 "_closed", "_revision", "_told")
+    __slots__ = ("prefix", "progress", "on_request", "_wanted", "_limit", "_batches",
+                 "_pending", "_wake", "_error", "_closed", "_revision", "_told")
 
-    def __init__(self, prefix: str, limit: int, progress: bool = False) -> None:
+    def __init__(self, prefix: str, limit: int, progress: bool = False,
+                 on_request: bool = False) -> None:
         self.prefix = prefix
         self.progress = progress
+        # Progress only when asked (`want_progress`), as etcd's WatchProgressRequest: a
+        # store with dozens of resource watchers would otherwise wake every one of them on
+        # every commit, which cost more than the commit's own requests.
+        self.on_request = on_request
+        self._wanted = False
         self._revision = 0   # the newest commit this subscription has been offered
         self._told = 0       # the newest revision handed out by next()
         self._limit = limit
@@ -44,7 +50,13 @@ class Subscription:
     def note(self, revision: int) -> None:
         """A commit with nothing under our prefix: only progress."""
         self._revision = max(self._revision, revision)
-        if self.progress:
+        if self.progress and (self._wanted or not self.on_request):
+            self._wake.set()
+
+    def want_progress(self) -> None:
+        """Report the newest revision offered at the next opportunity (on_request mode)."""
+        self._wanted = True
+        if self.progress and self._revision > self._told:
             self._wake.set()
 
     def offer(self, events: list[StoreEvent], revision: int = 0) -> bool:
@@ -81,9 +93,12 @@ class Subscription:
                     self._batches.clear()
                 self._pending = 0
                 self._told = self._revision
+                self._wanted = False
                 return WatchBatch(out, self._revision)
-            if self.progress and self._revision > self._told:
+            if self.progress and self._revision > self._told and (
+                    self._wanted or not self.on_request):
                 self._told = self._revision
+                self._wanted = False
                 return WatchBatch((), self._revision)
             if self._closed:
                 return None
@@ -103,10 +118,17 @@ class WatchHub:
     def __len__(self) -> int:
         return len(self._subs)
 
-    def subscribe(self, prefix: str, progress: bool = False) -> Subscription:
-        sub = Subscription(prefix, self._limit, progress)
+    def subscribe(self, prefix: str, progress: bool = False,
+                  on_request: bool = False) -> Subscription:
+        sub = Subscription(prefix, self._limit, progress, on_request)
         self._subs.add(sub)
         return sub
+
+    def request_progress(self, prefix: str) -> None:
+        """Ask the progress subscriptions on exactly `prefix` for a progress report."""
+        for sub in self._subs:
+            if sub.prefix == prefix:
+                sub.want_progress()
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
