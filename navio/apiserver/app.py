@@ -24,6 +24,7 @@ from navio.api.registry import Registry
 from navio.apiserver import discovery
 from navio.apiserver.authn import UserInfo, authenticate
 from navio.apiserver.handlers import ResourceHandlers, json_response
+from navio.apiserver.metrics import ApiMetrics
 from navio.apiserver.requestinfo import parse_request
 from navio.apiserver.resources import Resources
 
@@ -66,6 +67,7 @@ class ApiServer:
         self.resources = resources
         self.registry: Registry = resources.registry
         self.handlers = ResourceHandlers(resources)
+        self.metrics = ApiMetrics(resources)
         self.ready = False
         self._openapi_v3: dict[str, tuple[bytes, str]] = {}
         self._openapi_v2: bytes | None = None
@@ -104,11 +106,17 @@ class ApiServer:
             return web.Response(text="ok", content_type="text/plain")
         if path == "/version":
             return json_response(version_info())
+        if path == "/metrics":
+            if request.method not in ("GET", "HEAD"):
+                raise errors.MethodNotAllowed("the server does not allow this method on the "
+                                              "requested resource")
+            return self.metrics.response()
         if path.startswith("/openapi/"):
             return self._openapi(request)
         info = parse_request(request.method, path, request.query)
         if info.is_resource:
-            return await self.handlers.handle(request, info)
+            return await self.metrics.track(request, info,
+                                            lambda: self.handlers.handle(request, info))
         if request.method != "GET":
             raise errors.MethodNotAllowed("the server does not allow this method on the "
                                           "requested resource")
@@ -140,7 +148,8 @@ class ApiServer:
             body = discovery.resource_list(self.registry, parts[1], parts[2])
         elif not parts:
             body = {"paths": sorted({"/api", "/api/v1", "/apis", "/healthz", "/livez",
-                                     "/readyz", "/version", "/openapi/v2", "/openapi/v3"}
+                                     "/readyz", "/version", "/openapi/v2", "/openapi/v3",
+                                     "/metrics"}
                                     | {f"/apis/{g}" for g, _ in self.registry.groups() if g})}
         if body is None:
             raise errors.NotFound("the server could not find the requested resource")

@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 
@@ -33,6 +33,8 @@ from navio.storage.protocol import (KeyExists, KeyNotFound, RevisionConflict, St
 __all__ = ["Resources", "WriteOptions", "now_rfc3339"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_UPDATE_RETRIES = 16
@@ -113,6 +115,8 @@ class Resources:
         self.node_ports = PortAllocator()
         self._caches: dict[tuple[str, str], WatchCache] = {}
         self._cache_lock = asyncio.Lock()
+        # Set by the API server's metrics: (operation, group, plural, seconds) per store call.
+        self.observe_storage: Callable[[str, str, str, float], None] | None = None
 
     # -- caches -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -146,6 +150,16 @@ class Resources:
     def now(self) -> str:
         return now_rfc3339(self.clock)
 
+    async def _timed(self, operation: str, kind: Kind, call: Awaitable[T]) -> T:
+        observe = self.observe_storage
+        if observe is None:
+            return await call
+        start = time.monotonic()
+        try:
+            return await call
+        finally:
+            observe(operation, kind.group, kind.plural, time.monotonic() - start)
+
     # -- reads --------------------------------------------------------------------------------
     async def get(self, kind: Kind, namespace: str, name: str, *,
                   resource_version: str = "") -> dict[str, Any]:
@@ -159,7 +173,7 @@ class Resources:
 
     async def _current(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """The stored object, read from the store itself (what a conditional write needs)."""
-        _, kv = await self.store.get(kind.storage_key(namespace, name))
+        _, kv = await self._timed("get", kind, self.store.get(kind.storage_key(namespace, name)))
         return decode_object(kv.value, kv.mod_revision) if kv else None
 
     # -- create -------------------------------------------------------------------------------
@@ -209,7 +223,7 @@ class Resources:
                 undo()
                 return obj
             try:
-                rev = await self.store.create(key, _encode(obj))
+                rev = await self._timed("create", kind, self.store.create(key, _encode(obj)))
             except KeyExists:
                 raise _already_exists(kind, name) from None
         except BaseException:
@@ -315,11 +329,13 @@ class Resources:
                 return new
             key = kind.storage_key(current["metadata"].get("namespace"), name)
             if self._finalized(kind, new):
-                rev, _ = await self.store.delete(key, expect_revision=int(rv))
+                rev, _ = await self._timed("delete", kind, self.store.delete(
+                    key, expect_revision=int(rv)))
                 admission.after_delete(self, kind, new)
                 new["metadata"]["resourceVersion"] = str(rev)
                 return new
-            rev = await self.store.update(key, _encode(new), expect_revision=int(rv))
+            rev = await self._timed("update", kind, self.store.update(
+                key, _encode(new), expect_revision=int(rv)))
         except BaseException:
             undo()
             raise
@@ -357,12 +373,14 @@ class Resources:
                 if pending is not None:
                     if pending == current or opts.dry_run:
                         return pending, False
-                    rev = await self.store.update(key, _encode(pending), expect_revision=rv)
+                    rev = await self._timed("update", kind, self.store.update(
+                        key, _encode(pending), expect_revision=rv))
                     pending["metadata"]["resourceVersion"] = str(rev)
                     return pending, False
                 if opts.dry_run:
                     return current, True
-                rev, _ = await self.store.delete(key, expect_revision=rv)
+                rev, _ = await self._timed("delete", kind, self.store.delete(
+                    key, expect_revision=rv))
             except (RevisionConflict, KeyNotFound):
                 continue
             admission.after_delete(self, kind, current)
