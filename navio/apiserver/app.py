@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from navio import KUBERNETES_VERSION, __version__
-from navio.api import errors, openapi
+from navio.api import errors, openapi, openapi_proto
 from navio.api.registry import Registry
 from navio.apiserver import discovery
 from navio.apiserver.authn import UserInfo, authenticate
@@ -71,6 +71,7 @@ class ApiServer:
         self.ready = False
         self._openapi_v3: dict[str, tuple[bytes, str]] = {}
         self._openapi_v2: bytes | None = None
+        self._openapi_v2_proto: bytes | None = None
         self.app = web.Application(middlewares=[self._middleware], client_max_size=4 << 20)
         self.app.router.add_route("*", "/{tail:.*}", self._route)
 
@@ -158,6 +159,12 @@ class ApiServer:
     def _openapi(self, request: web.Request) -> web.Response:
         path = request.path
         if path == "/openapi/v2":
+            if openapi_proto.wants_protobuf(request.headers.get("Accept")):
+                if self._openapi_v2_proto is None:
+                    self._openapi_v2_proto = openapi_proto.encode(
+                        openapi.v2_document(self.registry))
+                return web.Response(body=self._openapi_v2_proto,
+                                    headers={"Content-Type": openapi_proto.MEDIA_TYPE})
             if self._openapi_v2 is None:
                 self._openapi_v2 = orjson.dumps(openapi.v2_document(self.registry))
             return web.Response(body=self._openapi_v2, content_type="application/json")
@@ -182,3 +189,4 @@ class ApiServer:
         """Drop cached documents after the registry changed (CRDs)."""
         self._openapi_v3.clear()
         self._openapi_v2 = None
+        self._openapi_v2_proto = None
