@@ -104,6 +104,7 @@ def decode_managed_fields(entries: list[dict[str, Any]] | None) -> dict[str, Man
     return out
 
 
+@functools.lru_cache(maxsize=1024)
 def _unix(t: str | None) -> int:
     if not t:
         return 0
@@ -140,8 +141,10 @@ def encode_managed_fields(managed: dict[str, ManagedSet]) -> list[dict[str, Any]
         if info.get("subresource"):
             entry["subresource"] = info["subresource"]
         entries.append(entry)
-    entries.sort(key=lambda e: (e["operation"], _unix(e.get("time")), e.get("manager", ""),
-                                e["apiVersion"], e.get("subresource", "")))
+    if len(entries) > 1:
+        entries.sort(key=lambda e: (e["operation"], _unix(e.get("time")),
+                                    e.get("manager", ""), e["apiVersion"],
+                                    e.get("subresource", "")))
     return entries
 
 

@@ -77,6 +77,7 @@ class _Atom:
     keys: tuple[str, ...] | None = None         # list: None = atomic, () = set, else map keys
     required: frozenset[str] = frozenset()
     times: frozenset[str] = frozenset()         # struct fields of type meta/v1 Time
+    skeletons: dict[str, Any] = dc_field(default_factory=dict, compare=False)  # _skeleton's
 
 
 _atoms: dict[int, tuple[Any, _Atom]] = {}
@@ -263,6 +264,10 @@ def compare(old: Any, new: Any, sch: Any) -> Comparison:
     return Comparison(*(FieldSet(frozenset(s)) for s in res))
 
 
+_SCALAR_TYPES = frozenset({str, int, float, bool})
+_UNKNOWN = object()
+
+
 def _shape_fast(kind: str, v: Any) -> str:
     # _shape with the atom's kind already read (the comparison's innermost call).
     if kind == "map":
@@ -306,6 +311,16 @@ def _cmp(l: Any, r: Any, sch: Any, path: Path, res: tuple[set[Path], ...], typed
         l_here, r_here = l is not MISSING, r is not MISSING
         for k in (lm.keys() | rm.keys() if lm and rm else lm or rm):
             lv, rv = lm.get(k, MISSING), rm.get(k, MISSING)
+            if rv.__class__ in _SCALAR_TYPES:
+                # A scalar on the right is a leaf whatever the schema says (its shape is
+                # "scalar" or mismatches): what the recursive call would conclude, inline.
+                if typed and l_here and (lv is None or lv is MISSING):
+                    lv = _skeleton(a, k)
+                if lv is MISSING:
+                    res[0].add(path + (field(k),))
+                elif not (lv is rv or values_equal(lv, rv)):
+                    res[1].add(path + (field(k),))
+                continue
             if typed:
                 # What the typed Go objects hold: null and absent are one, some fields always
                 # exist.
@@ -328,12 +343,20 @@ def _skeleton(a: _Atom, name: str) -> Any:
     MISSING for a pointer or omitempty field."""
     if name not in a.fields:
         return MISSING
+    known = a.skeletons.get(name, _UNKNOWN)
+    if known is not _UNKNOWN:
+        return known   # a shared `{}` is safe: comparison never mutates what it compares
     if name in a.times:
-        return None
-    child = _atom(a.fields[name])
-    if child.kind == "map" and child.fields and (name in _VALUE_STRUCTS or name in a.required):
-        return {}
-    return None if name in a.required else MISSING
+        known = None
+    else:
+        child = _atom(a.fields[name])
+        if child.kind == "map" and child.fields and (name in _VALUE_STRUCTS
+                                                     or name in a.required):
+            known = {}
+        else:
+            known = None if name in a.required else MISSING
+    a.skeletons[name] = known
+    return known
 
 
 # --- merge ---------------------------------------------------------------------------------------

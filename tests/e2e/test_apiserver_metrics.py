@@ -19,8 +19,17 @@ def _families(text: str) -> dict[str, list[tuple[str, dict[str, str], float]]]:
     return out
 
 
+def _created(kubectl: Kubectl) -> float:
+    fams = _families(kubectl("get", "--raw", "/metrics"))
+    return sum(v for name, labels, v in fams.get("apiserver_request", [])
+               if name == "apiserver_request_total" and labels["verb"] == "POST"
+               and labels["resource"] == "configmaps" and labels["code"] == "201"
+               and labels["dry_run"] == "")
+
+
 def test_metrics_count_requests_storage_and_objects(server: NavioServer, kubectl: Kubectl,
                                                     ns: str) -> None:
+    before = _created(kubectl)
     for i in range(3):
         kubectl("create", "configmap", f"m{i}", "-n", ns, "--from-literal=a=b")
     code, _, _ = request(server, "GET", f"/api/v1/namespaces/{ns}/configmaps/missing")
@@ -32,10 +41,11 @@ def test_metrics_count_requests_storage_and_objects(server: NavioServer, kubectl
 
     creates = [(labels, v) for name, labels, v in fams["apiserver_request"]
                if name == "apiserver_request_total" and labels["verb"] == "POST"
-               and labels["resource"] == "configmaps"]
-    assert creates, "no POST configmaps counted"
+               and labels["resource"] == "configmaps" and labels["code"] == "201"
+               and labels["dry_run"] == ""]
+    assert len(creates) == 1, "no POST configmaps counted"
     labels, value = creates[0]
-    assert value >= 3
+    assert value - before >= 3
     assert labels == {"verb": "POST", "dry_run": "", "group": "", "version": "v1",
                       "resource": "configmaps", "subresource": "", "scope": "namespace",
                       "component": "apiserver", "code": "201"}
