@@ -71,7 +71,7 @@ def _string(field: int, s: str) -> bytes:
     return _len(field, s.encode())
 
 
-# --- message specs ---------------------------------------------------------------------------------
+# --- message specs -------------------------------------------------------------------------------
 # Per message: JSON key -> (field number, encoder of the value). Encoders return b"" to skip.
 
 Enc = Callable[[int, Any], bytes]

@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 
-from navio.api import errors, managedfields, validation
+from navio.api import conversion, errors, managedfields, validation
 from navio.api.defaults import apply_defaults
 from navio.api.registry import Kind, Registry
 from navio.apiserver import admission, strategy
@@ -95,11 +95,14 @@ def _already_exists(kind: Kind, name: str) -> errors.AlreadyExists:
                                 details={"name": name, "group": kind.group, "kind": kind.plural})
 
 
-def _encode(obj: dict[str, Any]) -> bytes:
-    """The stored form: the object without its resourceVersion (the store's revision is)."""
+def _encode(kind: Kind, obj: dict[str, Any]) -> bytes:
+    """The stored form: the object without its resourceVersion (the store's revision is),
+    converted to the shared form for kinds stored with another group's (`storage_group`)."""
     meta = obj.get("metadata", {})
     if "resourceVersion" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+    if kind.storage_group is not None:
+        obj = conversion.to_storage(kind.group, kind.kind, obj)
     return orjson.dumps(obj)
 
 
@@ -174,7 +177,7 @@ class Resources:
     async def _current(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """The stored object, read from the store itself (what a conditional write needs)."""
         _, kv = await self._timed("get", kind, self.store.get(kind.storage_key(namespace, name)))
-        return decode_object(kv.value, kv.mod_revision) if kv else None
+        return decode_object(kv.value, kv.mod_revision, kind) if kv else None
 
     # -- create -------------------------------------------------------------------------------
     async def create(self, kind: Kind, namespace: str, obj: dict[str, Any],
@@ -223,7 +226,8 @@ class Resources:
                 undo()
                 return obj
             try:
-                rev = await self._timed("create", kind, self.store.create(key, _encode(obj)))
+                rev = await self._timed("create", kind,
+                                        self.store.create(key, _encode(kind, obj)))
             except KeyExists:
                 raise _already_exists(kind, name) from None
         except BaseException:
@@ -335,7 +339,7 @@ class Resources:
                 new["metadata"]["resourceVersion"] = str(rev)
                 return new
             rev = await self._timed("update", kind, self.store.update(
-                key, _encode(new), expect_revision=int(rv)))
+                key, _encode(kind, new), expect_revision=int(rv)))
         except BaseException:
             undo()
             raise
@@ -374,7 +378,7 @@ class Resources:
                     if pending == current or opts.dry_run:
                         return pending, False
                     rev = await self._timed("update", kind, self.store.update(
-                        key, _encode(pending), expect_revision=rv))
+                        key, _encode(kind, pending), expect_revision=rv))
                     pending["metadata"]["resourceVersion"] = str(rev)
                     return pending, False
                 if opts.dry_run:

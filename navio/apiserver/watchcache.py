@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import orjson
 
-from navio.api import errors
+from navio.api import conversion, errors
 from navio.api.registry import Kind
 from navio.storage.protocol import Compacted, Store, StoreEvent, WatchOverflow
 
@@ -116,8 +116,11 @@ def _event_type_for(ev: CacheEvent, predicate: Predicate | None) -> str | None:
     return None
 
 
-def decode_object(value: bytes, revision: int) -> dict[str, Any]:
+def decode_object(value: bytes, revision: int, kind: Kind | None = None) -> dict[str, Any]:
+    """A stored value as `kind` serves it, with its resourceVersion."""
     obj = orjson.loads(value)
+    if kind is not None and kind.storage_group is not None:
+        obj = conversion.from_storage(kind.group, kind.kind, obj)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 
@@ -164,7 +167,7 @@ class WatchCache:
         self._by_ns = {}
         self._sorted = {"": None}
         for kv in items:
-            self._put(kv.key, decode_object(kv.value, kv.mod_revision))
+            self._put(kv.key, decode_object(kv.value, kv.mod_revision, self.kind))
 
     def _put(self, key: str, obj: dict[str, Any]) -> dict[str, Any] | None:
         prev = self.objects.get(key)
@@ -238,14 +241,14 @@ class WatchCache:
             if se.type == "DELETE":
                 prev = self._drop(key)
                 if prev is None and se.prev is not None:
-                    prev = decode_object(se.prev.value, se.prev.mod_revision)
+                    prev = decode_object(se.prev.value, se.prev.mod_revision, self.kind)
                 if prev is None:
-                    prev = decode_object(se.kv.value, se.kv.mod_revision)
+                    prev = decode_object(se.kv.value, se.kv.mod_revision, self.kind)
                 obj = {**prev, "metadata": {**prev.get("metadata", {}),
                                             "resourceVersion": str(se.kv.mod_revision)}}
                 ev = CacheEvent("DELETED", se.kv.mod_revision, key, ns, obj, prev)
             else:
-                obj = decode_object(se.kv.value, se.kv.mod_revision)
+                obj = decode_object(se.kv.value, se.kv.mod_revision, self.kind)
                 prev = self._put(key, obj)
                 ev = CacheEvent("ADDED" if prev is None else "MODIFIED", se.kv.mod_revision,
                                 key, ns, obj, prev)

@@ -75,14 +75,15 @@ def _cache_event(cache: "WatchCache", se: StoreEvent) -> CacheEvent:
     key = se.kv.key
     ns = namespace_of_key(cache.kind, key)
     rev = se.kv.mod_revision
-    prev = decode_object(se.prev.value, se.prev.mod_revision) if se.prev is not None else None
+    prev = (decode_object(se.prev.value, se.prev.mod_revision, cache.kind)
+            if se.prev is not None else None)
     if se.type == "DELETE":
-        base = prev if prev is not None else decode_object(se.kv.value, rev)
+        base = prev if prev is not None else decode_object(se.kv.value, rev, cache.kind)
         obj: dict[str, Any] = {**base, "metadata": {**base.get("metadata", {}),
                                                     "resourceVersion": str(rev)}}
         return CacheEvent("DELETED", rev, key, ns, obj, base)
     return CacheEvent("ADDED" if se.type == "CREATE" else "MODIFIED", rev, key, ns,
-                      decode_object(se.kv.value, rev), prev)
+                      decode_object(se.kv.value, rev, cache.kind), prev)
 
 
 async def watch_from_store(cache: "WatchCache", from_revision: int, namespace: str,
