@@ -215,6 +215,10 @@ class WatchCache:
                 async for batch in stream:
                     self._apply(batch, batch.revision)
                     from_revision = self.revision
+                    if self._waiters:
+                        # Readers still wait for a newer revision (a request may have come
+                        # while the stream was being re-established): ask again.
+                        self.request_progress()
                 return
             except asyncio.CancelledError:
                 raise
