@@ -11,7 +11,8 @@
 - `apiserver_storage_objects{resource}`: objects stored per resource (`pods`,
   `deployments.apps`), counted from the watch caches when scraped;
 - `etcd_request_duration_seconds{operation,type}`: latency of the storage calls (kube's name
-  for them, whatever the backend), type the group-resource.
+  for them, whatever the backend), type the group-resource;
+- `process_*` (CPU seconds, resident memory, open fds, start time), as every kube component.
 
 Each ApiServer has its own registry, so several servers in one process (tests) do not clash.
 """
@@ -22,7 +23,8 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCollector,
+                               generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 
 from navio.api import errors
@@ -110,6 +112,7 @@ class ApiMetrics:
             "Etcd request latency in seconds for each operation and object type.",
             ["operation", "type"], buckets=_BUCKETS, registry=self.registry)
         self.registry.register(_StorageObjects(resources))  # type: ignore[arg-type]
+        ProcessCollector(registry=self.registry)   # process_cpu_seconds_total, …, as kube's
         resources.observe_storage = self.observe_storage
         # Label lookups cost more than the samples: children are looked up once per series.
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}

@@ -96,3 +96,4 @@ def test_metrics_need_credentials(server: NavioServer) -> None:
     assert code == 200
     assert headers["content-type"].startswith("text/plain; version=0.0.4")
     assert b"# TYPE apiserver_request_total counter" in data
+    assert b"\nprocess_cpu_seconds_total " in data
