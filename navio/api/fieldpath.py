@@ -435,6 +435,11 @@ class FieldSet:
         """This set without the paths of `other` and everything below them."""
         if not other.paths:
             return self
+        if all(len(o) == 1 for o in other.paths):
+            # The usual case (ignoring `status` or `spec`): a look at each path's first step.
+            heads = {o[0] for o in other.paths}
+            kept = frozenset(p for p in self.paths if not p or p[0] not in heads)
+            return self if len(kept) == len(self.paths) else FieldSet(kept)
         return FieldSet(frozenset(p for p in self.paths
                                   if not any(p[:i] in other.paths for i in range(1, len(p) + 1))))
 
