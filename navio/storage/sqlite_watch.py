@@ -140,6 +140,8 @@ class WatchHub:
     def subscribe(self, prefix: str, progress: bool = False,
                   on_request: bool = False) -> Subscription:
         sub = Subscription(prefix, self._limit, progress, on_request, self)
+        # Current as of now: the caller replays what came before (SQLiteStore.watch).
+        sub._revision = sub._told = self.revision
         self._subs.add(sub)
         if prefix == "" or prefix.endswith("/"):
             self._by_prefix.setdefault(prefix, set()).add(sub)
