@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import orjson
+
 __all__ = ["FIELD", "KEY", "VALUE", "INDEX", "PathElement", "Path", "FieldSet", "field",
            "key", "value", "index", "make_path", "path_string", "element_string", "go_json",
            "canonical", "uncanonical"]
@@ -87,8 +89,17 @@ def uncanonical(c: tuple[Any, ...]) -> Any:
     return c[1]
 
 
+_field_elements: dict[str, PathElement] = {}
+
+
 def field(name: str) -> PathElement:
-    return PathElement(FIELD, name)
+    # Interned: every write builds paths from the same few hundred field names.
+    pe = _field_elements.get(name)
+    if pe is None:
+        if len(_field_elements) >= 50_000:
+            _field_elements.clear()
+        pe = _field_elements[name] = PathElement(FIELD, name)
+    return pe
 
 
 def key(fields: Mapping[str, Any]) -> PathElement:
@@ -331,6 +342,11 @@ def _iter_smd(node: _Node, prefix: Path) -> Iterator[Path]:
             yield from _iter_smd(child, prefix + (pe,))
 
 
+_CODEC_CACHE_LIMIT = 4096
+_decoded: dict[bytes, "FieldSet"] = {}
+_encoded: dict[frozenset[Path], bytes] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSet:
     """An immutable set of field paths; `|`, `&`, `-` and `in` work on paths."""
@@ -348,7 +364,22 @@ class FieldSet:
         if data:
             if not isinstance(data, Mapping):
                 raise ValueError("FieldsV1 must be a JSON object")
+            # Every write decodes the managers' sets of the object it replaces, which are
+            # mostly the sets the previous write encoded: remembered by their JSON.
+            try:
+                text = orjson.dumps(data)
+            except TypeError:
+                text = b""
+            hit = _decoded.get(text) if text else None
+            if hit is not None:
+                return hit
             _read(data, (), out)
+            decoded = cls(frozenset(out))
+            if text:
+                if len(_decoded) >= _CODEC_CACHE_LIMIT:
+                    _decoded.clear()
+                _decoded[text] = decoded
+            return decoded
         return cls(frozenset(out))
 
     @classmethod
@@ -356,8 +387,16 @@ class FieldSet:
         return cls.from_fields_v1(json.loads(text))
 
     def to_fields_v1(self) -> dict[str, Any]:
-        """The `fieldsV1` object, its keys inserted in the order SMD writes them."""
-        return _emit(_trie(self.paths))
+        """The `fieldsV1` object, its keys inserted in the order SMD writes them (a new dict
+        each time; the encoding of a set is remembered)."""
+        text = _encoded.get(self.paths)
+        if text is None:
+            text = orjson.dumps(_emit(_trie(self.paths)))
+            if len(_encoded) >= _CODEC_CACHE_LIMIT:
+                _encoded.clear()
+            _encoded[self.paths] = text
+        fields: dict[str, Any] = orjson.loads(text)
+        return fields
 
     def to_json(self) -> str:
         """The exact bytes SMD's `Set.ToJSON` produces."""
@@ -396,6 +435,11 @@ class FieldSet:
         """This set without the paths of `other` and everything below them."""
         if not other.paths:
             return self
+        if all(len(o) == 1 for o in other.paths):
+            # The usual case (ignoring `status` or `spec`): a look at each path's first step.
+            heads = {o[0] for o in other.paths}
+            kept = frozenset(p for p in self.paths if not p or p[0] not in heads)
+            return self if len(kept) == len(self.paths) else FieldSet(kept)
         return FieldSet(frozenset(p for p in self.paths
                                   if not any(p[:i] in other.paths for i in range(1, len(p) + 1))))
 

@@ -73,28 +73,83 @@ def _object_shape(sch: dict[str, Any]) -> tuple[dict[str, Any] | None, Any, bool
     return sch.get("properties"), sch.get("additionalProperties"), preserve
 
 
+class _Node:
+    """What the walks need to know of one schema node, worked out once per node: every
+    request walks the same few hundred nodes, and resolving `$ref`s and type lists each time
+    was most of the cost of checking a body."""
+
+    __slots__ = ("sch", "name", "target", "types", "props", "addl", "preserve", "embedded",
+                 "opaque", "items", "special", "struct", "inner", "array_items", "scalar",
+                 "_go_type")
+
+    def __init__(self, sch: dict[str, Any]) -> None:
+        self.sch = sch                      # kept alive so that its id stays unique
+        self.name = schema.ref_name(sch)
+        target = self.target = schema.resolve(sch)
+        self.types = frozenset(schema.types_of(target))
+        props, addl, preserve = _object_shape(target)
+        self.props, self.addl, self.preserve = props, addl, preserve
+        self.embedded = target.get("x-kubernetes-embedded-resource") is True
+        self.opaque = props is None and not isinstance(addl, dict)
+        items = target.get("items")
+        self.items = items if isinstance(items, dict) else None
+        self.special = {_TIMES[0]: 1, _TIMES[1]: 1, _INT_OR_STRING: 2,
+                        _QUANTITY: 3}.get(self.name or "", 0)
+        self.struct = props is not None or (self.types == {"object"} and isinstance(addl, dict))
+        self.inner = (self.name.rsplit(".", 1)[-1]
+                      if self.name and props is not None else None)
+        self.array_items = self.items if "array" in self.types else None
+        self.scalar = next((t for t in ("string", "integer", "number", "boolean")
+                            if t in self.types), "")
+        self._go_type: str | None = None
+
+    @property
+    def go_type(self) -> str:
+        if self._go_type is None:
+            self._go_type = _go_type(self.sch)
+        return self._go_type
+
+
+_nodes: dict[int, _Node] = {}
+_NODE_CACHE_LIMIT = 20_000   # built-in kinds need a few thousand; bounds fresh-dict callers
+_nodes_generation = [0]
+
+
+def _node(sch: dict[str, Any]) -> _Node:
+    n = _nodes.get(id(sch))
+    if n is not None and n.sch is sch and _nodes_generation[0] == schema.generation():
+        return n
+    n = _Node(sch)
+    if len(_nodes) >= _NODE_CACHE_LIMIT or _nodes_generation[0] != schema.generation():
+        _nodes.clear()
+        _nodes_generation[0] = schema.generation()
+    _nodes[id(sch)] = n
+    return n
+
+
 def _walk(value: Any, sch: dict[str, Any], path: str, found: list[str], prune_: bool) -> Any:
-    sch = schema.resolve(sch)
+    n = _node(sch)
     if isinstance(value, dict):
-        props, addl, preserve = _object_shape(sch)
-        if props is None and not isinstance(addl, dict):
+        if n.opaque:
             return value                      # opaque: RawExtension, FieldsV1, preserved maps
-        embedded = sch.get("x-kubernetes-embedded-resource") is True
+        props, addl = n.props, n.addl
         out: dict[str, Any] = {}
         for key, sub in value.items():
-            p = _key(path, key)
             if props is not None and key in props:
-                sub = _walk(sub, props[key], p, found, prune_)
+                if isinstance(sub, (dict, list)):
+                    sub = _walk(sub, props[key], _key(path, key), found, prune_)
             elif isinstance(addl, dict):
-                sub = _walk(sub, addl, p, found, prune_)
-            elif not (preserve or addl is True
-                      or (embedded and key in ("apiVersion", "kind", "metadata"))):
-                found.append(p)
+                if isinstance(sub, (dict, list)):
+                    sub = _walk(sub, addl, _key(path, key), found, prune_)
+            elif not (n.preserve or addl is True
+                      or (n.embedded and key in ("apiVersion", "kind", "metadata"))):
+                found.append(_key(path, key))
                 continue
-            out[key] = sub
+            if prune_:
+                out[key] = sub
         return out if prune_ else value
-    if isinstance(value, list) and isinstance(sch.get("items"), dict):
-        items = [_walk(v, sch["items"], f"{path}[{i}]", found, prune_)
+    if isinstance(value, list) and n.items is not None:
+        items = [_walk(v, n.items, f"{path}[{i}]", found, prune_)
                  for i, v in enumerate(value)]
         return items if prune_ else value
     return value
@@ -132,7 +187,21 @@ def _pairs(pairs: list[tuple[str, Any]]) -> _Dups:
 def duplicate_fields(body: bytes | str) -> list[str]:
     """Paths of keys that appear twice in one JSON object of `body` (kube reports them in Strict
     as `duplicate field "spec.replicas"`); [] for a body that is not JSON."""
+    seen_dup = False
+
+    def dict_or_flag(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal seen_dup
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            seen_dup = True
+        return d
+
     try:
+        # The C scanner with a cheap hook first: bodies almost never repeat a key, and only
+        # then are the paths worth working out.
+        json.loads(body, object_pairs_hook=dict_or_flag)
+        if not seen_dup:
+            return []
         doc = json.loads(body, object_pairs_hook=_pairs)
     except ValueError:
         return []
@@ -288,50 +357,51 @@ class _GoDecoder:
                fields: tuple[str, ...]) -> None:
         if value is None:
             return
-        name = schema.ref_name(sch)
-        target = schema.resolve(sch)
-        if name in _TIMES:
-            if not isinstance(value, str):
-                raise _Hard(self._message(_go_kind(value), struct, fields, "string"))
+        n = _node(sch)
+        special = n.special
+        if special:
+            if special == 1:
+                if not isinstance(value, str):
+                    raise _Hard(self._message(_go_kind(value), struct, fields, "string"))
+            elif special == 2:
+                if not isinstance(value, str):
+                    self._int(value, "int32", struct, fields, hard=True)
+            else:
+                _quantity(value)
             return
-        if name == _INT_OR_STRING:
-            if not isinstance(value, str):
-                self._int(value, "int32", struct, fields, hard=True)
-            return
-        if name == _QUANTITY:
-            _quantity(value)
-            return
-        types = schema.types_of(target)
-        props = target.get("properties")
-        addl = target.get("additionalProperties")
-        go_type = _go_type(sch)
-        if props is not None or (types == {"object"} and isinstance(addl, dict)):
+        if n.struct:
             if not isinstance(value, dict):
-                self._save(_go_kind(value), struct, fields, go_type)
+                self._save(_go_kind(value), struct, fields, n.go_type)
                 return
-            inner = name.rsplit(".", 1)[-1] if name and props is not None else struct
-            for key, sub in value.items():
-                if props is not None and key in props:
-                    self.decode(sub, props[key], inner, fields + (key,))
-                elif props is None and isinstance(addl, dict):
+            props = n.props
+            if props is not None:
+                inner = n.inner or struct
+                for key, sub in value.items():
+                    if key in props:
+                        self.decode(sub, props[key], inner, fields + (key,))
+            else:
+                addl = n.addl
+                for sub in value.values():
                     self.decode(sub, addl, struct, fields)   # map values: no key in the path
             return
-        if "array" in types and isinstance(target.get("items"), dict):
+        if n.array_items is not None:
             if not isinstance(value, list):
-                self._save(_go_kind(value), struct, fields, go_type)
+                self._save(_go_kind(value), struct, fields, n.go_type)
                 return
             for item in value:
-                self.decode(item, target["items"], struct, fields)
-        elif "string" in types:
+                self.decode(item, n.array_items, struct, fields)
+            return
+        scalar = n.scalar
+        if scalar == "string":
             if not isinstance(value, str):
-                self._save(_go_kind(value), struct, fields, go_type)
-        elif "integer" in types:
-            self._int(value, go_type, struct, fields, hard=False)
-        elif "number" in types:
+                self._save(_go_kind(value), struct, fields, n.go_type)
+        elif scalar == "integer":
+            self._int(value, n.go_type, struct, fields, hard=False)
+        elif scalar == "number":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                self._save(_go_kind(value), struct, fields, go_type)
-        elif "boolean" in types and not isinstance(value, bool):
-            self._save(_go_kind(value), struct, fields, go_type)
+                self._save(_go_kind(value), struct, fields, n.go_type)
+        elif scalar == "boolean" and not isinstance(value, bool):
+            self._save(_go_kind(value), struct, fields, n.go_type)
 
     def _int(self, value: Any, go_type: str, struct: str, fields: tuple[str, ...], *,
              hard: bool) -> None:
@@ -366,14 +436,20 @@ def _quantity(value: Any) -> None:
         raise _Hard("unable to parse numeric part of quantity")
 
 
+_roots: dict[str, dict[str, str]] = {}   # one `$ref` schema per kind, so its node is cached
+
+
 def decode_error(obj: dict[str, Any], schema_name: str) -> str | None:
     """The error Go's JSON decoder gives for `obj` decoded into the built-in kind
     `schema_name`, or None if it decodes; e.g. `json: cannot unmarshal string into Go struct
     field DeploymentSpec.spec.replicas of type int32`."""
     decoder = _GoDecoder()
     struct = schema_name.rsplit(".", 1)[-1]
+    root = _roots.get(schema_name)
+    if root is None:
+        root = _roots[schema_name] = {"$ref": "#/$defs/" + schema_name}
     try:
-        decoder.decode(obj, {"$ref": "#/$defs/" + schema_name}, struct, ())
+        decoder.decode(obj, root, struct, ())
     except _Hard as exc:
         return str(exc)
     return decoder.saved

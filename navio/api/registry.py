@@ -45,6 +45,9 @@ class Kind:
     # Stored objects are kept (no GET/LIST) for virtual kinds such as reviews.
     virtual: bool = False
     definition: str | None = field(default=None, compare=False)
+    # The group whose storage this kind shares (events.k8s.io Events are core Events kept in
+    # core/v1 form; `navio.api.conversion` converts); None: its own.
+    storage_group: str | None = field(default=None, compare=False)
 
     @property
     def group_version(self) -> str:
@@ -68,14 +71,14 @@ class Kind:
 
     def storage_prefix(self, namespace: str | None = None) -> str:
         """The registry key prefix of this resource (and namespace), ending in '/'."""
-        group = self.group or "core"
+        group = (self.group if self.storage_group is None else self.storage_group) or "core"
         base = f"/registry/{group}/{self.plural}/"
         if self.namespaced and namespace:
             return f"{base}{namespace}/"
         return base
 
     def storage_key(self, namespace: str | None, name: str) -> str:
-        group = self.group or "core"
+        group = (self.group if self.storage_group is None else self.storage_group) or "core"
         if self.namespaced:
             return f"/registry/{group}/{self.plural}/{namespace}/{name}"
         return f"/registry/{group}/{self.plural}/{name}"
@@ -155,7 +158,7 @@ BUILTIN: tuple[Kind, ...] = (
        subresources=(_STATUS,)),
     # coordination, events, discovery
     _k("coordination.k8s.io", "v1", "Lease", "leases"),
-    _k("events.k8s.io", "v1", "Event", "events", short_names=("ev",)),
+    _k("events.k8s.io", "v1", "Event", "events", short_names=("ev",), storage_group=""),
     _k("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     # policy, scheduling
     _k("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short_names=("pdb",),

@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 __all__ = ["KUBERNETES_SCHEMA_VERSION", "definitions", "definition_name", "resolve",
-           "ref_name", "subschema", "types_of", "add_definitions"]
+           "ref_name", "subschema", "types_of", "add_definitions", "generation"]
 
 KUBERNETES_SCHEMA_VERSION = "v1.32.0"
 _REF_PREFIX = "#/$defs/"
@@ -43,8 +43,19 @@ def definitions() -> dict[str, dict[str, Any]]:
 
 def add_definitions(defs: dict[str, dict[str, Any]]) -> None:
     """Register further definitions (in the same JSON Schema form) under their names."""
+    global _generation
     _extra.update(defs)
     _gvk_index.cache_clear()
+    _generation += 1
+
+
+_generation = 0
+
+
+def generation() -> int:
+    """A number that changes whenever definitions are added: caches of resolved schemas
+    compare it to know when to start over."""
+    return _generation
 
 
 @functools.cache
@@ -73,7 +84,7 @@ def resolve(schema: dict[str, Any] | str) -> dict[str, Any]:
         return definitions()[schema]
     seen = 0
     while (name := ref_name(schema)) is not None and seen < 32:
-        schema = definitions()[name]
+        schema = _extra[name] if name in _extra else _builtin()[name]
         seen += 1
     return schema
 

@@ -77,6 +77,7 @@ class _Atom:
     keys: tuple[str, ...] | None = None         # list: None = atomic, () = set, else map keys
     required: frozenset[str] = frozenset()
     times: frozenset[str] = frozenset()         # struct fields of type meta/v1 Time
+    skeletons: dict[str, Any] = dc_field(default_factory=dict, compare=False)  # _skeleton's
 
 
 _atoms: dict[int, tuple[Any, _Atom]] = {}
@@ -263,25 +264,40 @@ def compare(old: Any, new: Any, sch: Any) -> Comparison:
     return Comparison(*(FieldSet(frozenset(s)) for s in res))
 
 
+_SCALAR_TYPES = frozenset({str, int, float, bool})
+_UNKNOWN = object()
+
+
+def _shape_fast(kind: str, v: Any) -> str:
+    # _shape with the atom's kind already read (the comparison's innermost call).
+    if kind == "map":
+        return "map" if v is None or isinstance(v, dict) else "scalar"
+    if kind == "any":
+        return "map" if isinstance(v, dict) else "list" if isinstance(v, list) else "scalar"
+    if kind == "list":
+        return "list" if v is None or isinstance(v, list) else "scalar"
+    return "scalar"
+
+
 def _cmp(l: Any, r: Any, sch: Any, path: Path, res: tuple[set[Path], ...], typed: bool) -> None:
-    added, modified, removed = res
     a = _atom(sch)
-    sl = _shape(a, l) if l is not MISSING else None
-    sr = _shape(a, r) if r is not MISSING else None
+    kind = a.kind
+    sl = _shape_fast(kind, l) if l is not MISSING else None
+    sr = _shape_fast(kind, r) if r is not MISSING else None
     shape = sr or sl
     leaf = (sl is not None and sr is not None and sl != sr) or shape == "scalar" or a.atomic
     if not leaf and shape == "list":
-        leaf = a.kind == "any" or (not (isinstance(l, list) and l)
-                                   and not (isinstance(r, list) and r))
+        leaf = kind == "any" or (not (isinstance(l, list) and l)
+                                 and not (isinstance(r, list) and r))
     elif not leaf:
         leaf = not (isinstance(l, dict) and l) and not (isinstance(r, dict) and r)
     if leaf:
         if l is MISSING:
-            added.add(path)
+            res[0].add(path)
         elif r is MISSING:
-            removed.add(path)
-        elif not values_equal(l, r):
-            modified.add(path)
+            res[2].add(path)
+        elif not (l is r or values_equal(l, r)):
+            res[1].add(path)
         return
     if shape == "list":
         li, ri = _index_items(a, l), _index_items(a, r)
@@ -290,22 +306,35 @@ def _cmp(l: Any, r: Any, sch: Any, path: Path, res: tuple[set[Path], ...], typed
     else:
         lm = l if isinstance(l, dict) else {}
         rm = r if isinstance(r, dict) else {}
-        for k in lm.keys() | rm.keys():
+        fields = a.fields
+        elem = a.elem if a.elem is not None else _DEDUCED
+        l_here, r_here = l is not MISSING, r is not MISSING
+        for k in (lm.keys() | rm.keys() if lm and rm else lm or rm):
             lv, rv = lm.get(k, MISSING), rm.get(k, MISSING)
+            if rv.__class__ in _SCALAR_TYPES:
+                # A scalar on the right is a leaf whatever the schema says (its shape is
+                # "scalar" or mismatches): what the recursive call would conclude, inline.
+                if typed and l_here and (lv is None or lv is MISSING):
+                    lv = _skeleton(a, k)
+                if lv is MISSING:
+                    res[0].add(path + (field(k),))
+                elif not (lv is rv or values_equal(lv, rv)):
+                    res[1].add(path + (field(k),))
+                continue
             if typed:
                 # What the typed Go objects hold: null and absent are one, some fields always
                 # exist.
-                if l is not MISSING and (lv is None or lv is MISSING):
+                if l_here and (lv is None or lv is MISSING):
                     lv = _skeleton(a, k)
-                if r is not MISSING and (rv is None or rv is MISSING):
+                if r_here and (rv is None or rv is MISSING):
                     rv = _skeleton(a, k)
                 if lv is MISSING and rv is MISSING:
                     continue
-            _cmp(lv, rv, _child(a, k), path + (field(k),), res, typed)
+            _cmp(lv, rv, fields[k] if k in fields else elem, path + (field(k),), res, typed)
     if l is MISSING:
-        added.add(path)
+        res[0].add(path)
     elif r is MISSING:
-        removed.add(path)
+        res[2].add(path)
 
 
 def _skeleton(a: _Atom, name: str) -> Any:
@@ -314,12 +343,20 @@ def _skeleton(a: _Atom, name: str) -> Any:
     MISSING for a pointer or omitempty field."""
     if name not in a.fields:
         return MISSING
+    known = a.skeletons.get(name, _UNKNOWN)
+    if known is not _UNKNOWN:
+        return known   # a shared `{}` is safe: comparison never mutates what it compares
     if name in a.times:
-        return None
-    child = _atom(a.fields[name])
-    if child.kind == "map" and child.fields and (name in _VALUE_STRUCTS or name in a.required):
-        return {}
-    return None if name in a.required else MISSING
+        known = None
+    else:
+        child = _atom(a.fields[name])
+        if child.kind == "map" and child.fields and (name in _VALUE_STRUCTS
+                                                     or name in a.required):
+            known = {}
+        else:
+            known = None if name in a.required else MISSING
+    a.skeletons[name] = known
+    return known
 
 
 # --- merge ---------------------------------------------------------------------------------------

@@ -19,12 +19,13 @@ import orjson
 from aiohttp import web
 
 from navio import KUBERNETES_VERSION, __version__
-from navio.api import errors, openapi
+from navio.api import errors, openapi, openapi_proto
 from navio.api.registry import Registry
 from navio.apiserver import discovery
 from navio.apiserver.authn import UserInfo, authenticate
 from navio.apiserver.authz import AUTHZ_KEY, Authorization, authorize_request
 from navio.apiserver.handlers import ResourceHandlers, json_response
+from navio.apiserver.metrics import ApiMetrics
 from navio.apiserver.requestinfo import parse_request
 from navio.apiserver.resources import Resources
 from navio.pki import tlspolicy
@@ -66,9 +67,11 @@ class ApiServer:
         self.resources = resources
         self.registry: Registry = resources.registry
         self.handlers = ResourceHandlers(resources)
+        self.metrics = ApiMetrics(resources)
         self.ready = False
         self._openapi_v3: dict[str, tuple[bytes, str]] = {}
         self._openapi_v2: bytes | None = None
+        self._openapi_v2_proto: bytes | None = None
         self.app = web.Application(middlewares=[self._middleware], client_max_size=4 << 20)
         self.authz = self.app[AUTHZ_KEY] = Authorization(resources)
         self.app.router.add_route("*", "/{tail:.*}", self._route)
@@ -106,11 +109,17 @@ class ApiServer:
             return web.Response(text="ok", content_type="text/plain")
         if path == "/version":
             return json_response(version_info())
+        if path == "/metrics":
+            if request.method not in ("GET", "HEAD"):
+                raise errors.MethodNotAllowed("the server does not allow this method on the "
+                                              "requested resource")
+            return self.metrics.response()
         if path.startswith("/openapi/"):
             return self._openapi(request)
         info = parse_request(request.method, path, request.query)
         if info.is_resource:
-            return await self.handlers.handle(request, info)
+            return await self.metrics.track(request, info,
+                                            lambda: self.handlers.handle(request, info))
         if request.method != "GET":
             raise errors.MethodNotAllowed("the server does not allow this method on the "
                                           "requested resource")
@@ -142,7 +151,8 @@ class ApiServer:
             body = discovery.resource_list(self.registry, parts[1], parts[2])
         elif not parts:
             body = {"paths": sorted({"/api", "/api/v1", "/apis", "/healthz", "/livez",
-                                     "/readyz", "/version", "/openapi/v2", "/openapi/v3"}
+                                     "/readyz", "/version", "/openapi/v2", "/openapi/v3",
+                                     "/metrics"}
                                     | {f"/apis/{g}" for g, _ in self.registry.groups() if g})}
         if body is None:
             raise errors.NotFound("the server could not find the requested resource")
@@ -151,6 +161,12 @@ class ApiServer:
     def _openapi(self, request: web.Request) -> web.Response:
         path = request.path
         if path == "/openapi/v2":
+            if openapi_proto.wants_protobuf(request.headers.get("Accept")):
+                if self._openapi_v2_proto is None:
+                    self._openapi_v2_proto = openapi_proto.encode(
+                        openapi.v2_document(self.registry))
+                return web.Response(body=self._openapi_v2_proto,
+                                    headers={"Content-Type": openapi_proto.MEDIA_TYPE})
             if self._openapi_v2 is None:
                 self._openapi_v2 = orjson.dumps(openapi.v2_document(self.registry))
             return web.Response(body=self._openapi_v2, content_type="application/json")
@@ -175,3 +191,4 @@ class ApiServer:
         """Drop cached documents after the registry changed (CRDs)."""
         self._openapi_v3.clear()
         self._openapi_v2 = None
+        self._openapi_v2_proto = None

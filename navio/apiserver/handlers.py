@@ -85,17 +85,18 @@ def _check_fields(kind: Kind, obj: dict[str, Any], mode: str, raw: bytes = b"", 
     if problem is not None:
         raise errors.BadRequest(fieldvalidation.cannot_handle(kind.kind, kind.version, problem))
     found: list[str] = []
+    unknown = fieldvalidation.unknown_fields(obj, schema_name)
     if mode != "Ignore":
         dups = fieldvalidation.duplicate_fields(raw) if raw else []
-        found = fieldvalidation.strict_errors(fieldvalidation.unknown_fields(obj, schema_name),
-                                              dups)
+        found = fieldvalidation.strict_errors(unknown, dups)
     if found and mode == "Strict":
         detail = fieldvalidation.strict_decoding_error(found)
         if patch_body is not None:
             raise errors.Invalid("", "", [errors.cause("FieldValueInvalid", "patch", detail,
                                                        patch_body)])
         raise errors.BadRequest(fieldvalidation.cannot_handle(kind.kind, kind.version, detail))
-    return fieldvalidation.prune(obj, schema_name), found
+    # Nothing unknown: the body is what pruning would copy (callers copy before mutating).
+    return (fieldvalidation.prune(obj, schema_name) if unknown else obj), found
 
 
 def _json_raw(raw: bytes, content_type: str | None) -> bytes:

@@ -173,7 +173,7 @@ async def _list_from_store(kind: Kind, store: Store, namespace: str, opts: ListO
             _, kvs, more = await store.list(prefix, revision=revision, start=start or prefix,
                                             limit=batch)
             for kv in kvs:
-                obj = decode_object(kv.value, kv.mod_revision)
+                obj = decode_object(kv.value, kv.mod_revision, kind)
                 if predicate is not None and not predicate(obj):
                     continue
                 if opts.limit and len(items) == opts.limit:

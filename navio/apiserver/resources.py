@@ -16,12 +16,13 @@ import copy
 import datetime as dt
 import logging
 import secrets
+import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 
-from navio.api import errors, managedfields, validation
+from navio.api import conversion, errors, managedfields, validation
 from navio.api.defaults import apply_defaults
 from navio.api.registry import Kind, Registry
 from navio.apiserver import admission, strategy
@@ -33,13 +34,34 @@ __all__ = ["Resources", "WriteOptions", "now_rfc3339"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_UPDATE_RETRIES = 16
 
 
+_last_second: list[Any] = [0, ""]
+
+
 def now_rfc3339(clock: Callable[[], dt.datetime] | None = None) -> str:
-    t = clock() if clock else dt.datetime.now(dt.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if clock is None:
+        # Formatted once per second: every write stamps a time.
+        second = int(time.time())
+        if second != _last_second[0]:
+            _last_second[1] = dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+            _last_second[0] = second
+        return str(_last_second[1])
+    return clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON object; through orjson, several times faster than deepcopy."""
+    try:
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+        return copied
+    except (TypeError, orjson.JSONEncodeError):
+        return copy.deepcopy(obj)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +97,14 @@ def _already_exists(kind: Kind, name: str) -> errors.AlreadyExists:
                                 details={"name": name, "group": kind.group, "kind": kind.plural})
 
 
-def _encode(obj: dict[str, Any]) -> bytes:
-    """The stored form: the object without its resourceVersion (the store's revision is)."""
+def _encode(kind: Kind, obj: dict[str, Any]) -> bytes:
+    """The stored form: the object without its resourceVersion (the store's revision is),
+    converted to the shared form for kinds stored with another group's (`storage_group`)."""
     meta = obj.get("metadata", {})
     if "resourceVersion" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+    if kind.storage_group is not None:
+        obj = conversion.to_storage(kind.group, kind.kind, obj)
     return orjson.dumps(obj)
 
 
@@ -97,6 +122,8 @@ class Resources:
         # Validating admission that needs the writer (NodeRestriction, RBAC escalation).
         self.validators: list[admission.Validator] = []
         self._cache_lock = asyncio.Lock()
+        # Set by the API server's metrics: (operation, group, plural, seconds) per store call.
+        self.observe_storage: Callable[[str, str, str, float], None] | None = None
 
     # -- caches -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -130,6 +157,16 @@ class Resources:
     def now(self) -> str:
         return now_rfc3339(self.clock)
 
+    async def _timed(self, operation: str, kind: Kind, call: Awaitable[T]) -> T:
+        observe = self.observe_storage
+        if observe is None:
+            return await call
+        start = time.monotonic()
+        try:
+            return await call
+        finally:
+            observe(operation, kind.group, kind.plural, time.monotonic() - start)
+
     # -- reads --------------------------------------------------------------------------------
     async def get(self, kind: Kind, namespace: str, name: str, *,
                   resource_version: str = "") -> dict[str, Any]:
@@ -143,8 +180,8 @@ class Resources:
 
     async def _current(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """The stored object, read from the store itself (what a conditional write needs)."""
-        _, kv = await self.store.get(kind.storage_key(namespace, name))
-        return decode_object(kv.value, kv.mod_revision) if kv else None
+        _, kv = await self._timed("get", kind, self.store.get(kind.storage_key(namespace, name)))
+        return decode_object(kv.value, kv.mod_revision, kind) if kv else None
 
     # -- create -------------------------------------------------------------------------------
     async def create(self, kind: Kind, namespace: str, obj: dict[str, Any],
@@ -174,7 +211,7 @@ class Resources:
 
     async def _create_once(self, kind: Kind, obj: dict[str, Any], opts: WriteOptions,
                            track_fields: bool = True) -> dict[str, Any]:
-        obj = copy.deepcopy(obj)
+        obj = _copy(obj)
         now = self.now()
         strategy.prepare_for_create(kind, obj, now)
         apply_defaults(kind.group, kind.kind, obj)
@@ -194,7 +231,8 @@ class Resources:
                 undo()
                 return obj
             try:
-                rev = await self.store.create(key, _encode(obj))
+                rev = await self._timed("create", kind,
+                                        self.store.create(key, _encode(kind, obj)))
             except KeyExists:
                 raise _already_exists(kind, name) from None
         except BaseException:
@@ -265,7 +303,7 @@ class Resources:
                            track_fields: bool) -> dict[str, Any]:
         now = self.now()
         name = current["metadata"]["name"]
-        new = copy.deepcopy(desired)
+        new = _copy(desired)
         new["apiVersion"], new["kind"] = kind.group_version, kind.kind
         meta = new.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -306,11 +344,13 @@ class Resources:
                 return new
             key = kind.storage_key(current["metadata"].get("namespace"), name)
             if self._finalized(kind, new):
-                rev, _ = await self.store.delete(key, expect_revision=int(rv))
+                rev, _ = await self._timed("delete", kind, self.store.delete(
+                    key, expect_revision=int(rv)))
                 admission.after_delete(self, kind, new)
                 new["metadata"]["resourceVersion"] = str(rev)
                 return new
-            rev = await self.store.update(key, _encode(new), expect_revision=int(rv))
+            rev = await self._timed("update", kind, self.store.update(
+                key, _encode(kind, new), expect_revision=int(rv)))
         except BaseException:
             undo()
             raise
@@ -350,12 +390,14 @@ class Resources:
                 if pending is not None:
                     if pending == current or opts.dry_run:
                         return pending, False
-                    rev = await self.store.update(key, _encode(pending), expect_revision=rv)
+                    rev = await self._timed("update", kind, self.store.update(
+                        key, _encode(kind, pending), expect_revision=rv))
                     pending["metadata"]["resourceVersion"] = str(rev)
                     return pending, False
                 if opts.dry_run:
                     return current, True
-                rev, _ = await self.store.delete(key, expect_revision=rv)
+                rev, _ = await self._timed("delete", kind, self.store.delete(
+                    key, expect_revision=rv))
             except (RevisionConflict, KeyNotFound):
                 continue
             admission.after_delete(self, kind, current)

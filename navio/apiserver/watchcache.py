@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import orjson
 
-from navio.api import errors
+from navio.api import conversion, errors
 from navio.api.registry import Kind
 from navio.storage.protocol import Compacted, Store, StoreEvent, WatchOverflow
 
@@ -116,8 +116,11 @@ def _event_type_for(ev: CacheEvent, predicate: Predicate | None) -> str | None:
     return None
 
 
-def decode_object(value: bytes, revision: int) -> dict[str, Any]:
+def decode_object(value: bytes, revision: int, kind: Kind | None = None) -> dict[str, Any]:
+    """A stored value as `kind` serves it, with its resourceVersion."""
     obj = orjson.loads(value)
+    if kind is not None and kind.storage_group is not None:
+        obj = conversion.from_storage(kind.group, kind.kind, obj)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 
@@ -147,6 +150,9 @@ class WatchCache:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._failed: BaseException | None = None
+        # With a store that reports progress on request, the cache asks for it only when a
+        # reader waits for a revision it has not seen (see `wait_for`).
+        self._on_request = callable(getattr(store, "request_progress", None))
 
     async def start(self) -> None:
         rev, items, _ = await self.store.list(self.prefix)
@@ -161,7 +167,7 @@ class WatchCache:
         self._by_ns = {}
         self._sorted = {"": None}
         for kv in items:
-            self._put(kv.key, decode_object(kv.value, kv.mod_revision))
+            self._put(kv.key, decode_object(kv.value, kv.mod_revision, self.kind))
 
     def _put(self, key: str, obj: dict[str, Any]) -> dict[str, Any] | None:
         prev = self.objects.get(key)
@@ -199,10 +205,20 @@ class WatchCache:
     async def _run(self, from_revision: int) -> None:
         while True:
             try:
-                async for batch in self.store.watch(self.prefix, from_revision=from_revision,
-                                                    progress=True):
+                if self._on_request:
+                    stream = self.store.watch(  # type: ignore[call-arg]
+                        self.prefix, from_revision=from_revision, progress=True,
+                        progress_on_request=True)
+                else:
+                    stream = self.store.watch(self.prefix, from_revision=from_revision,
+                                              progress=True)
+                async for batch in stream:
                     self._apply(batch, batch.revision)
                     from_revision = self.revision
+                    if self._waiters:
+                        # Readers still wait for a newer revision (a request may have come
+                        # while the stream was being re-established): ask again.
+                        self.request_progress()
                 return
             except asyncio.CancelledError:
                 raise
@@ -229,14 +245,14 @@ class WatchCache:
             if se.type == "DELETE":
                 prev = self._drop(key)
                 if prev is None and se.prev is not None:
-                    prev = decode_object(se.prev.value, se.prev.mod_revision)
+                    prev = decode_object(se.prev.value, se.prev.mod_revision, self.kind)
                 if prev is None:
-                    prev = decode_object(se.kv.value, se.kv.mod_revision)
+                    prev = decode_object(se.kv.value, se.kv.mod_revision, self.kind)
                 obj = {**prev, "metadata": {**prev.get("metadata", {}),
                                             "resourceVersion": str(se.kv.mod_revision)}}
                 ev = CacheEvent("DELETED", se.kv.mod_revision, key, ns, obj, prev)
             else:
-                obj = decode_object(se.kv.value, se.kv.mod_revision)
+                obj = decode_object(se.kv.value, se.kv.mod_revision, self.kind)
                 prev = self._put(key, obj)
                 ev = CacheEvent("ADDED" if prev is None else "MODIFIED", se.kv.mod_revision,
                                 key, ns, obj, prev)
@@ -268,6 +284,7 @@ class WatchCache:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((revision, fut))
+        self.request_progress()
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
@@ -276,6 +293,12 @@ class WatchCache:
                 details={"causes": [{"reason": "ResourceVersionTooLarge",
                                      "message": "Too large resource version"}],
                          "retryAfterSeconds": 1}) from None
+
+    def request_progress(self) -> None:
+        """Have the store report its revision to this cache soon (no-op when it reports
+        every commit anyway)."""
+        if self._on_request:
+            self.store.request_progress(self.prefix)  # type: ignore[attr-defined]
 
     async def consistent(self) -> None:
         """Wait until the cache has every write acknowledged before this call."""

@@ -3,7 +3,8 @@
 Starts after the requested resourceVersion (no replay of what the client listed), or with
 synthetic ADDED events for the current state when none is given. Sends BOOKMARKs only when the
 client allows them, ends after `timeoutSeconds` when given and otherwise only when the client
-leaves, and answers a too-old resourceVersion with 410 Expired.
+leaves. A resourceVersion older than the watch cache's window is served from the store's
+history (`watchreplay`); one the store has compacted gets 410 Expired.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from navio.api.registry import Kind
 from navio.api.tables import build_table
+from navio.apiserver import watchreplay
 from navio.apiserver.listing import ListOptions
 from navio.apiserver.negotiation import choose_output, partial_metadata
 
@@ -46,7 +48,12 @@ async def serve(handlers: "ResourceHandlers", request: web.Request, kind: Kind, 
             await cache.consistent()
         watcher, initial = cache.watch_from_now(ns, predicate)
     else:
-        watcher = cache.watch(int(rv) if rv else cache.revision, ns, predicate)
+        start = int(rv) if rv else cache.revision
+        if start < cache.window_start:
+            # Older than the cache's window: from the store's history, unless compacted.
+            watcher = await watchreplay.watch_from_store(cache, start, ns, predicate)
+        else:
+            watcher = cache.watch(start, ns, predicate)
 
     resp = web.StreamResponse(status=200, headers={"Content-Type": out.content_type,
                                                    "Cache-Control": "no-cache, private"})
@@ -97,6 +104,7 @@ async def serve(handlers: "ResourceHandlers", request: web.Request, kind: Kind, 
                     break
                 if opts.allow_bookmarks and now >= next_bookmark:
                     await resp.write(bookmark(cache.revision))
+                    cache.request_progress()   # so that the next bookmark is current
                     next_bookmark = now + _BOOKMARK_INTERVAL
                 continue
             try:

@@ -23,8 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from navio.api.registry import default_registry
-from navio.apiserver import nodeproxy
-from navio.apiserver import revocation
+from navio.apiserver import gctune, nodeproxy, revocation
 from navio.apiserver.app import ApiServer, tls_context
 from navio.apiserver.audit import Auditor
 from navio.apiserver.auditpolicy import load_policy
@@ -229,6 +228,7 @@ async def serve(config: ServerConfig) -> None:
     supervisor = Supervisor(components, single_process=config.single_process,
                             log_dir=data / "logs")
     supervisor.start()
+    gctune.tune_for_serving()
     api.ready = True
     log.info("API server ready", extra={"url": url, "kubeconfig": str(kubeconfig)})
     print(f"navio: API server listening on {url}", flush=True)

@@ -222,9 +222,11 @@ class EncryptedStore:
         assert opened is not None
         return rev, opened
 
-    async def watch(self, prefix: str, *, from_revision: int,
-                    progress: bool = False) -> AsyncIterator[WatchBatch]:
-        source = self.inner.watch(prefix, from_revision=from_revision, progress=progress)
+    async def watch(self, prefix: str, *, from_revision: int, progress: bool = False,
+                    progress_on_request: bool = False) -> AsyncIterator[WatchBatch]:
+        # (request_progress passes through __getattr__; the two go together.)
+        source = self.inner.watch(prefix, from_revision=from_revision, progress=progress,
+                                  progress_on_request=progress_on_request)
         async with contextlib.aclosing(source):  # type: ignore[type-var]
             async for batch in source:
                 if batch and self._touches(prefix):

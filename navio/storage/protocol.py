@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Literal, Protocol
 
 __all__ = ["KeyValue", "StoreEvent", "WatchBatch", "Store", "StorageError", "KeyExists",
-           "KeyNotFound", "RevisionConflict", "Compacted", "WatchOverflow"]
+           "KeyNotFound", "RevisionConflict", "Compacted", "WatchOverflow", "ProgressRequester"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +123,15 @@ class Store(Protocol):
         """Forget history at and below `revision` (live values are kept)."""
 
     async def close(self) -> None: ...
+
+
+class ProgressRequester(Protocol):
+    """Optional: progress on request, as etcd's WatchProgressRequest. A store offering it
+    accepts `watch(..., progress=True, progress_on_request=True)`, whose progress batches
+    then come only after `request_progress(prefix)` instead of after every commit. Wrappers
+    of a store forward both or neither (the watch cache checks for `request_progress`)."""
+
+    def request_progress(self, prefix: str) -> None:
+        """Have each progress_on_request watch on exactly `prefix` report the store's current
+        revision soon (an empty WatchBatch), unless it has reported it already."""
+

@@ -262,15 +262,17 @@ class SQLiteStore:
 
     # --- watch ---
 
-    async def watch(self, prefix: str, *, from_revision: int,
-                    progress: bool = False) -> AsyncIterator[WatchBatch]:
+    async def watch(self, prefix: str, *, from_revision: int, progress: bool = False,
+                    progress_on_request: bool = False) -> AsyncIterator[WatchBatch]:
+        """See `Store.watch`; with `progress_on_request`, progress batches come only after
+        `request_progress(prefix)` (ProgressRequester), not on every commit."""
         if self._closed:
             return
         if from_revision < self._compact_revision:
             raise Compacted(from_revision, self._compact_revision)
         # Same loop step: every commit <= upto was published before we subscribed (so the
         # replay covers it); every later one will be published to us.
-        sub = self._hub.subscribe(prefix, progress)
+        sub = self._hub.subscribe(prefix, progress, progress_on_request)
         upto = self._revision
         try:
             cursor = from_revision
@@ -301,6 +303,10 @@ class SQLiteStore:
                 yield batch
         finally:
             self._hub.unsubscribe(sub)
+
+    def request_progress(self, prefix: str) -> None:
+        """Make the progress_on_request watches on `prefix` report the current revision."""
+        self._hub.request_progress(prefix)
 
     # --- compaction and shutdown ---
 

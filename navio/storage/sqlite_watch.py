@@ -26,13 +26,20 @@ class Subscription:
     """One watcher's live buffer. `next()` returns everything buffered as one batch, None once
     the hub is closed and the buffer is empty, and raises WatchOverflow after an overflow."""
 
-    __slots__ = ("prefix", "progress", "_limit", "_batches", "_pending", "_wake", "_error",
-                 "_closed", "_revision", "_told")
+    __slots__ = ("prefix", "progress", "on_request", "_hub", "_wanted", "_limit", "_batches",
+                 "_pending", "_wake", "_error", "_closed", "_revision", "_told")
 
-    def __init__(self, prefix: str, limit: int, progress: bool = False) -> None:
+    def __init__(self, prefix: str, limit: int, progress: bool = False,
+                 on_request: bool = False, hub: "WatchHub | None" = None) -> None:
         self.prefix = prefix
         self.progress = progress
-        self._revision = 0   # the newest commit this subscription has been offered
+        # Progress only when asked (`want_progress`), as etcd's WatchProgressRequest: a
+        # store with dozens of resource watchers would otherwise wake every one of them on
+        # every commit, which cost more than the commit's own requests.
+        self.on_request = on_request
+        self._hub = hub
+        self._wanted = False
+        self._revision = 0   # the newest commit offered to us (see `revision`)
         self._told = 0       # the newest revision handed out by next()
         self._limit = limit
         self._batches: deque[list[StoreEvent]] = deque()
@@ -41,10 +48,23 @@ class Subscription:
         self._error: WatchOverflow | None = None
         self._closed = False
 
+    @property
+    def revision(self) -> int:
+        """The newest commit this subscription has been offered: every commit the hub
+        published counts, those without events for us too (the hub does not visit us then)."""
+        hub = self._hub
+        return max(self._revision, hub.revision) if hub is not None else self._revision
+
     def note(self, revision: int) -> None:
         """A commit with nothing under our prefix: only progress."""
         self._revision = max(self._revision, revision)
-        if self.progress:
+        if self.progress and (self._wanted or not self.on_request):
+            self._wake.set()
+
+    def want_progress(self) -> None:
+        """Report the newest revision offered at the next opportunity (on_request mode)."""
+        self._wanted = True
+        if self.progress and self.revision > self._told:
             self._wake.set()
 
     def offer(self, events: list[StoreEvent], revision: int = 0) -> bool:
@@ -80,11 +100,17 @@ class Subscription:
                     out = [event for batch in self._batches for event in batch]
                     self._batches.clear()
                 self._pending = 0
+                # Only what was offered: a later commit without events for us may already be
+                # published, but its revision is reported as progress, not with these events.
                 self._told = self._revision
+                self._wanted = False
                 return WatchBatch(out, self._revision)
-            if self.progress and self._revision > self._told:
-                self._told = self._revision
-                return WatchBatch((), self._revision)
+            revision = self.revision
+            if self.progress and revision > self._told and (
+                    self._wanted or not self.on_request):
+                self._told = revision
+                self._wanted = False
+                return WatchBatch((), revision)
             if self._closed:
                 return None
             self._wake.clear()
@@ -92,38 +118,88 @@ class Subscription:
 
 
 class WatchHub:
-    """The set of live subscriptions; `publish` is called once per committed batch."""
+    """The set of live subscriptions; `publish` is called once per committed batch.
+
+    Subscriptions on a key-path prefix (ending in "/", as `/registry/core/pods/`) are indexed
+    by it, so a commit visits only those its keys fall under and the ones that report every
+    commit's progress; the others learn the revision through `revision` when they ask."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError("watch queue limit must be positive")
         self._limit = limit
         self._subs: set[Subscription] = set()
+        self._by_prefix: dict[str, set[Subscription]] = {}   # prefixes ending in "/" or ""
+        self._other: set[Subscription] = set()               # any other prefix
+        self._eager: set[Subscription] = set()               # progress on every commit
+        self.revision = 0                                    # the newest published commit
 
     def __len__(self) -> int:
         return len(self._subs)
 
-    def subscribe(self, prefix: str, progress: bool = False) -> Subscription:
-        sub = Subscription(prefix, self._limit, progress)
+    def subscribe(self, prefix: str, progress: bool = False,
+                  on_request: bool = False) -> Subscription:
+        sub = Subscription(prefix, self._limit, progress, on_request, self)
+        # Current as of now: the caller replays what came before (SQLiteStore.watch).
+        sub._revision = sub._told = self.revision
         self._subs.add(sub)
+        if prefix == "" or prefix.endswith("/"):
+            self._by_prefix.setdefault(prefix, set()).add(sub)
+        else:
+            self._other.add(sub)
+        if progress and not on_request:
+            self._eager.add(sub)
         return sub
+
+    def request_progress(self, prefix: str) -> None:
+        """Ask the progress subscriptions on exactly `prefix` for a progress report."""
+        for sub in tuple(self._by_prefix.get(prefix, ())) + tuple(
+                s for s in self._other if s.prefix == prefix):
+            sub.want_progress()
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
+        self._other.discard(sub)
+        self._eager.discard(sub)
+        group = self._by_prefix.get(sub.prefix)
+        if group is not None:
+            group.discard(sub)
+            if not group:
+                del self._by_prefix[sub.prefix]
 
     def publish(self, events: list[StoreEvent], revision: int) -> None:
-        for sub in tuple(self._subs):
-            prefix = sub.prefix
-            mine = [e for e in events if e.kv.key.startswith(prefix)] if prefix else list(events)
-            if not mine:
-                sub.note(revision)
-                continue
-            if not sub.offer(mine, revision):
-                self._subs.discard(sub)
+        self.revision = max(self.revision, revision)
+        mine: dict[Subscription, list[StoreEvent]] = {}
+        by_prefix = self._by_prefix
+        for e in events:
+            key = e.kv.key
+            # Every "/"-ended prefix of the key, and "" (a watch on everything).
+            cut = 0
+            while True:
+                group = by_prefix.get(key[:cut])
+                if group:
+                    for sub in group:
+                        mine.setdefault(sub, []).append(e)
+                cut = key.find("/", cut) + 1
+                if cut == 0:
+                    break
+            for sub in self._other:
+                if key.startswith(sub.prefix):
+                    mine.setdefault(sub, []).append(e)
+        for sub, got in mine.items():
+            if not sub.offer(got, revision):
+                self.unsubscribe(sub)
                 log.warning("watcher overflowed and was terminated",
-                            extra={"prefix": prefix, "limit": self._limit})
+                            extra={"prefix": sub.prefix, "limit": self._limit})
+        for sub in tuple(self._eager):
+            if sub not in mine:
+                sub.note(revision)
+        # On-request subscriptions are not visited: `want_progress` reads `revision`.
 
     def close(self) -> None:
         for sub in self._subs:
             sub.close()
         self._subs.clear()
+        self._by_prefix.clear()
+        self._other.clear()
+        self._eager.clear()

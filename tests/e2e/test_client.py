@@ -416,7 +416,8 @@ async def test_informer_recovers_after_the_server_restarts(server: _Server, ns: 
         try:
             assert await inf.wait_synced(15)
             # Move the global revision past the informer's, so the restarted server's empty
-            # watch window cannot serve it: the informer must re-list.
+            # watch window cannot serve it from the cache: the server replays the store's
+            # history (as kube-apiserver does from etcd) or the informer re-lists.
             await c.create(SECRETS, {"apiVersion": "v1", "kind": "Secret",
                                      "metadata": {"name": "bump", "namespace": ns}})
             await asyncio.to_thread(server.stop)
@@ -426,6 +427,7 @@ async def test_informer_recovers_after_the_server_restarts(server: _Server, ns: 
                              "the informer to see a change made after the restart")
             assert inf.get(f"{ns}/pre") is not None
             assert ("add", "pre") in log.calls and log.calls.count(("add", "pre")) == 1
-            assert lists >= 2, "the informer did not re-list after the restart"
+            assert log.calls.count(("add", "post")) == 1
+            assert lists >= 1
         finally:
             await inf.stop()

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from cluster import NavioServer, wait_for
-from rawhttp import status_of
+from navio.storage.sqlite import SQLiteStore
+from rawhttp import request, status_of
 
 
 def _ssl(server: NavioServer) -> ssl.SSLContext:
@@ -97,18 +98,44 @@ def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_watch_from_before_a_restart_is_410_expired(tmp_path: Path) -> None:
+def test_watch_from_before_a_restart_replays_history_until_compacted(tmp_path: Path) -> None:
+    """After a restart the watch cache starts empty; an older resourceVersion is served from
+    the store's history (as kube-apiserver serves it from etcd), and only once the store has
+    compacted it is the answer 410 Expired."""
     server = NavioServer(tmp_path / "data").start()
     try:
+        rvs = []
         for i in range(3):
-            status_of(server, "POST", "/api/v1/namespaces/default/configmaps",
-                      {"metadata": {"name": f"w{i}"}})
+            _, created = status_of(server, "POST", "/api/v1/namespaces/default/configmaps",
+                                   {"metadata": {"name": f"w{i}"}})
+            rvs.append(int(created["metadata"]["resourceVersion"]))
         server.stop()
         server.start()
+        code, _, body = request(
+            server, "GET", "/api/v1/namespaces/default/configmaps?watch=true&"
+            f"resourceVersion={rvs[0]}&timeoutSeconds=1")
+        assert code == 200
+        events = [json.loads(line) for line in body.splitlines() if line.strip()]
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == \
+            [("ADDED", "w1"), ("ADDED", "w2")]
+        assert [int(e["object"]["metadata"]["resourceVersion"]) for e in events] == rvs[1:]
+
+        server.stop()
+        asyncio.run(_compact(tmp_path / "data" / "db" / "state.db", rvs[2]))
+        server.start()
         code, status = status_of(
-            server, "GET", "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=2")
+            server, "GET",
+            f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rvs[0]}")
         assert code == 410
         assert status["reason"] == "Expired"
-        assert status["message"].startswith("too old resource version: 2")
+        assert status["message"] == f"too old resource version: {rvs[0]} ({rvs[2]})"
     finally:
         server.stop()
+
+
+async def _compact(db: Path, revision: int) -> None:
+    store = await SQLiteStore.open(db)
+    try:
+        await store.compact(revision)
+    finally:
+        await store.close()

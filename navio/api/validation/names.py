@@ -8,8 +8,10 @@ the order upstream appends them; callers wrap each message in `field.invalid`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+from typing import Any, Callable, TypeVar
 
 __all__ = [
     "DNS1123_LABEL_MAX_LENGTH", "DNS1123_SUBDOMAIN_MAX_LENGTH", "DNS1035_LABEL_MAX_LENGTH",
@@ -94,11 +96,35 @@ _HTTP_HEADER_RE = _full(_HTTP_HEADER_FMT)
 _PORT_NAME_CHARSET_RE = _full("[-a-z0-9]+")
 
 
+_F = TypeVar("_F", bound=Callable[..., list[str]])
+_MEMO_LIMIT = 16_384
+
+
+def _memo(fn: _F) -> _F:
+    """Remember a pure string check's messages (names, label keys and values repeat across
+    writes); each call gets its own list, which callers may extend."""
+    seen: dict[tuple[Any, ...], list[str]] = {}
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> list[str]:
+        try:
+            hit = seen.get(args)
+        except TypeError:          # an unhashable argument: no memo
+            return fn(*args)
+        if hit is None:
+            if len(seen) >= _MEMO_LIMIT:
+                seen.clear()
+            hit = seen[args] = fn(*args)
+        return list(hit)
+    return wrapper  # type: ignore[return-value]
+
+
 def _blen(value: str) -> int:
     # Go's len() counts bytes.
     return len(value.encode("utf-8", "surrogatepass"))
 
 
+@_memo
 def is_dns1123_label(value: str) -> list[str]:
     errs = []
     if _blen(value) > DNS1123_LABEL_MAX_LENGTH:
@@ -112,6 +138,7 @@ def is_dns1123_label(value: str) -> list[str]:
     return errs
 
 
+@_memo
 def is_dns1123_subdomain(value: str) -> list[str]:
     errs = []
     if _blen(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
@@ -121,6 +148,7 @@ def is_dns1123_subdomain(value: str) -> list[str]:
     return errs
 
 
+@_memo
 def is_dns1035_label(value: str) -> list[str]:
     errs = []
     if _blen(value) > DNS1035_LABEL_MAX_LENGTH:
@@ -130,6 +158,7 @@ def is_dns1035_label(value: str) -> list[str]:
     return errs
 
 
+@_memo
 def is_qualified_name(value: str) -> list[str]:
     """content.IsLabelKey (validation.IsQualifiedName): `[prefix/]name`."""
     errs: list[str] = []
@@ -156,6 +185,7 @@ def is_qualified_name(value: str) -> list[str]:
     return errs
 
 
+@_memo
 def is_valid_label_value(value: str) -> list[str]:
     errs = []
     if _blen(value) > LABEL_VALUE_MAX_LENGTH:
@@ -175,6 +205,7 @@ def _chdir_prefix(value: str) -> list[str]:
     return []
 
 
+@_memo
 def is_config_map_key(value: str) -> list[str]:
     errs = []
     if _blen(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
@@ -292,6 +323,7 @@ def name_is_dns1035_label(name: str, prefix: bool = False) -> list[str]:
     return is_dns1035_label(_mask_trailing_dash(name) if prefix else name)
 
 
+@_memo
 def validate_path_segment_name(name: str, prefix: bool = False) -> list[str]:
     """apimachinery/pkg/api/validation/path/name.go: what any object name must satisfy to be a
     URL path segment; run after kind validation (rest.BeforeCreate)."""
