@@ -25,9 +25,8 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import uuid
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import orjson
 from aiohttp import web
@@ -48,11 +47,26 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _audit_ids() -> Iterator[str]:
+    """Random (version 4) UUIDs, drawing the kernel's randomness 256 at a time: uuid4() makes
+    one getrandom call per request, a measurable share of a cached GET."""
+    while True:
+        pool = os.urandom(16 * 256)
+        text = pool.hex()
+        for i in range(0, len(text), 32):
+            h = text[i:i + 32]
+            yield (f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-"
+                   f"{h[20:]}")
+
+
+_AUDIT_IDS = _audit_ids()
+
+
 class _Context:
     __slots__ = ("audit_id", "code", "event", "info", "level", "omit", "received", "started")
 
     def __init__(self, info: RequestInfo) -> None:
-        self.audit_id = str(uuid.uuid4())
+        self.audit_id = next(_AUDIT_IDS)
         self.received = _now()
         self.info = info
         self.level = ""

@@ -12,8 +12,9 @@ Tokens are never logged or echoed in errors.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -83,6 +84,12 @@ def authenticate_token(authenticators: list[TokenAuthenticator], token: str,
                         if len(reasons) != 1 else reasons[0])
 
 
+# A TLS connection's verified client certificate never changes: read it once per connection
+# (the revocation check still runs on every request).
+_PEERS: "weakref.WeakKeyDictionary[Any, tuple[UserInfo | None, dict[str, Any]]]" = \
+    weakref.WeakKeyDictionary()
+
+
 def _client_certificate(request: web.Request) -> UserInfo | None:
     transport = request.transport
     if transport is None:
@@ -90,9 +97,17 @@ def _client_certificate(request: web.Request) -> UserInfo | None:
     ssl_object = transport.get_extra_info("ssl_object")
     if ssl_object is None:
         return None
-    cert = ssl_object.getpeercert()
-    if not cert or revocation.is_revoked(request, cert):
+    known = _PEERS.get(ssl_object)
+    if known is None:
+        cert = ssl_object.getpeercert()
+        known = _PEERS[ssl_object] = (_cert_user(cert) if cert else None, cert or {})
+    user, cert = known
+    if user is None or revocation.is_revoked(request, cert):
         return None
+    return user
+
+
+def _cert_user(cert: dict[str, Any]) -> UserInfo | None:
     cn, orgs = "", []
     for rdn in cert.get("subject", ()):
         for key, value in rdn:

@@ -81,3 +81,14 @@ async def test_level_none_writes_nothing(tmp_path: Path) -> None:
     policy = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
               "rules": [{"level": "None", "users": ["ann"]}, {"level": "Metadata"}]}
     assert await run(tmp_path, policy, ("GET", "/api/v1/pods", None)) == []
+
+
+def test_audit_ids_are_distinct_version_4_uuids() -> None:
+    import uuid
+
+    from navio.apiserver import audit
+    ids = [next(audit._AUDIT_IDS) for _ in range(1000)]   # crosses a pool refill
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
