@@ -30,6 +30,7 @@ from navio.apiserver.auditpolicy import load_policy
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
 from navio.apiserver.tokenauth import install_token_authentication
 from navio.apiserver.resources import Resources
+from navio.cli.flags import duration
 from navio.cli.logs import setup_logging
 from navio.cli.components import Component, Supervisor
 from navio.pki.certs import CertificateAuthority, CertPair, load_or_create_ca
@@ -68,6 +69,7 @@ class ServerConfig:
     encryption_config: Path | None = None   # default: <data>/pki/encryption-config.yaml
     audit_policy_file: Path | None = None   # default: Metadata for everything
     audit_log_path: Path | None = None      # default: <data>/logs/audit.log
+    compaction_interval: float = 300.0      # store history kept at least this long; 0: never
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -124,6 +126,11 @@ def add_parser(sub: Any) -> None:
                    help="audit.k8s.io/v1 Policy (default: every request at Metadata)")
     p.add_argument("--audit-log-path", type=Path,
                    help="audit log, JSON lines (default: DATA/logs/audit.log)")
+    p.add_argument("--etcd-compaction-interval", "--compaction-interval",
+                   dest="compaction_interval", type=duration, default=300.0,
+                   help="compact the store's history this often, keeping at least one "
+                        "interval of it for watches to resume from (kube's flag; default 5m, "
+                        "0 never)")
     p.add_argument("--v", dest="verbosity", type=int, default=0, help="log verbosity (klog)")
     p.set_defaults(run=_run)
 
@@ -166,7 +173,8 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
                                        if d.strip()),
                         encryption_config=args.encryption_config,
                         audit_policy_file=args.audit_policy_file,
-                        audit_log_path=args.audit_log_path)
+                        audit_log_path=args.audit_log_path,
+                        compaction_interval=args.compaction_interval)
 
 
 def _server_names(bind: str, service_cidr: str) -> tuple[str, ...]:
@@ -196,8 +204,10 @@ async def serve(config: ServerConfig) -> None:
                  server_names=_server_names(config.bind_address, config.service_cidr))
     admin_pair = _client_cert(ca, pki, "admin", "kubernetes-admin", ("system:masters",))
     load_or_create_config(encryption_config)   # a bad key file fails before the store opens
-    store = EncryptedStore(await SQLiteStore.open(data / "db" / "state.db"),
-                           encryption_config)
+    sqlite = await SQLiteStore.open(data / "db" / "state.db")
+    if config.compaction_interval > 0:
+        sqlite.start_compactor(config.compaction_interval)
+    store = EncryptedStore(sqlite, encryption_config)
     store.start()
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
     await resources.start()

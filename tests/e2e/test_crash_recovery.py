@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
+import sqlite3
 import ssl
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from cluster import NavioServer, wait_for
 from navio.storage.sqlite import SQLiteStore
+from navio.storage.sqlite_schema import compact_revision
 from rawhttp import request, status_of
 
 
@@ -141,3 +144,37 @@ async def _compact(db: Path, revision: int) -> None:
         await store.compact(revision)
     finally:
         await store.close()
+
+
+def test_the_server_compacts_history_older_than_its_interval(tmp_path: Path) -> None:
+    """`navio server` compacts its store as kube-apiserver compacts etcd: history older than
+    one interval (and than the newest 1,000 revisions) goes; after a restart (an empty watch
+    cache) a watch from there is 410, while a recent revision still resumes."""
+    server = NavioServer(tmp_path / "data",
+                         extra_args=("--no-agent", "--etcd-compaction-interval", "1s")).start()
+    db = tmp_path / "data" / "db" / "state.db"
+    try:
+        _, first = status_of(server, "POST", "/api/v1/namespaces/default/configmaps",
+                             {"metadata": {"name": "first"}})
+        old = int(first["metadata"]["resourceVersion"])
+        acked = asyncio.run(_hammer(server, 1100, kill_after=10**9))
+        assert len(acked) == 1100
+
+        def compacted() -> int | None:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+                rev = compact_revision(conn)
+            return rev if rev > old else None
+        wait_for(compacted, 30, "the store to compact the history before the burst")
+        server.stop()
+        server.start()
+        code, _, body = request(
+            server, "GET", "/api/v1/namespaces/default/configmaps?watch=true&"
+            f"resourceVersion={old}&timeoutSeconds=1")
+        assert code == 410 and json.loads(body)["reason"] == "Expired"
+        _, lst = status_of(server, "GET", "/api/v1/namespaces/default/configmaps?limit=1")
+        code, _, _ = request(server, "GET", "/api/v1/namespaces/default/configmaps?watch=true&"
+                             f"resourceVersion={lst['metadata']['resourceVersion']}&"
+                             "timeoutSeconds=1")
+        assert code == 200
+    finally:
+        server.stop()
