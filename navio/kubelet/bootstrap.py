@@ -24,7 +24,6 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
-import ipaddress
 import logging
 import os
 import random
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from navio.api import errors
+from navio.pki.certs import subject_alt_names, write_private as _write_0600
 from navio.client import Client, ClientConfig, KubeconfigError, ResourceRef, TransportError
 
 __all__ = ["CSRS", "BootstrapError", "ca_cert_hash", "bootstrap_client_certificate", "CertificateRotator", "rotation_deadline",
@@ -60,15 +60,7 @@ def write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.parent.name == "pki":
         os.chmod(path.parent, 0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    _write_0600(path, data)
 
 
 def _new_request(node_name: str, names: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
@@ -79,13 +71,7 @@ def _new_request(node_name: str, names: tuple[str, ...] = ()) -> tuple[bytes, by
                          x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")])
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
     if names:
-        sans: list[x509.GeneralName] = []
-        for n in dict.fromkeys(names):
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(n)))
-            except ValueError:
-                sans.append(x509.DNSName(n))
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), False)
+        builder = builder.add_extension(subject_alt_names(names), False)
     csr = builder.sign(key, hashes.SHA256())
     key_pem = key.private_bytes(serialization.Encoding.PEM,
                                 serialization.PrivateFormat.TraditionalOpenSSL,

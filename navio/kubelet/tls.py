@@ -18,7 +18,6 @@ Guarantees:
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 import ssl
 from pathlib import Path
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from navio.pki.certs import subject_alt_names
 from navio.pki.tlspolicy import server_context as policy_context
 
 __all__ = ["server_context", "ensure_self_signed", "authorize", "peer_identity",
@@ -47,17 +47,11 @@ def ensure_self_signed(directory: Path, names: tuple[str, ...]) -> tuple[Path, P
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{names[0]}@navio-agent")])
-    sans: list[x509.GeneralName] = []
-    for n in dict.fromkeys(names):
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
-        except ValueError:
-            sans.append(x509.DNSName(n))
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName(sans), False)
+            .add_extension(subject_alt_names(names), False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
             .sign(key, hashes.SHA256()))
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -41,6 +41,17 @@ def write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def subject_alt_names(names: tuple[str, ...] | list[str]) -> x509.SubjectAlternativeName:
+    """IP addresses as IP SANs, everything else as DNS names; duplicates dropped."""
+    sans: list[x509.GeneralName] = []
+    for n in dict.fromkeys(names):
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            sans.append(x509.DNSName(n))
+    return x509.SubjectAlternativeName(sans)
+
+
 ISSUED_LOG = "issued.jsonl"
 
 
@@ -116,13 +127,7 @@ class CertificateAuthority:
                        self.key.public_key()), False))
         if server_names:
             usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-            sans: list[x509.GeneralName] = []
-            for n in server_names:
-                try:
-                    sans.append(x509.IPAddress(ipaddress.ip_address(n)))
-                except ValueError:
-                    sans.append(x509.DNSName(n))
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), False)
+            builder = builder.add_extension(subject_alt_names(server_names), False)
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), False)
         cert = builder.sign(self.key, hashes.SHA256())
         pair = CertPair(directory / f"{stem}.crt", directory / f"{stem}.key")

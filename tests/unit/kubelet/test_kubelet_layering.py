@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 KUBELET = Path(__file__).resolve().parents[3] / "navio" / "kubelet"
-# navio.pki.tlspolicy: the one TLS policy of every listener (stdlib ssl only, no state).
+# navio.pki.tlspolicy: the one TLS policy of every listener (stdlib ssl only, no state);
+# navio.pki.certs: certificate building and 0600 files (no cluster state).
 ALLOWED = ("navio.api", "navio.client", "navio.runtime", "navio.kubelet",
-           "navio.dns.resolvconf", "navio.pki.tlspolicy")
+           "navio.dns.resolvconf", "navio.pki.tlspolicy", "navio.pki.certs")
 
 
 def imports(path: Path) -> Iterator[str]:
