@@ -25,13 +25,16 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 from collections import deque
-from typing import Hashable
+from typing import Any, Awaitable, Callable, Hashable
 
 from navio.client.clock import REAL_CLOCK, Clock
 from navio.client.ratelimit import RateLimiter, default_controller_rate_limiter
 
 __all__ = ["WorkQueue"]
+
+_log = logging.getLogger("navio.workqueue")
 
 
 class WorkQueue:
@@ -190,3 +193,21 @@ class WorkQueue:
 
     def num_requeues(self, key: Hashable) -> int:
         return self._limiter.num_requeues(key)
+
+    async def run_worker(self, handle: Callable[[str], Awaitable[None]], failure: str,
+                         **context: Any) -> None:
+        """Hand keys to `handle` until shut down (client-go's processNextWorkItem loop): a
+        success forgets the key's failures, a failure is logged as `failure` (with `context`)
+        and retried after the key's backoff."""
+        while (key := await self.get()) is not None:
+            try:
+                await handle(str(key))
+                self.forget(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.warning(failure, extra={**context, "key": key, "error": str(exc)[:300]})
+                _log.debug("%s: traceback", failure, exc_info=True)
+                self.add_rate_limited(key)
+            finally:
+                self.done(key)

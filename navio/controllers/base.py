@@ -155,16 +155,4 @@ class Controller:
                 t.cancel()
 
     async def _worker(self) -> None:
-        while (key := await self.queue.get()) is not None:
-            try:
-                await self.reconcile(str(key))
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("reconcile failed", extra={"controller": self.name, "key": key,
-                                                       "error": str(exc)[:300]})
-                log.debug("reconcile traceback", exc_info=True)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+        await self.queue.run_worker(self.reconcile, "reconcile failed", controller=self.name)

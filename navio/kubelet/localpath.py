@@ -101,18 +101,7 @@ class LocalPathVolumes:
                 await asyncio.sleep(_PUBLISH_RETRY)
 
     async def _worker(self) -> None:
-        while (key := await self.queue.get()) is not None:
-            try:
-                await self.sync(str(key))
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("local-path volume sync failed",
-                            extra={"volume": key, "error": str(exc)[:300]})
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+        await self.queue.run_worker(self.sync, "local-path volume sync failed")
 
     async def sync(self, name: str) -> None:
         """Make or clean up the directory of PV `name`; safe to repeat."""

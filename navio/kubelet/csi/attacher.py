@@ -77,18 +77,7 @@ class CSIAttacher:
             self.queue.add(va["metadata"]["name"])
 
     async def _worker(self) -> None:
-        while (key := await self.queue.get()) is not None:
-            try:
-                await self.sync(str(key))
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("volume attachment sync failed",
-                            extra={"attachment": key, "error": str(exc)[:300]})
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+        await self.queue.run_worker(self.sync, "volume attachment sync failed")
 
     async def sync(self, name: str) -> None:
         va = self.attachments.get(name)

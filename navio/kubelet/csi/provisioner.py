@@ -119,22 +119,13 @@ class CSIProvisioner:
                 self._claim(pvc)
 
     async def _worker(self) -> None:
-        while (key := await self.queue.get()) is not None:
-            try:
-                k = str(key)
-                if k.startswith(_CLAIM):
-                    await self.provision(k[len(_CLAIM):])
-                else:
-                    await self.delete(k[len(_VOLUME):])
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("csi provisioning failed", extra={"key": key,
-                                                              "error": str(exc)[:300]})
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+        await self.queue.run_worker(self._sync, "csi provisioning failed")
+
+    async def _sync(self, key: str) -> None:
+        if key.startswith(_CLAIM):
+            await self.provision(key[len(_CLAIM):])
+        else:
+            await self.delete(key[len(_VOLUME):])
 
     def _first_node_with(self, driver: str) -> str | None:
         names = sorted(n["metadata"]["name"] for n in self.csinodes.list()

@@ -254,3 +254,19 @@ async def test_token_bucket_wait_sleeps_on_the_injected_clock():
 def test_max_of_needs_a_limiter():
     with pytest.raises(ValueError):
         MaxOfRateLimiter()
+
+
+async def test_run_worker_retries_a_failing_key_with_backoff_and_forgets_it_on_success():
+    q = WorkQueue(rate_limiter=ItemExponentialFailureRateLimiter(0.001, 1.0))
+    seen: list[str] = []
+
+    async def handle(key: str) -> None:
+        seen.append(key)
+        if len(seen) < 3:
+            raise RuntimeError("not yet")
+        q.shut_down()
+
+    q.add("ns/a")
+    await asyncio.wait_for(q.run_worker(handle, "sync failed", component="test"), 5)
+    assert seen == ["ns/a", "ns/a", "ns/a"]
+    assert q.num_requeues("ns/a") == 0   # the success forgot the failures
