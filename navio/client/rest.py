@@ -89,6 +89,7 @@ class Client:
         self._bucket = TokenBucket(qps, burst)
         self._ssl = config.ssl_context()
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     @classmethod
     def from_kubeconfig(cls, path: str | os.PathLike[str], *, context: str | None = None,
@@ -109,12 +110,17 @@ class Client:
         _load_cert_chain(self._ssl, cert_pem, key_pem)
 
     async def close(self) -> None:
-        """Close every connection; safe to repeat."""
+        """Close every connection; safe to repeat. A closed client stays closed: a request
+        that comes after (a straggling task during shutdown) fails instead of quietly opening
+        a new session that nothing would close."""
+        self._closed = True
         session, self._session = self._session, None
         if session is not None:
             await session.close()
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise TransportError("the client is closed")
         if self._session is None or self._session.closed:
             # No pool limit: each watch holds a connection (HTTP/1.1), and the token
             # bucket, not the pool, bounds the request rate.

@@ -344,3 +344,12 @@ def test_resource_paths_reject_empty_names():
         PODS.path("ns", None, "status")
     crd = ResourceRef("example.com", "v1", "widgets", True, "Widget")
     assert crd.path("a b", "w/1") == "/apis/example.com/v1/namespaces/a%20b/widgets/w%2F1"
+
+
+async def test_a_closed_client_refuses_requests_instead_of_opening_a_new_session(env):
+    server, c = env
+    await c.get(PODS, "web", "shop")
+    await c.close()
+    with pytest.raises(TransportError, match="closed"):
+        await c.get(PODS, "web", "shop")
+    assert c._session is None and len(server.requests) == 1
