@@ -73,6 +73,9 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+# The client's connections die with the SIGKILLed server; asyncio may then report their
+# transports unclosed when they are collected. That is the test's client, not navio.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
     server = NavioServer(tmp_path / "data").start()
     try:
