@@ -1,0 +1,227 @@
+"""PodDisruptionBudgets really applied (issue 14): the disruption controller's status, the
+Eviction subresource's 429, and `kubectl cordon/uncordon/drain` end to end.
+
+A `navio server --no-agent` of this module's own (scheduler and controllers on) serves two
+`sim` agents (registration, heartbeats and the pod lifecycle without processes), so pods
+become Running and Ready and evicted pods terminate as a kubelet would. Driven by the real
+kubectl; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from typing import Any, Iterator
+
+import pytest
+from cluster import Kubectl, wait_for
+from kubelet_lab import Agent, WiredServer
+
+TAG = uuid.uuid4().hex[:6]
+NODE_A = f"da-{TAG}"
+NODE_B = f"db-{TAG}"
+MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
+
+
+@pytest.fixture(scope="module")
+def dserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WiredServer]:
+    srv = WiredServer(tmp_path_factory.mktemp("disruption") / "data").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def dctl(dserver: WiredServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return Kubectl(dserver.kubeconfig, tmp_path_factory.mktemp("dhome"))
+
+
+def _node_ready(kctl: Kubectl, name: str) -> bool:
+    proc = kctl.run("get", "node", name, "-o", "json", check=False)
+    if proc.returncode != 0:
+        return False
+    conds = {c["type"]: c["status"] for c in json.loads(proc.stdout)["status"].get(
+        "conditions", ())}
+    return conds.get("Ready") == "True"
+
+
+@pytest.fixture(scope="module")
+def nodes(dserver: WiredServer, dctl: Kubectl) -> Iterator[tuple[str, str]]:
+    agents = [Agent(name, dserver, dserver.data_dir.parent / name,
+                    ("--runtime", "sim", "--pod-cidr", cidr)).start()
+              for name, cidr in ((NODE_A, "10.246.1.0/24"), (NODE_B, "10.246.2.0/24"))]
+    try:
+        for name in (NODE_A, NODE_B):
+            wait_for(lambda n=name: _node_ready(dctl, n), 60, f"node {name} Ready", 0.1)
+        yield NODE_A, NODE_B
+    finally:
+        for agent in agents:
+            agent.stop()
+
+
+@pytest.fixture
+def dns_(dctl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = f"d-{request.node.name.lower()[5:30].strip('_').replace('_', '-')}-{TAG}"
+    dctl("create", "namespace", name)
+    yield name
+    dctl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def deployment(name: str, replicas: int, node: str | None = None) -> str:
+    selector = f"      nodeSelector: {{kubernetes.io/hostname: {node}}}\n" if node else ""
+    return (f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n"
+            f"  replicas: {replicas}\n  selector: {{matchLabels: {{app: {name}}}}}\n"
+            f"  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n"
+            f"      terminationGracePeriodSeconds: 1\n{selector}"
+            f"      containers:\n      - {{name: main, image: python}}\n")
+
+
+def pdb(name: str, app: str, **spec: Any) -> str:
+    return json.dumps({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                       "metadata": {"name": name},
+                       "spec": {"selector": {"matchLabels": {"app": app}}, **spec}})
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions", ()))
+
+
+def ready_pods(kctl: Kubectl, ns: str, app: str, count: int, timeout: float = 60
+               ) -> list[dict[str, Any]]:
+    def check() -> list[dict[str, Any]] | None:
+        pods = kctl.json("get", "pods", "-n", ns, "-l", f"app={app}", "-o", "json")["items"]
+        live = [p for p in pods if _ready(p)]
+        return live if len(live) == count and len(pods) == count else None
+    return wait_for(check, timeout, f"{count} ready pods of {app}", 0.2)  # type: ignore[no-any-return]
+
+
+def pdb_status(kctl: Kubectl, ns: str, name: str, timeout: float = 30,
+               **want: Any) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        status = kctl.json("get", "pdb", name, "-n", ns, "-o", "json").get("status", {})
+        return status if all(status.get(k) == v for k, v in want.items()) else None
+    return wait_for(check, timeout, f"pdb {name} status {want}", 0.2)  # type: ignore[no-any-return]
+
+
+def evict(kctl: Kubectl, ns: str, pod: str, **delete_options: Any
+          ) -> subprocess.CompletedProcess[str]:
+    body: dict[str, Any] = {"apiVersion": "policy/v1", "kind": "Eviction",
+                            "metadata": {"name": pod, "namespace": ns}}
+    if delete_options:
+        body["deleteOptions"] = delete_options
+    return kctl.run("create", "--raw", f"/api/v1/namespaces/{ns}/pods/{pod}/eviction",
+                    "-f", "-", input=json.dumps(body), check=False)
+
+
+def test_pdb_status_and_eviction_budget(dctl: Kubectl, nodes: tuple[str, str],
+                                        dns_: str) -> None:
+    """The status counts healthy pods; an eviction that would break the budget is a 429 with
+    kube's message; a dry-run one changes nothing; one the budget allows deletes the pod and
+    spends the budget until the controller sees the replacement."""
+    ns = dns_
+    dctl("apply", "-n", ns, "-f", "-", input=deployment("web", 2))
+    pods = ready_pods(dctl, ns, "web", 2)
+    dctl("apply", "-n", ns, "-f", "-", input=pdb("web-pdb", "web", minAvailable=2))
+    status = pdb_status(dctl, ns, "web-pdb", currentHealthy=2, desiredHealthy=2,
+                        expectedPods=2, disruptionsAllowed=0)
+    cond = next(c for c in status["conditions"] if c["type"] == "DisruptionAllowed")
+    assert (cond["status"], cond["reason"]) == ("False", "InsufficientPods")
+    assert status["observedGeneration"] == 1
+
+    victim = pods[0]["metadata"]["name"]
+    refused = evict(dctl, ns, victim)
+    assert refused.returncode != 0
+    assert f"Error from server (TooManyRequests): {MESSAGE}" in refused.stderr
+    raw = dctl.run("create", "--raw", f"/api/v1/namespaces/{ns}/pods/{victim}/eviction",
+                   "-f", "-", "-v=8", input=json.dumps({
+                       "apiVersion": "policy/v1", "kind": "Eviction",
+                       "metadata": {"name": victim}}), check=False)
+    assert "429" in raw.stderr and "DisruptionBudget" in raw.stderr
+    assert "needs 2 healthy pods and has 2 currently" in raw.stderr
+
+    # maxUnavailable 50% of the Deployment's scale 2: desiredHealthy 1, one disruption.
+    dctl("apply", "-n", ns, "-f", "-", input=pdb("web-pdb", "web", maxUnavailable="50%"))
+    status = pdb_status(dctl, ns, "web-pdb", observedGeneration=2, desiredHealthy=1,
+                        disruptionsAllowed=1)
+    cond = next(c for c in status["conditions"] if c["type"] == "DisruptionAllowed")
+    assert (cond["status"], cond["reason"]) == ("True", "SufficientPods")
+
+    dry = evict(dctl, ns, victim, dryRun=["All"])
+    assert dry.returncode == 0, dry.stderr
+    assert dctl.json("get", "pdb", "web-pdb", "-n", ns, "-o", "json")["status"][
+        "disruptionsAllowed"] == 1
+    pod = dctl.json("get", "pod", victim, "-n", ns, "-o", "json")
+    assert not pod["metadata"].get("deletionTimestamp")
+
+    # With both nodes cordoned the replacement stays Pending: the budget stays spent.
+    for node in nodes:
+        dctl("cordon", node)
+    try:
+        done = evict(dctl, ns, victim)
+        assert done.returncode == 0, done.stderr
+        gone = dctl.run("get", "pod", victim, "-n", ns, "-o", "json", check=False)
+        if gone.returncode == 0:           # terminating: marked as disrupted by the eviction
+            conds = {c["type"]: c for c in json.loads(gone.stdout)["status"]["conditions"]}
+            assert conds["DisruptionTarget"]["reason"] == "EvictionByEvictionAPI"
+        other = pods[1]["metadata"]["name"]
+        second = evict(dctl, ns, other)
+        assert second.returncode != 0 and MESSAGE in second.stderr
+        status = pdb_status(dctl, ns, "web-pdb", currentHealthy=1, disruptionsAllowed=0)
+        assert victim not in (status.get("disruptedPods") or {})   # deleted: entry dropped
+    finally:
+        for node in nodes:
+            dctl("uncordon", node)
+    ready_pods(dctl, ns, "web", 2)
+    pdb_status(dctl, ns, "web-pdb", currentHealthy=2, disruptionsAllowed=1)
+    again = evict(dctl, ns, other)
+    assert again.returncode == 0, again.stderr
+
+
+def test_cordon_uncordon_and_drain_respect_the_budget(dctl: Kubectl, nodes: tuple[str, str],
+                                                      dns_: str) -> None:
+    """cordon sets spec.unschedulable and the unschedulable taint; drain of a node running
+    both replicas of a Deployment with minAvailable 1 evicts one at a time, retrying on 429,
+    and completes once the replacements on the other node are Ready."""
+    ns, (a, b) = dns_, nodes
+    out = dctl("cordon", b)
+    assert f"node/{b} cordoned" in out
+
+    def tainted(node: str, want: bool) -> bool:
+        obj = dctl.json("get", "node", node, "-o", "json")
+        has = any(t["key"] == "node.kubernetes.io/unschedulable" and t["effect"] == "NoSchedule"
+                  for t in obj["spec"].get("taints", ()))
+        return bool(obj["spec"].get("unschedulable")) == want and has == want
+    wait_for(lambda: tainted(b, True), 30, "cordoned node tainted", 0.2)
+    try:
+        dctl("apply", "-n", ns, "-f", "-", input=deployment("app", 2))
+        pods = ready_pods(dctl, ns, "app", 2)
+        assert {p["spec"]["nodeName"] for p in pods} == {a}
+        dctl("apply", "-n", ns, "-f", "-", input=pdb("app-pdb", "app", minAvailable=1))
+        pdb_status(dctl, ns, "app-pdb", currentHealthy=2, disruptionsAllowed=1)
+    finally:
+        out = dctl("uncordon", b)
+    assert f"node/{b} uncordoned" in out
+    wait_for(lambda: tainted(b, False), 30, "uncordoned node untainted", 0.2)
+
+    try:
+        start = time.monotonic()
+        drained = dctl.run("drain", a, "--ignore-daemonsets", "--delete-emptydir-data",
+                           "--timeout=150s", check=False)
+        elapsed = time.monotonic() - start
+        assert drained.returncode == 0, drained.stdout + drained.stderr
+        assert f"node/{a} cordoned" in drained.stdout
+        assert f"node/{a} drained" in drained.stdout
+        assert drained.stdout.count("evicted") >= 2
+        # The second eviction met the budget (kubectl retries every 5s) until the first
+        # replacement was Ready.
+        assert MESSAGE in drained.stderr, drained.stderr
+        assert elapsed < 150
+        final = ready_pods(dctl, ns, "app", 2)
+        assert {p["spec"]["nodeName"] for p in final} == {b}
+        node = dctl.json("get", "node", a, "-o", "json")
+        assert node["spec"].get("unschedulable") is True
+    finally:
+        dctl("uncordon", a, check=False)
