@@ -225,3 +225,71 @@ def test_cordon_uncordon_and_drain_respect_the_budget(dctl: Kubectl, nodes: tupl
         assert node["spec"].get("unschedulable") is True
     finally:
         dctl("uncordon", a, check=False)
+
+
+def bare_pod(kctl: Kubectl, ns: str, name: str, app: str, *, ready: bool | None) -> None:
+    """A pod bound to a node no agent serves, its status set by the test (None: Pending)."""
+    kctl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"nodeName": "ghost", "containers": [{"name": "c", "image": "python"}]}}))
+    if ready is None:
+        return
+    status = {"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True" if ready else "False"}]}}
+    kctl("patch", "pod", name, "-n", ns, "--subresource=status", "--type=merge", "-p",
+         json.dumps(status))
+
+
+def terminating(kctl: Kubectl, ns: str, name: str) -> bool:
+    return bool(kctl.json("get", "pod", name, "-n", ns, "-o", "json")["metadata"].get(
+        "deletionTimestamp"))
+
+
+def test_eviction_rules_for_unhealthy_pending_and_doubly_budgeted_pods(
+        dctl: Kubectl, dns_: str) -> None:
+    """kube's rules: an unready pod may go when the budget is met (IfHealthyBudget) or always
+    (AlwaysAllow) without spending it; a Pending pod ignores budgets; two budgets are a 500."""
+    ns = dns_
+    bare_pod(dctl, ns, "ok", "u", ready=True)
+    bare_pod(dctl, ns, "sick", "u", ready=False)
+    bare_pod(dctl, ns, "sick2", "u", ready=False)
+    dctl("apply", "-n", ns, "-f", "-", input=pdb("u-pdb", "u", minAvailable=1))
+    pdb_status(dctl, ns, "u-pdb", expectedPods=3, currentHealthy=1, desiredHealthy=1,
+               disruptionsAllowed=0)
+    refused = evict(dctl, ns, "ok")
+    assert refused.returncode != 0 and MESSAGE in refused.stderr
+    assert evict(dctl, ns, "sick").returncode == 0          # budget met: unready pod may go
+    assert terminating(dctl, ns, "sick")
+    assert dctl.json("get", "pdb", "u-pdb", "-n", ns, "-o", "json")["status"].get(
+        "disruptedPods") is None                             # the budget was not spent
+
+    # minAvailable 2 with one healthy pod: IfHealthyBudget keeps the unready pod, AlwaysAllow
+    # lets it go.
+    dctl("apply", "-n", ns, "-f", "-", input=pdb("u-pdb", "u", minAvailable=2))
+    pdb_status(dctl, ns, "u-pdb", observedGeneration=2, desiredHealthy=2, disruptionsAllowed=0)
+    kept = evict(dctl, ns, "sick2")
+    assert kept.returncode != 0 and MESSAGE in kept.stderr
+    # ...while a Pending pod is evicted without looking at budgets.
+    bare_pod(dctl, ns, "waiting", "u", ready=None)
+    assert evict(dctl, ns, "waiting").returncode == 0
+    assert terminating(dctl, ns, "waiting")
+    dctl("apply", "-n", ns, "-f", "-", input=pdb("u-pdb", "u", minAvailable=2,
+                                                  unhealthyPodEvictionPolicy="AlwaysAllow"))
+    pdb_status(dctl, ns, "u-pdb", observedGeneration=3)
+    assert evict(dctl, ns, "sick2").returncode == 0
+    assert terminating(dctl, ns, "sick2")
+
+
+    # A second budget over the same pods: the eviction subresource refuses with 500.
+    dctl("apply", "-n", ns, "-f", "-", input=pdb("u-pdb2", "u", maxUnavailable=1))
+    two = evict(dctl, ns, "ok")
+    assert two.returncode != 0
+    assert ("This pod has more than one PodDisruptionBudget, which the eviction subresource "
+            "does not support.") in two.stderr
+    assert not terminating(dctl, ns, "ok")
+
+    # A mismatched name is a 400.
+    bad = dctl.run("create", "--raw", f"/api/v1/namespaces/{ns}/pods/ok/eviction", "-f", "-",
+                   input=json.dumps({"apiVersion": "policy/v1", "kind": "Eviction",
+                                     "metadata": {"name": "other"}}), check=False)
+    assert "name in URL does not match name in Eviction object" in bad.stderr
