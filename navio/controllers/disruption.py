@@ -17,6 +17,9 @@ pkg/controller/disruption/disruption.go (v1.32):
   dropped, with a NotDeleted event on the pod, and the PDB is re-checked when the next entry
   expires). disruptionsAllowed = currentHealthy - desiredHealthy, 0 if negative or nothing
   is expected.
+- A pod left with DisruptionTarget=True for two minutes without being deleted (an eviction
+  whose delete failed) gets the condition set back to False, by server-side apply as field
+  manager DisruptionController (syncStalePodDisruption).
 - The status is written (only when it changes) with observedGeneration and the
   DisruptionAllowed condition (SufficientPods/InsufficientPods); a failed sync writes
   disruptionsAllowed 0 with reason SyncFailed and the error as message.
@@ -40,13 +43,14 @@ from navio.controllers.manager import register
 
 __all__ = ["DisruptionController", "scaled_value", "expected_pod_count", "count_healthy",
            "build_disrupted_pod_map", "compute_status", "allowed_condition", "DELETION_TIMEOUT",
-           "SyncError"]
+           "SyncError", "stale_disruption_after"]
 
 log = logging.getLogger(__name__)
 
 REPLICATIONCONTROLLERS = ResourceRef("", "v1", "replicationcontrollers", True,
                                      "ReplicationController")
 DELETION_TIMEOUT = timedelta(minutes=2)
+_STALE = "stale-pod:"                 # queue keys of pods whose DisruptionTarget may be stale
 Obj = dict[str, Any]
 
 
@@ -212,6 +216,19 @@ def compute_status(pdb: Obj, current_healthy: int, desired_healthy: int, expecte
     return new
 
 
+def stale_disruption_after(pod: Obj, now: datetime) -> float | None:
+    """nonTerminatingPodHasStaleDisruptionCondition: seconds until the pod's DisruptionTarget
+    condition is stale (<= 0: now), None when it has none to clean."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    cond = next((c for c in (pod.get("status") or {}).get("conditions") or ()
+                 if c.get("type") == "DisruptionTarget"), None)
+    if cond is None or cond.get("status") != "True":
+        return None
+    since = _parse_time(cond.get("lastTransitionTime")) or now
+    return (since + DELETION_TIMEOUT - now).total_seconds()
+
+
 def _stamp(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -237,8 +254,17 @@ class DisruptionController(Controller):
     def _pod(self, pod: Obj) -> None:
         for key in self._pdbs_for(pod):
             self.queue.add(key)
+        self._stale_check(pod)
+
+    def _stale_check(self, pod: Obj) -> None:
+        after = stale_disruption_after(pod, datetime.now(timezone.utc))
+        if after is not None:
+            meta = pod["metadata"]
+            self.queue.add_after(f"{_STALE}{meta.get('namespace')}/{meta['name']}",
+                                 max(0.0, after))
 
     def _pod_update(self, old: Obj, new: Obj) -> None:
+        self._stale_check(new)
         keys = set(self._pdbs_for(new))
         if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
             keys |= set(self._pdbs_for(old))
@@ -288,6 +314,9 @@ class DisruptionController(Controller):
         return None
 
     async def reconcile(self, key: str) -> None:
+        if key.startswith(_STALE):
+            await self._sync_stale_pod(key[len(_STALE):])
+            return
         pdb = self.pdbs.get(key)
         if pdb is None:
             return
@@ -328,6 +357,32 @@ class DisruptionController(Controller):
             await self._write(pdb, status)
         if recheck is not None:
             self.queue.add_after(key, max(0.0, (recheck - now).total_seconds()) + 0.01)
+
+    async def _sync_stale_pod(self, key: str) -> None:
+        pod = self.pods.get(key)
+        if pod is None:
+            return
+        now = datetime.now(timezone.utc)
+        after = stale_disruption_after(pod, now)
+        if after is None:
+            return
+        if after > 0:
+            self.queue.add_after(_STALE + key, after)
+            return
+        meta = pod["metadata"]
+        body = {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": meta["name"], "namespace": meta.get("namespace"),
+                             "resourceVersion": meta.get("resourceVersion")},
+                "status": {"conditions": [{"type": "DisruptionTarget", "status": "False",
+                                           "lastTransitionTime": _stamp(now)}]}}
+        try:
+            await self.client.patch_subresource(PODS, meta["name"], "status", body,
+                                                meta.get("namespace"), patch_type="apply",
+                                                field_manager="DisruptionController",
+                                                force=True)
+        except errors.NotFound:
+            return
+        log.info("stale pod disruption condition reset", extra={"pod": key})
 
     async def _write(self, pdb: Obj, status: Obj) -> None:
         body = {**pdb, "status": status}

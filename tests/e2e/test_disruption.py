@@ -293,3 +293,22 @@ def test_eviction_rules_for_unhealthy_pending_and_doubly_budgeted_pods(
                    input=json.dumps({"apiVersion": "policy/v1", "kind": "Eviction",
                                      "metadata": {"name": "other"}}), check=False)
     assert "name in URL does not match name in Eviction object" in bad.stderr
+
+
+def test_a_stale_disruption_condition_is_reset(dctl: Kubectl, dns_: str) -> None:
+    """A pod still alive two minutes after it was marked DisruptionTarget (its eviction's
+    delete never happened) gets the condition back to False from the disruption controller."""
+    ns = dns_
+    bare_pod(dctl, ns, "marked", "m", ready=True)
+    old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 180))
+    dctl("patch", "pod", "marked", "-n", ns, "--subresource=status", "--type=strategic", "-p",
+         json.dumps({"status": {"conditions": [{
+             "type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+             "message": "Eviction API: evicting", "lastTransitionTime": old}]}}))
+
+    def reset() -> dict[str, Any] | None:
+        pod = dctl.json("get", "pod", "marked", "-n", ns, "-o", "json")
+        cond = next(c for c in pod["status"]["conditions"] if c["type"] == "DisruptionTarget")
+        return cond if cond["status"] == "False" else None
+    cond = wait_for(reset, 30, "DisruptionTarget reset to False", 0.2)
+    assert cond["lastTransitionTime"] > old

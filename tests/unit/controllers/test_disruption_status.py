@@ -104,3 +104,15 @@ def test_status_allowed_and_condition() -> None:
     # Nothing expected: no disruption even with healthy pods above the minimum.
     assert compute_status(budget(minAvailable=0), 2, 0, 0, {}, stamp(NOW))[
         "disruptionsAllowed"] == 0  # type: ignore[index]
+
+
+def test_stale_disruption_condition_timing() -> None:
+    from navio.controllers.disruption import stale_disruption_after
+    p = pod("a")
+    assert stale_disruption_after(p, NOW) is None
+    p["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True",
+                                      "lastTransitionTime": stamp(NOW - timedelta(seconds=30))})
+    assert stale_disruption_after(p, NOW) == 90.0
+    assert stale_disruption_after(p, NOW + timedelta(minutes=5)) < 0  # type: ignore[operator]
+    p["metadata"]["deletionTimestamp"] = stamp(NOW)
+    assert stale_disruption_after(p, NOW) is None
