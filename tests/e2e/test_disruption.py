@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import pytest
 from cluster import Kubectl, wait_for
 from kubelet_lab import Agent, WiredServer
+from rawhttp import request
 
 TAG = uuid.uuid4().hex[:6]
 NODE_A = f"da-{TAG}"
@@ -28,6 +29,7 @@ MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
 @pytest.fixture(scope="module")
 def dserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WiredServer]:
     srv = WiredServer(tmp_path_factory.mktemp("disruption") / "data").start()
+    srv.port = int(srv.url.rsplit(":", 1)[1])
     yield srv
     srv.stop()
 
@@ -312,3 +314,52 @@ def test_a_stale_disruption_condition_is_reset(dctl: Kubectl, dns_: str) -> None
         return cond if cond["status"] == "False" else None
     cond = wait_for(reset, 30, "DisruptionTarget reset to False", 0.2)
     assert cond["lastTransitionTime"] > old
+
+
+def _pb(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field."""
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out += bytes([byte | (0x80 if n else 0)])
+            if not n:
+                return out
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def protobuf_eviction(name: str, dry_run: bool = False) -> bytes:
+    """An Eviction as client-go sends it in protobuf: 'k8s\\0' + runtime.Unknown."""
+    options = _pb(2, _pb(5, b"All")) if dry_run else b""
+    eviction = _pb(1, _pb(1, name.encode())) + options
+    type_meta = _pb(1, b"policy/v1") + _pb(2, b"Eviction")
+    return b"k8s\x00" + _pb(1, type_meta) + _pb(2, eviction)
+
+
+def test_a_protobuf_eviction_is_decoded(dserver: WiredServer, dctl: Kubectl, dns_: str
+                                        ) -> None:
+    """Clients that speak protobuf (client-go's default for core types) get the same
+    answers: a 429 Status with the DisruptionBudget cause, and dry-run from the body."""
+    ns = dns_
+    bare_pod(dctl, ns, "guarded", "g", ready=True)
+    bare_pod(dctl, ns, "free", "f", ready=True)
+    dctl("apply", "-n", ns, "-f", "-", input=pdb("g-pdb", "g", minAvailable=1))
+    pdb_status(dctl, ns, "g-pdb", currentHealthy=1, disruptionsAllowed=0)
+    headers = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+    code, _, body = request(dserver, "POST", f"/api/v1/namespaces/{ns}/pods/guarded/eviction",
+                            protobuf_eviction("guarded"), headers)
+    status = json.loads(body)
+    assert code == 429, body
+    assert (status["reason"], status["message"]) == ("TooManyRequests", MESSAGE)
+    assert status["details"]["causes"] == [{
+        "reason": "DisruptionBudget",
+        "message": "The disruption budget g-pdb needs 1 healthy pods and has 1 currently"}]
+    code, _, body = request(dserver, "POST", f"/api/v1/namespaces/{ns}/pods/free/eviction",
+                            protobuf_eviction("free", dry_run=True), headers)
+    assert code == 201, body
+    assert json.loads(body)["status"] == "Success"
+    assert not terminating(dctl, ns, "free")
+    code, _, body = request(dserver, "POST", f"/api/v1/namespaces/{ns}/pods/free/eviction",
+                            protobuf_eviction("free"), headers)
+    assert code == 201, body
+    assert terminating(dctl, ns, "free")
