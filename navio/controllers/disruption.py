@@ -239,6 +239,8 @@ class DisruptionController(Controller):
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
+        # disruption.go's recorder names its source "controllermanager", not a controller.
+        self.recorder = ctx.recorder_for("controllermanager")
         self.pdbs = ctx.informers.get(PDBS)
         self.pods = ctx.informers.get(PODS)
         self.rcs = ctx.informers.get(REPLICATIONCONTROLLERS)

@@ -289,6 +289,16 @@ def test_eviction_rules_for_unhealthy_pending_and_doubly_budgeted_pods(
     assert ("This pod has more than one PodDisruptionBudget, which the eviction subresource "
             "does not support.") in two.stderr
     assert not terminating(dctl, ns, "ok")
+    # maxUnavailable needs the pods' controllers' scale; these bare pods have none.
+    pdb_status(dctl, ns, "u-pdb2", expectedPods=0, disruptionsAllowed=0)
+
+    def unmanaged() -> dict[str, Any] | None:
+        events = dctl.json("get", "events", "-n", ns, "--field-selector",
+                           "involvedObject.name=u-pdb2", "-o", "json")["items"]
+        return next((e for e in events if e["reason"] == "UnmanagedPods"), None)
+    event = wait_for(unmanaged, 30, "UnmanagedPods event", 0.2)
+    assert event["type"] == "Warning" and event["source"]["component"] == "controllermanager"
+    assert "were found to be unmanaged" in event["message"]
 
     # A mismatched name is a 400.
     bad = dctl.run("create", "--raw", f"/api/v1/namespaces/{ns}/pods/ok/eviction", "-f", "-",
