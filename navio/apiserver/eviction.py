@@ -99,8 +99,9 @@ def _delete_options(body: dict[str, Any], query_dry_run: list[str]) -> dict[str,
             options["dryRun"] = list(query_dry_run)
         return options
     if query_dry_run and body_dry != list(query_dry_run):
-        raise errors.BadRequest(f"Non-matching dry-run options in request and content: "
-                                f"[{' '.join(query_dry_run)}] and [{' '.join(body_dry)}]")
+        # A plain error in kube (propagateDryRun), so a 500.
+        raise errors.InternalError(f"Non-matching dry-run options in request and content: "
+                                   f"[{' '.join(query_dry_run)}] and [{' '.join(body_dry)}]")
     for d in body_dry:
         if d != "All":
             raise errors.BadRequest(f'Invalid dryRun value "{d}": valid values are "All"')
