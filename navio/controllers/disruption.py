@@ -275,15 +275,15 @@ class DisruptionController(Controller):
 
     def _pdbs_for(self, pod: Obj) -> list[str]:
         meta = pod.get("metadata") or {}
-        if not meta.get("labels"):
-            return []
         keys = []
         for pdb in self.pdbs.by_index(NAMESPACE_INDEX, meta.get("namespace", "")):
             try:
                 selector = label_selector_from_spec((pdb.get("spec") or {}).get("selector"))
             except errors.ApiError:
                 continue
-            if selector.empty() or not selector.matches(meta["labels"]):
+            # kube's lister skips empty selectors here, so a `selector: {}` PDB would only
+            # follow its pods on resync; navio keeps it current.
+            if not selector.matches(meta.get("labels") or {}):
                 continue
             keys.append(f"{pdb['metadata']['namespace']}/{pdb['metadata']['name']}")
         return keys
