@@ -202,11 +202,9 @@ async def _bind(h: "ResourceHandlers", request: web.Request, kind: Kind, ns: str
 
 async def _evict(h: "ResourceHandlers", request: web.Request, kind: Kind, ns: str,
                  name: str) -> web.Response:
-    """Eviction = a delete that PodDisruptionBudgets may refuse (budgets come with policy)."""
-    from navio.apiserver.handlers import _write_options, json_response
+    """Eviction = a delete that PodDisruptionBudgets may refuse (see `eviction`)."""
+    from navio.apiserver import eviction
+    from navio.apiserver.handlers import _write_options
     opts = _write_options(request)
     body = decode_body(await _body(request), request.headers.get("Content-Type"))
-    options = (body or {}).get("deleteOptions") or {}
-    await h.resources.delete(kind, ns, name, options, opts)
-    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                          "status": "Success", "code": 201}, 201)
+    return await eviction.evict(h, request, kind, ns, name, body, opts)
