@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from navio.api.quantity import format_quantity
 from navio.api.resourcequota import parse
 
 __all__ = ["apply_defaults", "violations", "LIMIT_RANGER_ANNOTATION"]
@@ -69,10 +70,6 @@ def apply_defaults(pod: dict[str, Any], ranges: list[dict[str, Any]]) -> bool:
     return bool(notes)
 
 
-def _fmt(v: Decimal) -> str:
-    return f"{v:f}"
-
-
 def _check(kind: str, res: str, req: Decimal | None, lim: Decimal | None,
            item: dict[str, Any]) -> list[str]:
     """minConstraint, maxConstraint and limitRequestRatioConstraint: each its first error."""
@@ -106,7 +103,6 @@ def _check(kind: str, res: str, req: Decimal | None, lim: Decimal | None,
 
 
 def _orig(v: Decimal) -> str:
-    from navio.api.quantity import format_quantity
     return format_quantity(v)
 
 
@@ -117,7 +113,7 @@ def violations(pod: dict[str, Any], ranges: list[dict[str, Any]]) -> list[str]:
     for lr in ranges:
         for item in (lr.get("spec") or {}).get("limits") or ():
             kind = item.get("type")
-            names = set()
+            names: set[str] = set()
             for f in ("min", "max", "maxLimitRequestRatio"):
                 names.update((item.get(f) or {}).keys())
             if kind == "Container":

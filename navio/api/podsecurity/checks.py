@@ -145,12 +145,12 @@ def _apparmor_ok(profile: dict[str, Any] | None) -> bool:
 
 def app_armor_profile(meta: Meta, spec: Spec) -> Violation | None:
     bad: list[str] = []
-    pod_profile = _sc(spec).get("appArmorProfile")
+    pod_profile = _sc(spec).get("appArmorProfile") or {}
     if not _apparmor_ok(pod_profile):
         bad.append(f'pod must not set securityContext.appArmorProfile.type to '
                    f'"{pod_profile.get("type")}"')
     for c in _containers(spec):
-        p = _sc(c).get("appArmorProfile")
+        p = _sc(c).get("appArmorProfile") or {}
         if not _apparmor_ok(p):
             bad.append(f'container "{c.get("name", "")}" must not set '
                        f'securityContext.appArmorProfile.type to "{p.get("type")}"')
@@ -335,6 +335,7 @@ def seccomp_restricted(meta: Meta, spec: Spec) -> Violation | None:
     pod_type = _seccomp_type(spec)
     pod_ok = pod_type in ("RuntimeDefault", "Localhost")
     forbidden: list[str] = []
+    bad_types: list[str] = []
     unset: list[str] = []
     for c in _containers(spec):
         t = _seccomp_type(c)
@@ -343,13 +344,15 @@ def seccomp_restricted(meta: Meta, spec: Spec) -> Violation | None:
                 unset.append(c.get("name", ""))
         elif t not in ("RuntimeDefault", "Localhost"):
             forbidden.append(c.get("name", ""))
+            if t not in bad_types:
+                bad_types.append(t)
     details = []
     if pod_type is not None and not pod_ok:
         details.append(f'pod must not set securityContext.seccompProfile.type to "{pod_type}"')
     if forbidden:
         details.append(f"{_containers_phrase(forbidden)} must not set "
                        f"securityContext.seccompProfile.type to "
-                       f"{_quoted(sorted({_seccomp_type(c) for c in _containers(spec) if c.get('name', '') in forbidden}))}")
+                       f"{_quoted(bad_types)}")
     if unset and pod_type is None:
         details.append(f'pod or {_containers_phrase(unset)} must set '
                        f'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"')
