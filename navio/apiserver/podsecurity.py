@@ -67,13 +67,15 @@ def _significant_pod_update(new: dict[str, Any], old: dict[str, Any]) -> bool:
 async def pod_security(resources: "Resources", request: "Request") -> None:
     """The validating plugin (registered in `Resources.validators`)."""
     kind = request.kind
-    if request.operation not in ("CREATE", "UPDATE") or request.subresource:
+    # pods/ephemeralcontainers is checked too: a debug container is a container.
+    if request.operation not in ("CREATE", "UPDATE") or \
+            request.subresource not in ("", "ephemeralcontainers"):
         return
     if (kind.group, kind.kind) == ("", "Namespace"):
         await _check_namespace(resources, request)
         return
     target = podsecurity.pod_spec_of(kind.group, kind.kind, request.obj)
-    if target is None:
+    if target is None or (request.subresource and (kind.group, kind.kind) != ("", "Pod")):
         return
     meta = request.obj.get("metadata") or {}
     ns_name = meta.get("namespace") or ""

@@ -115,3 +115,4 @@ def test_restricted_enforce_and_audit_annotation(kubectl: Kubectl, server: Navio
                 return violations.startswith('would violate PodSecurity "restricted:latest"')
         return False
     wait_for(audited, timeout=10, what="the audit-violations annotation")
+
