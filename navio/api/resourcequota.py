@@ -18,7 +18,7 @@ from navio.api.quantity import BINARY_SI, DECIMAL_SI, QuantityError, format_quan
     parse_quantity
 
 __all__ = ["usage", "add", "namespace_usage", "exceeded", "format_amount", "parse",
-           "tracked", "missing_requests"]
+           "tracked", "missing_requests", "matches_scopes"]
 
 Usage = dict[str, Decimal]
 
@@ -111,11 +111,76 @@ def tracked(hard: dict[str, Any], charge: Usage) -> list[str]:
     return sorted(k for k in charge if k in hard)
 
 
+def _best_effort(pod: dict[str, Any]) -> bool:
+    spec = pod.get("spec") or {}
+    for c in list(spec.get("initContainers") or ()) + list(spec.get("containers") or ()):
+        res = c.get("resources") or {}
+        for field in ("requests", "limits"):
+            if any(k in ("cpu", "memory") for k in (res.get(field) or {})):
+                return False
+    return True
+
+
+def _scope_matches(scope: str, operator: str, values: list[str],
+                   pod: dict[str, Any]) -> bool:
+    spec = pod.get("spec") or {}
+    if scope == "Terminating":
+        return spec.get("activeDeadlineSeconds") is not None
+    if scope == "NotTerminating":
+        return spec.get("activeDeadlineSeconds") is None
+    if scope == "BestEffort":
+        return _best_effort(pod)
+    if scope == "NotBestEffort":
+        return not _best_effort(pod)
+    if scope == "PriorityClass":
+        name = spec.get("priorityClassName")
+        if operator == "Exists":
+            return bool(name)
+        if operator == "DoesNotExist":
+            return not name
+        if operator == "In":
+            return name in values
+        if operator == "NotIn":
+            return name not in values
+        return False
+    if scope == "CrossNamespacePodAffinity":
+        affinity = spec.get("affinity") or {}
+        for kind in ("podAffinity", "podAntiAffinity"):
+            terms = (affinity.get(kind) or {})
+            for t in list(terms.get("requiredDuringSchedulingIgnoredDuringExecution") or ()) + \
+                    [w.get("podAffinityTerm") or {} for w in
+                     terms.get("preferredDuringSchedulingIgnoredDuringExecution") or ()]:
+                if t.get("namespaces") or t.get("namespaceSelector") is not None:
+                    return True
+        return False
+    return False
+
+
+def matches_scopes(quota_spec: dict[str, Any], group: str, plural: str,
+                   obj: dict[str, Any]) -> bool:
+    """Whether a quota with `scopes` / `scopeSelector` applies to the object: scopes select
+    pods only, so a scoped quota never charges other kinds (kube's evaluators)."""
+    scopes: list[tuple[str, str, list[str]]] = [
+        (s, "Exists", []) for s in quota_spec.get("scopes") or ()]
+    for e in ((quota_spec.get("scopeSelector") or {}).get("matchExpressions") or ()):
+        scopes.append((e.get("scopeName", ""), e.get("operator", "Exists"),
+                       list(e.get("values") or ())))
+    if not scopes:
+        return True
+    if (group, plural) != ("", "pods"):
+        return False
+    return all(_scope_matches(s, op, vals, obj) for s, op, vals in scopes)
+
+
 def namespace_usage(hard: dict[str, Any],
-                    objects: Iterable[tuple[str, str, dict[str, Any]]]) -> Usage:
-    """The usage of every resource in `hard` over (group, plural, obj) triples."""
+                    objects: Iterable[tuple[str, str, dict[str, Any]]],
+                    quota_spec: dict[str, Any] | None = None) -> Usage:
+    """The usage of every resource in `hard` over (group, plural, obj) triples (only the
+    objects the quota's scopes select)."""
     total: Usage = {k: Decimal(0) for k in hard}
     for group, plural, obj in objects:
+        if quota_spec and not matches_scopes(quota_spec, group, plural, obj):
+            continue
         for k, v in usage(group, plural, obj).items():
             if k in total:
                 total[k] += v

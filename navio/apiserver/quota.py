@@ -36,8 +36,8 @@ COUNTED = (("", "v1", "pods"), ("", "v1", "services"), ("", "v1", "configmaps"),
            ("", "v1", "replicationcontrollers"), ("", "v1", "resourcequotas"))
 
 
-def computed_usage(resources: "Resources", namespace: str,
-                   hard: dict[str, Any]) -> dict[str, str]:
+def computed_usage(resources: "Resources", namespace: str, hard: dict[str, Any],
+                   quota_spec: dict[str, Any] | None = None) -> dict[str, str]:
     objects = []
     for group, version, plural in COUNTED:
         objects += [(group, plural, o)
@@ -51,7 +51,7 @@ def computed_usage(resources: "Resources", namespace: str,
                 if kind is not None:
                     objects += [(group, plural, o) for o in namespace_objects(
                         resources, plural, namespace, group, kind.version)]
-    used = resourcequota.namespace_usage(hard, objects)
+    used = resourcequota.namespace_usage(hard, objects, quota_spec)
     return {k: resourcequota.format_amount(k, v, hard.get(k)) for k, v in used.items()}
 
 
@@ -75,6 +75,9 @@ async def resource_quota(resources: "Resources", request: "Request") -> None:
                                 details={"name": name, "kind": kind.plural})
     for quota in quotas:
         hard = (quota.get("spec") or {}).get("hard") or {}
+        if not resourcequota.matches_scopes(quota.get("spec") or {}, kind.group, kind.plural,
+                                            request.obj):
+            continue
         qname = quota["metadata"]["name"]
         if kind.plural == "pods" and kind.group == "":
             missing = resourcequota.missing_requests(hard, request.obj)
@@ -90,7 +93,8 @@ async def resource_quota(resources: "Resources", request: "Request") -> None:
             status = new.setdefault("status", {})
             used = dict(status.get("used") or {})
             if any(k not in used for k in hard_now):
-                used = {**computed_usage(resources, namespace, hard_now), **used}
+                used = {**computed_usage(resources, namespace, hard_now,
+                                         new.get("spec") or {}), **used}
             text = resourcequota.exceeded(qname, hard_now, used, charge)
             if text:
                 raise forbidden(text)

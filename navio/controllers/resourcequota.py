@@ -78,10 +78,11 @@ class ResourceQuotaController(Controller):
                 (old.get("status") or {}).get("phase") not in terminal:
             self._replenish(new)
 
-    def usage(self, namespace: str, hard: dict[str, Any]) -> dict[str, str]:
+    def usage(self, namespace: str, hard: dict[str, Any],
+              quota_spec: dict[str, Any] | None = None) -> dict[str, str]:
         objects = [(ref.group, ref.plural, o) for ref in _COUNTED
                    for o in self.informers[ref.plural].list() if _ns(o) == namespace]
-        used = resourcequota.namespace_usage(hard, objects)
+        used = resourcequota.namespace_usage(hard, objects, quota_spec)
         return {k: resourcequota.format_amount(k, v, hard.get(k)) for k, v in used.items()}
 
     async def reconcile(self, key: str) -> None:
@@ -92,7 +93,7 @@ class ResourceQuotaController(Controller):
         hard = dict((quota.get("spec") or {}).get("hard") or {})
         old_used = (quota.get("status") or {}).get("used") or {}
         counted = {f"count/{r.plural}" for r in _COUNTED}
-        used = self.usage(meta.get("namespace", ""), hard)
+        used = self.usage(meta.get("namespace", ""), hard, quota.get("spec") or {})
         for k in hard:   # kinds this controller does not count keep admission's figure
             if k.startswith("count/") and k not in counted and k in old_used:
                 used[k] = old_used[k]

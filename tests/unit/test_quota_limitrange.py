@@ -102,3 +102,22 @@ def test_limitrange_bounds() -> None:
         "cpu max limit to request ratio per Container is 5, but provided ratio is 10.000000"]
     assert errs({"cpu": "100m"}, {"cpu": "100m"}) == [
         "maximum memory usage per Container is 1Gi.  No limit is specified"]
+
+
+def test_scopes_select_pods() -> None:
+    best, burst = pod(c("a")), pod(c("b", {"cpu": "1"}))
+    burst["spec"]["activeDeadlineSeconds"] = 30
+    burst["spec"]["priorityClassName"] = "high"
+    assert resourcequota.matches_scopes({}, "", "configmaps", {})
+    assert not resourcequota.matches_scopes({"scopes": ["BestEffort"]}, "", "configmaps", {})
+    assert resourcequota.matches_scopes({"scopes": ["BestEffort"]}, "", "pods", best)
+    assert not resourcequota.matches_scopes({"scopes": ["BestEffort"]}, "", "pods", burst)
+    assert resourcequota.matches_scopes({"scopes": ["NotBestEffort", "Terminating"]}, "",
+                                        "pods", burst)
+    assert not resourcequota.matches_scopes({"scopes": ["NotTerminating"]}, "", "pods", burst)
+    sel = {"scopeSelector": {"matchExpressions": [
+        {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}}
+    assert resourcequota.matches_scopes(sel, "", "pods", burst)
+    assert not resourcequota.matches_scopes(sel, "", "pods", best)
+    assert resourcequota.namespace_usage({"pods": "9"}, [("", "pods", best), ("", "pods", burst)],
+                                         sel) == {"pods": 1}
