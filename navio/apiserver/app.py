@@ -21,7 +21,7 @@ from aiohttp import web
 from navio import KUBERNETES_VERSION, __version__
 from navio.api import errors, openapi, openapi_proto
 from navio.api.registry import Registry
-from navio.apiserver import discovery
+from navio.apiserver import admissionnotes, discovery
 from navio.apiserver.authn import UserInfo, authenticate
 from navio.apiserver.authz import AUTHZ_KEY, Authorization, authorize_request
 from navio.apiserver.handlers import ResourceHandlers, json_response
@@ -59,6 +59,17 @@ def tls_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
     return ctx
 
 
+def _noted(request: web.Request, resp: web.StreamResponse,
+           notes: admissionnotes.Notes) -> web.StreamResponse:
+    """Admission's warnings as `Warning: 299` headers and its annotations for the audit log."""
+    for w in notes.warnings:
+        text = w.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+        resp.headers.add("Warning", f'299 - "{text}"')   # a quoted-string, as kube writes it
+    if notes.annotations:
+        request.setdefault("audit_annotations", {}).update(notes.annotations)
+    return resp
+
+
 def loggable_path(path: str) -> str:
     """`path` for a log line: a secret's name is not logged (2019 audit finding)."""
     head, sep, _ = path.partition("/secrets/")
@@ -85,15 +96,16 @@ class ApiServer:
     # -- middleware ----------------------------------------------------------------------------
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        notes = admissionnotes.begin()
         try:
             user = authenticate(request)
             if user is None and request.path not in _PUBLIC_PATHS:
                 raise errors.Unauthorized("Unauthorized")
             request["user"] = user or UserInfo("system:anonymous", ("system:unauthenticated",))
             await authorize_request(request)  # Node, then RBAC; may impersonate
-            return await handler(request)
+            return _noted(request, await handler(request), notes)
         except errors.ApiError as exc:
-            return json_response(errors.to_status(exc), exc.code)
+            return _noted(request, json_response(errors.to_status(exc), exc.code), notes)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except web.HTTPException:

@@ -26,6 +26,9 @@ from navio.api import conversion, errors, managedfields, validation
 from navio.api.defaults import apply_defaults
 from navio.api.registry import Kind, Registry
 from navio.apiserver import admission, strategy
+from navio.apiserver.limitranger import limit_ranger
+from navio.apiserver.podsecurity import pod_security
+from navio.apiserver.quota import resource_quota
 from navio.apiserver.allocators import IPAllocator, PortAllocator
 from navio.apiserver.watchcache import WatchCache, decode_object
 from navio.storage.protocol import (KeyExists, KeyNotFound, RevisionConflict, Store)
@@ -119,8 +122,11 @@ class Resources:
         self.service_ips = IPAllocator(service_cidr)
         self.node_ports = PortAllocator()
         self._caches: dict[tuple[str, str], WatchCache] = {}
-        # Validating admission that needs the writer (NodeRestriction, RBAC escalation).
-        self.validators: list[admission.Validator] = []
+        # Admission after schema validation: LimitRanger (defaults, then bounds), PodSecurity,
+        # ResourceQuota, then those that need the writer (NodeRestriction, RBAC escalation,
+        # added by the authorizer).
+        self.validators: list[admission.Validator] = [limit_ranger, pod_security,
+                                                      resource_quota]
         self._cache_lock = asyncio.Lock()
         # Set by the API server's metrics: (operation, group, plural, seconds) per store call.
         self.observe_storage: Callable[[str, str, str, float], None] | None = None

@@ -381,6 +381,8 @@ def test_delete_sends_sigterm_and_the_process_is_gone_within_the_grace_period(
         kctl, proc_agent, kns, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
+    # The hostPath volume needs the privileged Pod Security level (baseline is the default).
+    kctl("label", "namespace", kns, "pod-security.kubernetes.io/enforce=privileged")
     apply(kctl, kns, pod_yaml("term", PROC, ["sh", "-c", (
         "trap 'echo got-term > /out/term; exit 0' TERM; while true; do sleep 0.1; done")],
         "    volumeMounts: [{name: out, mountPath: /out}]\n",
