@@ -24,7 +24,7 @@ from navio.api.registry import Registry
 from navio.apiserver import admissionnotes, discovery
 from navio.apiserver.authn import UserInfo, authenticate
 from navio.apiserver.authz import AUTHZ_KEY, Authorization, authorize_request
-from navio.apiserver.handlers import ResourceHandlers, json_response
+from navio.apiserver.handlers import ResourceHandlers, json_response, warning_header
 from navio.apiserver.metrics import ApiMetrics
 from navio.apiserver.requestinfo import parse_request
 from navio.apiserver.resources import Resources
@@ -63,8 +63,7 @@ def _noted(request: web.Request, resp: web.StreamResponse,
            notes: admissionnotes.Notes) -> web.StreamResponse:
     """Admission's warnings as `Warning: 299` headers and its annotations for the audit log."""
     for w in notes.warnings:
-        text = w.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-        resp.headers.add("Warning", f'299 - "{text}"')   # a quoted-string, as kube writes it
+        resp.headers.add("Warning", warning_header(w))
     if notes.annotations:
         request.setdefault("audit_annotations", {}).update(notes.annotations)
     return resp

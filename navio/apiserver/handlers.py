@@ -28,12 +28,19 @@ __all__ = ["ResourceHandlers", "json_response", "read_body", "apply_patch"]
 _FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 
 
+def warning_header(text: str) -> str:
+    """A `Warning: 299` value with `text` as an RFC 7230 quoted-string, as kube writes it
+    (kubectl drops a warning whose quotes are not escaped)."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return f'299 - "{quoted}"'
+
+
 def json_response(data: Any, status: int = 200, content_type: str = negotiation.JSON,
                   warnings: list[str] | None = None) -> web.Response:
     resp = web.Response(body=negotiation.dumps(data), status=status,
                         headers={"Content-Type": content_type})
     for w in warnings or ():
-        resp.headers.add("Warning", f'299 - "{w}"'.replace("\n", " "))
+        resp.headers.add("Warning", warning_header(w))
     return resp
 
 
