@@ -94,6 +94,7 @@ def detect_node_ip() -> str:
 
 
 def _make_runtime(config: AgentConfig, node_ip: str) -> Runtime:
+    assert config.pod_cidr is not None
     if config.runtime == "sim":
         from navio.runtime.sim import SimRuntime
         return SimRuntime(pod_cidr=config.pod_cidr)
@@ -122,6 +123,9 @@ class Agent:
         if config.kubeconfig is None:
             raise ValueError("the agent needs a kubeconfig (run() writes one when joining "
                              "with --token-file)")
+        if config.pod_cidr is None:
+            raise ValueError("the agent needs a pod CIDR (run() waits for the one the "
+                             "control plane assigns)")
         self.config = config
         self.node_ip = config.node_ip or detect_node_ip()
         self.client = Client.from_kubeconfig(config.kubeconfig, component="kubelet",
@@ -239,7 +243,7 @@ class Agent:
         if self.runtime.capabilities.pod_network:
             await prepare_node_network(config.node_netns, config.cluster_cidr,
                                        config.service_cidr, bridge=config.bridge,
-                                       pod_cidr=config.pod_cidr)
+                                       pod_cidr=config.pod_cidr or "")
         for note in self.runtime.capabilities.notes:
             log.warning("runtime limitation", extra={"note": note})
         await self._start_server()
@@ -346,6 +350,17 @@ async def _joined_serving_cert(config: AgentConfig) -> AgentConfig:
     return replace(config, tls_cert_file=pem, tls_private_key_file=pem)
 
 
+async def _assigned_pod_cidr(config: AgentConfig) -> AgentConfig:
+    """`config` with the pod CIDR node IPAM gave this Node (registering it if need be)."""
+    from dataclasses import replace
+
+    from navio.kubelet.podcidr import await_pod_cidr
+    assert config.kubeconfig is not None
+    async with Client.from_kubeconfig(config.kubeconfig, component="kubelet") as client:
+        cidr = await await_pod_cidr(client, config.node_name)
+    return replace(config, pod_cidr=cidr)
+
+
 def _with_port(config: AgentConfig, port: int) -> AgentConfig:
     from dataclasses import replace
     return config if config.port == port else replace(config, port=port)
@@ -368,6 +383,8 @@ async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None =
         config = replace(config, kubeconfig=kubeconfig)
         if config.tls_cert_file is None:
             config = await _joined_serving_cert(config)
+    if config.pod_cidr is None:
+        config = await _assigned_pod_cidr(config)
     agent = Agent(config)
     if config.token_file is not None:
         rotator = asyncio.create_task(CertificateRotator(
