@@ -136,6 +136,7 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._lookups: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
         self._runner: Any = None
+        self.routes: Any = None        # host-gw routes to other nodes' pods (pod network)
         self.pod_informer = Informer(self.client, PODS,
                              field_selector=f"spec.nodeName={config.node_name}")
         self.services = Informer(self.client, SERVICES)
@@ -252,6 +253,10 @@ class Agent:
         self.node_event("Normal", "Starting", "Starting kubelet.")
         self._spawn(self.lease.run(), "lease")
         self._spawn(self.node.run(), "node status")
+        if self.runtime.capabilities.pod_network:
+            from navio.kubelet.routes import NodeRoutes
+            self.routes = NodeRoutes(self.client, config.node_name, config.node_netns)
+            self.routes.start()
         await self.local_path.start()
         self.csi_plugins.start()
         self.csi_provisioner.start()
@@ -318,6 +323,8 @@ class Agent:
         await self.csi_provisioner.stop()
         await self.csi_attacher.stop()
         await self.csi_plugins.stop()
+        if self.routes is not None:
+            await self.routes.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
