@@ -137,6 +137,7 @@ class Agent:
         self._lookups: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
         self._runner: Any = None
         self.routes: Any = None        # host-gw routes to other nodes' pods (pod network)
+        self._egress = False           # masquerade of pod traffic leaving the cluster CIDR
         self.pod_informer = Informer(self.client, PODS,
                              field_selector=f"spec.nodeName={config.node_name}")
         self.services = Informer(self.client, SERVICES)
@@ -255,8 +256,12 @@ class Agent:
         self._spawn(self.node.run(), "node status")
         if self.runtime.capabilities.pod_network:
             from navio.kubelet.routes import NodeRoutes
-            self.routes = NodeRoutes(self.client, config.node_name, config.node_netns)
+            self.routes = NodeRoutes(self.client, config.node_name, config.node_netns,
+                                     pod_cidr=config.pod_cidr, node_ip=self.node_ip)
             self.routes.start()
+            from navio.kubelet.egress import install_egress_masquerade
+            self._egress = await install_egress_masquerade(
+                config.node_netns, config.cluster_cidr, config.service_cidr)
         await self.local_path.start()
         self.csi_plugins.start()
         self.csi_provisioner.start()
@@ -325,6 +330,9 @@ class Agent:
         await self.csi_plugins.stop()
         if self.routes is not None:
             await self.routes.stop()
+        if self._egress:
+            from navio.kubelet.egress import remove_egress_masquerade
+            await remove_egress_masquerade(self.config.node_netns)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

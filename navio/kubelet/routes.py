@@ -47,8 +47,12 @@ def _internal_ip(node: dict[str, Any]) -> str | None:
     return None
 
 
-def desired_routes(nodes: list[dict[str, Any]], self_name: str) -> Routes:
-    """Pod CIDR -> InternalIP of every other node that has both (IPv4 only)."""
+def desired_routes(nodes: list[dict[str, Any]], self_name: str, *,
+                   local_cidr: str | None = None, local_ip: str | None = None) -> Routes:
+    """Pod CIDR -> InternalIP of every other node that has both (IPv4 only). A range that
+    overlaps this node's own, or a gateway that is loopback or this node's address, is
+    never routed: such Nodes (simulated ones, a misconfiguration) cannot be reached so."""
+    mine = ipaddress.ip_network(local_cidr, strict=False) if local_cidr else None
     out: Routes = {}
     for node in nodes:
         meta, spec = node.get("metadata") or {}, node.get("spec") or {}
@@ -56,14 +60,14 @@ def desired_routes(nodes: list[dict[str, Any]], self_name: str) -> Routes:
             continue
         gw = _internal_ip(node)
         cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
-        if gw is None:
+        if gw is None or gw == local_ip or ipaddress.ip_address(gw).is_loopback:
             continue
         for cidr in cidrs:
             try:
                 net = ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 continue
-            if net.version == 4:
+            if net.version == 4 and not (mine is not None and net.overlaps(mine)):
                 out[str(net)] = gw
     return out
 
@@ -71,8 +75,10 @@ def desired_routes(nodes: list[dict[str, Any]], self_name: str) -> Routes:
 class NodeRoutes:
     """Keeps the node namespace's host-gw routes equal to `desired_routes(Nodes)`."""
 
-    def __init__(self, client: Client, node_name: str, node_netns: str | None) -> None:
+    def __init__(self, client: Client, node_name: str, node_netns: str | None, *,
+                 pod_cidr: str | None = None, node_ip: str | None = None) -> None:
         self.node_name = node_name
+        self.pod_cidr, self.node_ip = pod_cidr, node_ip
         self.node_netns = node_netns
         self.nodes = Informer(client, NODES)
         self.nodes.add_handler(on_add=lambda n: self._kick(), on_delete=lambda n: self._kick(),
@@ -97,7 +103,8 @@ class NodeRoutes:
             self._wake.clear()
             if not self.nodes.has_synced():
                 continue
-            want = desired_routes(self.nodes.list(), self.node_name)
+            want = desired_routes(self.nodes.list(), self.node_name,
+                                  local_cidr=self.pod_cidr, local_ip=self.node_ip)
             try:
                 await asyncio.to_thread(run_netlink, self.node_netns,
                                         lambda ipr: _sync(ipr, want))
@@ -126,7 +133,9 @@ class NodeRoutes:
 
 
 async def _sync(ipr: Any, want: Routes) -> None:
-    """Make the main table's routes of protocol ROUTE_PROTO exactly `want`."""
+    """Make the main table's routes of protocol ROUTE_PROTO exactly `want`. Every route is
+    tried; the first failure is raised afterwards (the caller retries)."""
+    failed: Exception | None = None
     have: Routes = {}
     async for r in await ipr.route("dump", table=254, proto=ROUTE_PROTO):
         if r.get("proto") != ROUTE_PROTO:
@@ -135,7 +144,17 @@ async def _sync(ipr: Any, want: Routes) -> None:
         have[dst] = r.get_attr("RTA_GATEWAY") or ""
     for dst, gw in have.items():
         if want.get(dst) != gw:
-            await ipr.route("del", dst=dst, table=254, proto=ROUTE_PROTO)
+            try:
+                await ipr.route("del", dst=dst, table=254, proto=ROUTE_PROTO)
+            except Exception as exc:
+                failed = failed or exc
     for dst, gw in want.items():
         if have.get(dst) != gw:
-            await ipr.route("replace", dst=dst, gateway=gw, table=254, proto=ROUTE_PROTO)
+            try:
+                await ipr.route("replace", dst=dst, gateway=gw, table=254, proto=ROUTE_PROTO)
+            except Exception as exc:     # e.g. a gateway not on any link of this namespace
+                log.warning("host-gw route not added", extra={"dst": dst, "via": gw,
+                                                               "error": str(exc)})
+                failed = failed or exc
+    if failed is not None:
+        raise failed

@@ -28,3 +28,12 @@ def test_every_other_node_with_a_range_and_an_address_is_routed() -> None:
 def test_an_ipv6_internal_ip_is_not_a_gateway_and_bad_ranges_are_skipped() -> None:
     nodes = [node("b", ["10.42.1.0/24"], "fd00::2"), node("c", ["junk"], "10.99.0.3")]
     assert desired_routes(nodes, "me") == {}
+
+
+def test_own_range_loopback_and_own_address_are_never_routed() -> None:
+    nodes = [node("sim", ["10.42.7.0/24"], "127.0.0.1"),
+             node("twin", ["10.42.0.0/23"], "10.99.0.5"),
+             node("same-ip", ["10.42.8.0/24"], "10.99.0.1"),
+             node("ok", ["10.42.9.0/24"], "10.99.0.9")]
+    assert desired_routes(nodes, "me", local_cidr="10.42.0.0/24", local_ip="10.99.0.1") == {
+        "10.42.9.0/24": "10.99.0.9"}
