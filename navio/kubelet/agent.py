@@ -94,10 +94,12 @@ def detect_node_ip() -> str:
 
 
 def _make_runtime(config: AgentConfig, node_ip: str) -> Runtime:
-    assert config.pod_cidr is not None
     if config.runtime == "sim":
+        # Nothing is networked on a simulated node: its made-up pod IPs need not wait for
+        # the range node IPAM assigns (the Node still gets one).
         from navio.runtime.sim import SimRuntime
-        return SimRuntime(pod_cidr=config.pod_cidr)
+        return SimRuntime(pod_cidr=config.pod_cidr or "10.42.0.0/24")
+    assert config.pod_cidr is not None
     from navio.runtime.process import ProcessRuntime, ProcessRuntimeConfig
     return ProcessRuntime(ProcessRuntimeConfig(
         state_dir=config.runtime_state_dir, log_dir=config.pod_logs_dir,
@@ -123,7 +125,7 @@ class Agent:
         if config.kubeconfig is None:
             raise ValueError("the agent needs a kubeconfig (run() writes one when joining "
                              "with --token-file)")
-        if config.pod_cidr is None:
+        if config.pod_cidr is None and config.runtime != "sim":
             raise ValueError("the agent needs a pod CIDR (run() waits for the one the "
                              "control plane assigns)")
         self.config = config
@@ -398,7 +400,7 @@ async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None =
         config = replace(config, kubeconfig=kubeconfig)
         if config.tls_cert_file is None:
             config = await _joined_serving_cert(config)
-    if config.pod_cidr is None:
+    if config.pod_cidr is None and config.runtime != "sim":
         config = await _assigned_pod_cidr(config)
     agent = Agent(config)
     if config.token_file is not None:

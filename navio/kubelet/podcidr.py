@@ -24,7 +24,8 @@ __all__ = ["await_pod_cidr", "PodCIDRTimeout", "DEFAULT_WAIT"]
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT = 120.0
-_POLL = 0.5
+_POLL = 0.05            # the controller answers within a moment: ask often, then less often
+_POLL_MAX = 1.0
 _NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
 
 
@@ -41,7 +42,7 @@ async def await_pod_cidr(client: Client, node_name: str, *,
                          timeout: float = DEFAULT_WAIT) -> str:
     """The Node's `spec.podCIDR`, registering the Node first if it does not exist; raises
     `PodCIDRTimeout` after `timeout` seconds without one."""
-    logged = False
+    logged, poll = False, _POLL
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -67,7 +68,8 @@ async def await_pod_cidr(client: Client, node_name: str, *,
                     log.info("waiting for the control plane to assign this node's pod CIDR "
                              "(node IPAM)", extra={"node": node_name, "timeout": timeout})
                     logged = True
-                await asyncio.sleep(_POLL)
+                await asyncio.sleep(poll)
+                poll = min(_POLL_MAX, poll * 1.5)
     except TimeoutError:
         raise PodCIDRTimeout(
             f"node {node_name}: no spec.podCIDR assigned within {timeout:.0f}s; run the "
