@@ -97,6 +97,9 @@ def _roles() -> dict[str, list[dict[str, Any]]]:
             rule("patch", "update").groups(LEGACY).resources("nodes/status"),
             rule("patch", "update").groups(LEGACY).resources("pods/status"),
             rule("list", "watch", "get", "delete").groups(LEGACY).resources("pods"), ev],
+        "node-ipam-controller": [
+            rule("get", "list", "watch", "update", "patch").groups(LEGACY).resources("nodes"),
+            rule("patch", "update").groups(LEGACY).resources("nodes/status"), ev],
         "pod-garbage-collector": [
             rule("list", "watch", "delete").groups(LEGACY).resources("pods"),
             rule("get", "list", "watch").groups(LEGACY).resources("nodes"),

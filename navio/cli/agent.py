@@ -67,7 +67,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", choices=("process", "sim"), default="process",
                    help="process: containers are host processes (namespaces when root); "
                         "sim: nothing runs, containers are reported running")
-    p.add_argument("--pod-cidr", default="10.42.0.0/24", help="this node's pod IP range")
+    p.add_argument("--pod-cidr", default="",
+                   help="this node's pod IP range (default: the one the control plane "
+                        "assigns the Node, spec.podCIDR)")
     p.add_argument("--cluster-cidr", default="10.42.0.0/16")
     p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
     p.add_argument("--node-netns", help="named netns (/run/netns) holding the pods' bridge "
@@ -112,7 +114,8 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         token_file=args.token_file, ca_file=args.ca_file, ca_cert_hash=args.ca_cert_hash,
         root_dir=args.root_dir,
         runtime=args.runtime,
-        pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr, service_cidr=args.service_cidr,
+        pod_cidr=args.pod_cidr or None, cluster_cidr=args.cluster_cidr,
+        service_cidr=args.service_cidr,
         node_netns=args.node_netns, node_ip=args.node_ip, address=args.address, port=args.port,
         tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
@@ -232,6 +235,7 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
             "--port", str(port), "--tls-cert-file", str(serving.cert),
             "--tls-private-key-file", str(serving.key), "--client-ca-file", str(ca.pair.cert),
             "--service-cluster-ip-range", service_cidr, "--proxy-mode", proxy_mode,
+            "--pod-cidr", "10.42.0.0/24",
             "--v", str(verbosity)]
     if cluster_dns:
         argv += ["--cluster-dns", ",".join(cluster_dns)]

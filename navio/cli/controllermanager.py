@@ -33,6 +33,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--root-ca-file", type=Path,
                    help="CA bundle published as ConfigMap kube-root-ca.crt in every namespace "
                         "(default: the kubeconfig's CA)")
+    p.add_argument("--allocate-node-cidrs", type=true_false, default=True,
+                   metavar="true|false",
+                   help="give every Node a pod CIDR from --cluster-cidr (node IPAM)")
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16",
+                   help="the pod network of the whole cluster, cut into per-node ranges")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24,
+                   help="prefix length of each node's pod CIDR")
     p.add_argument("--v", dest="verbosity", type=int, default=0)
     p.set_defaults(run=lambda args: run_component(args, run(config_from_args(args))))
 
@@ -41,7 +48,8 @@ def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
     return ControllerManagerConfig(
         kubeconfig=args.kubeconfig, leader_elect=args.leader_elect,
         qps=args.kube_api_qps, burst=args.kube_api_burst,
-        controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip()),
+        controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip())
+        + (() if args.allocate_node_cidrs else ("-nodeipam",)),
         options={"node-monitor-grace-period": args.node_monitor_grace_period,
                  "pod-eviction-timeout": args.pod_eviction_timeout,
                  "concurrent-replicaset-syncs": args.concurrent_replicaset_syncs,
@@ -49,4 +57,6 @@ def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
                  "cluster-signing-cert-file": args.cluster_signing_cert_file,
                  "cluster-signing-key-file": args.cluster_signing_key_file,
                  "cluster-signing-duration": args.cluster_signing_duration,
-                 "root-ca-file": args.root_ca_file})
+                 "root-ca-file": args.root_ca_file,
+                 "cluster-cidr": args.cluster_cidr,
+                 "node-cidr-mask-size": args.node_cidr_mask_size})

@@ -57,6 +57,7 @@ class ServerConfig:
     bind_address: str = "127.0.0.1"
     port: int = 6443
     service_cidr: str = "10.43.0.0/16"
+    cluster_cidr: str = "10.42.0.0/16"    # pod network; node IPAM cuts it into /24s
     cluster_dns: str = ""                 # "": the service CIDR's 10th address (10.43.0.10)
     node_netns: str | None = None         # the local node's pods in this netns (tests)
     resolv_conf: str | None = None        # the agent's --resolv-conf (None: its default)
@@ -96,6 +97,8 @@ def add_parser(sub: Any) -> None:
                    help="HTTPS port of the API server (0 picks a free one; default 6443)")
     p.add_argument("--bind-address", default="127.0.0.1")
     p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
+    p.add_argument("--cluster-cidr", default="10.42.0.0/16",
+                   help="the cluster's pod network; each node is given a /24 of it")
     p.add_argument("--cluster-dns", default="",
                    help="the cluster DNS Service address (default: the service range's 10th "
                         "address, 10.43.0.10); the local node answers DNS there")
@@ -165,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
 def _config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
                         port=args.port, service_cidr=args.service_cidr,
+                        cluster_cidr=args.cluster_cidr,
                         cluster_dns=args.cluster_dns, node_netns=args.node_netns,
                         resolv_conf=args.resolv_conf, proxy_mode=args.proxy_mode,
                         kubelet_port=args.kubelet_port, agent=args.agent,
@@ -287,7 +291,8 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
     if "controller-manager" not in config.disabled:
         kc = kubeconfig_for("controller-manager", "system:kube-controller-manager")
         signing = {"cluster-signing-cert-file": ca.pair.cert,
-                   "cluster-signing-key-file": ca.pair.key, "root-ca-file": ca.pair.cert}
+                   "cluster-signing-key-file": ca.pair.key, "root-ca-file": ca.pair.cert,
+                   "cluster-cidr": config.cluster_cidr}
         out.append(Component(
             "controller-manager",
             ("controller-manager", "--kubeconfig", str(kc), "--leader-elect", "false",

@@ -95,8 +95,11 @@ def detect_node_ip() -> str:
 
 def _make_runtime(config: AgentConfig, node_ip: str) -> Runtime:
     if config.runtime == "sim":
+        # Nothing is networked on a simulated node: its made-up pod IPs need not wait for
+        # the range node IPAM assigns (the Node still gets one).
         from navio.runtime.sim import SimRuntime
-        return SimRuntime(pod_cidr=config.pod_cidr)
+        return SimRuntime(pod_cidr=config.pod_cidr or "10.42.0.0/24")
+    assert config.pod_cidr is not None
     from navio.runtime.process import ProcessRuntime, ProcessRuntimeConfig
     return ProcessRuntime(ProcessRuntimeConfig(
         state_dir=config.runtime_state_dir, log_dir=config.pod_logs_dir,
@@ -122,6 +125,9 @@ class Agent:
         if config.kubeconfig is None:
             raise ValueError("the agent needs a kubeconfig (run() writes one when joining "
                              "with --token-file)")
+        if config.pod_cidr is None and config.runtime != "sim":
+            raise ValueError("the agent needs a pod CIDR (run() waits for the one the "
+                             "control plane assigns)")
         self.config = config
         self.node_ip = config.node_ip or detect_node_ip()
         self.client = Client.from_kubeconfig(config.kubeconfig, component="kubelet",
@@ -132,6 +138,8 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._lookups: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
         self._runner: Any = None
+        self.routes: Any = None        # host-gw routes to other nodes' pods (pod network)
+        self._egress = False           # masquerade of pod traffic leaving the cluster CIDR
         self.pod_informer = Informer(self.client, PODS,
                              field_selector=f"spec.nodeName={config.node_name}")
         self.services = Informer(self.client, SERVICES)
@@ -239,7 +247,7 @@ class Agent:
         if self.runtime.capabilities.pod_network:
             await prepare_node_network(config.node_netns, config.cluster_cidr,
                                        config.service_cidr, bridge=config.bridge,
-                                       pod_cidr=config.pod_cidr)
+                                       pod_cidr=config.pod_cidr or "")
         for note in self.runtime.capabilities.notes:
             log.warning("runtime limitation", extra={"note": note})
         await self._start_server()
@@ -248,6 +256,14 @@ class Agent:
         self.node_event("Normal", "Starting", "Starting kubelet.")
         self._spawn(self.lease.run(), "lease")
         self._spawn(self.node.run(), "node status")
+        if self.runtime.capabilities.pod_network:
+            from navio.kubelet.routes import NodeRoutes
+            self.routes = NodeRoutes(self.client, config.node_name, config.node_netns,
+                                     pod_cidr=config.pod_cidr, node_ip=self.node_ip)
+            self.routes.start()
+            from navio.kubelet.egress import install_egress_masquerade
+            self._egress = await install_egress_masquerade(
+                config.node_netns, config.cluster_cidr, config.service_cidr)
         await self.local_path.start()
         self.csi_plugins.start()
         self.csi_provisioner.start()
@@ -314,6 +330,11 @@ class Agent:
         await self.csi_provisioner.stop()
         await self.csi_attacher.stop()
         await self.csi_plugins.stop()
+        if self.routes is not None:
+            await self.routes.stop()
+        if self._egress:
+            from navio.kubelet.egress import remove_egress_masquerade
+            await remove_egress_masquerade(self.config.node_netns)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -346,6 +367,17 @@ async def _joined_serving_cert(config: AgentConfig) -> AgentConfig:
     return replace(config, tls_cert_file=pem, tls_private_key_file=pem)
 
 
+async def _assigned_pod_cidr(config: AgentConfig) -> AgentConfig:
+    """`config` with the pod CIDR node IPAM gave this Node (registering it if need be)."""
+    from dataclasses import replace
+
+    from navio.kubelet.podcidr import await_pod_cidr
+    assert config.kubeconfig is not None
+    async with Client.from_kubeconfig(config.kubeconfig, component="kubelet") as client:
+        cidr = await await_pod_cidr(client, config.node_name)
+    return replace(config, pod_cidr=cidr)
+
+
 def _with_port(config: AgentConfig, port: int) -> AgentConfig:
     from dataclasses import replace
     return config if config.port == port else replace(config, port=port)
@@ -368,6 +400,8 @@ async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None =
         config = replace(config, kubeconfig=kubeconfig)
         if config.tls_cert_file is None:
             config = await _joined_serving_cert(config)
+    if config.pod_cidr is None and config.runtime != "sim":
+        config = await _assigned_pod_cidr(config)
     agent = Agent(config)
     if config.token_file is not None:
         rotator = asyncio.create_task(CertificateRotator(

@@ -61,7 +61,7 @@ class AgentConfig:
     ca_cert_hash: str | None = None
     root_dir: Path = field(default_factory=default_root_dir)
     runtime: RuntimeName = "process"
-    pod_cidr: str = "10.42.0.0/24"
+    pod_cidr: str | None = "10.42.0.0/24"   # None: the range node IPAM assigns the Node
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
     node_netns: str | None = None
@@ -104,6 +104,8 @@ class AgentConfig:
         if not 0 <= self.port < 65536:
             raise ValueError(f"--port {self.port}: not a valid TCP port")
         for name in ("pod_cidr", "cluster_cidr", "service_cidr"):
+            if getattr(self, name) is None:
+                continue
             try:
                 ipaddress.IPv4Network(getattr(self, name), strict=True)
             except ValueError as exc:

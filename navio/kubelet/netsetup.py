@@ -33,7 +33,8 @@ from typing import Any
 
 from navio.runtime import namespaces as ns
 
-__all__ = ["prepare_node_network", "add_local_ips", "remove_local_ips", "bridge_gateway"]
+__all__ = ["prepare_node_network", "add_local_ips", "remove_local_ips", "bridge_gateway",
+           "run_netlink"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ def _netlink(node_netns: str | None, work: Callable[[Any], Awaitable[None]]) -> 
         loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+run_netlink = _netlink     # for the agent's other netlink users (host-gw routes)
 
 
 def _ignore_exists(exc: Exception) -> bool:

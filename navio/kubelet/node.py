@@ -202,7 +202,8 @@ class NodeStatus:
         body = {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "labels": self.labels(),
                              "annotations": self.annotations()},
-                "spec": {"podCIDR": self.config.pod_cidr, "podCIDRs": [self.config.pod_cidr]},
+                "spec": ({"podCIDR": self.config.pod_cidr, "podCIDRs": [self.config.pod_cidr]}
+                         if self.config.pod_cidr else {}),
                 "status": self.status()}
         try:
             node = await self.client.create(NODES, body)
