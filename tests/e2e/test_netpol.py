@@ -125,7 +125,9 @@ def test_node_reports_enforcement_and_kubectl_lists_policies(lab: ServicesLab) -
     node = k.json("get", "nodes")["items"][0]
     cond = {c["type"]: c for c in node["status"]["conditions"]}["NetworkPolicyEnforced"]
     assert cond["status"] == "True" and cond["reason"] == "NftablesRules"
-    lab.apply(policy("deny-all", policyTypes=["Ingress"]))
+    err = k.run("apply", "-f", "-", input=json.dumps(policy(
+        "deny-all", policyTypes=["Ingress"]))).stderr
+    assert "Warning" not in err, err                     # the only node enforces
     out = k("get", "netpol")
     assert out.split("\n")[0].split() == ["NAME", "POD-SELECTOR", "AGE"]
     assert out.split("\n")[1].split()[:2] == ["deny-all", "<none>"]
