@@ -102,11 +102,22 @@ def _host(ip: str) -> str:
     return f"{ip}/{ipaddress.ip_address(ip).max_prefixlen}"
 
 
+_NOTHING = object()
+_SELECTORS: dict[str, Any] = {}
+
+
 def _selects(selector: Any, labels: Mapping[str, str] | None) -> bool:
-    try:
-        return label_selector_from_spec(selector or {}).matches(labels or {})
-    except Exception:     # invalid selectors cannot be stored; match nothing if one is
-        return False
+    key = repr(selector)
+    parsed = _SELECTORS.get(key)
+    if parsed is None:
+        try:
+            parsed = label_selector_from_spec(selector or {})
+        except Exception:     # invalid selectors cannot be stored; match nothing if one is
+            parsed = _NOTHING
+        if len(_SELECTORS) > 10000:
+            _SELECTORS.clear()
+        _SELECTORS[key] = parsed
+    return parsed is not _NOTHING and parsed.matches(labels or {})
 
 
 class _World:
@@ -116,6 +127,15 @@ class _World:
         self.ns_labels = {_meta(n).get("name", ""): _meta(n).get("labels") or {}
                           for n in namespaces}
         self.pods = [p for p in pods if pod_ips(p)]
+        self._peer_cache: dict[tuple[str, str], tuple[list[Peer], list[Obj]]] = {}
+
+    def peers(self, policy_ns: str, peers: list[Obj]) -> tuple[list["Peer"], list[Obj]]:
+        """`_peers_of`, computed once per distinct (namespace, peers) in this computation."""
+        key = (policy_ns, repr(peers))
+        hit = self._peer_cache.get(key)
+        if hit is None:
+            hit = self._peer_cache[key] = _peers_of(self, policy_ns, peers)
+        return hit
 
     def peer_pods(self, policy_ns: str, peer: Obj) -> list[Obj]:
         pod_sel, ns_sel = peer.get("podSelector"), peer.get("namespaceSelector")
@@ -198,7 +218,7 @@ def _ingress_rule(world: _World, ns: str, rule: Obj, pod: Obj) -> Allow | None:
     peers_spec = rule.get("from") or []
     if not peers_spec:
         return Allow((ANY,), ports or ())
-    matches, _ = _peers_of(world, ns, peers_spec)
+    matches, _ = world.peers(ns, peers_spec)
     return Allow(tuple(matches), ports or ()) if matches else None
 
 
@@ -211,11 +231,11 @@ def _egress_rule(world: _World, ns: str, rule: Obj) -> list[Allow]:
             return []
         if not peers_spec:
             return [Allow((ANY,), ports)]
-        matches, _ = _peers_of(world, ns, peers_spec)
+        matches, _ = world.peers(ns, peers_spec)
         return [Allow(tuple(matches), ports)] if matches else []
     # Named ports: resolve against each destination pod.
     if peers_spec:
-        _, dests = _peers_of(world, ns, peers_spec)
+        _, dests = world.peers(ns, peers_spec)
         blocks = [Peer(b["ipBlock"].get("cidr", ""), tuple(b["ipBlock"].get("except") or ()))
                   for b in peers_spec if b.get("ipBlock") is not None]
         dests = dests + [p for p in world.pods
@@ -243,6 +263,7 @@ def compute(local_pods: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable
     for pol in policies:
         by_ns.setdefault(_meta(pol).get("namespace", ""), []).append(pol)
     out: list[PodPolicy] = []
+    egress_cache: dict[tuple[str, str], list[Allow]] = {}
     for pod in local_pods:
         ips = pod_ips(pod)
         if not ips:
@@ -264,7 +285,10 @@ def compute(local_pods: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable
             if does_out:
                 egress = egress if egress is not None else []
                 for rule in spec.get("egress") or []:
-                    egress.extend(_egress_rule(world, ns, rule))
+                    key = (ns, repr(rule))       # egress rules do not depend on the source
+                    if key not in egress_cache:
+                        egress_cache[key] = _egress_rule(world, ns, rule)
+                    egress.extend(egress_cache[key])
         out.append(PodPolicy(ns, _meta(pod).get("name", ""), ips,
                              None if ingress is None else tuple(ingress),
                              None if egress is None else tuple(egress)))

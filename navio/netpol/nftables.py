@@ -17,11 +17,13 @@ Pod-to-pod traffic on the node's bridge reaches the inet forward hook because
 bridge-nf-call-iptables is on (PLATFORM.md; the proxy needs it too), routed traffic to and
 from other nodes passes the same hook. Traffic between a pod and its own node (input/output
 hooks: kubelet probes, node-local DNS) is not filtered, as in most Kubernetes network
-plugins. Address sets and port sets are merged, since nft refuses overlapping intervals.
+plugins. Each distinct peer group is one named interval set (`peers-N`) that chains refer to;
+address and port sets are merged, since nft refuses overlapping intervals.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -37,6 +39,7 @@ def chain_name(direction: str, ip: str) -> str:
     return f"{direction}-" + ip.replace(".", "-").replace(":", "-")
 
 
+@functools.lru_cache(maxsize=65536)
 def _version(cidr: str) -> int:
     return ipaddress.ip_network(cidr, strict=False).version
 
@@ -78,13 +81,42 @@ def _port_matches(ports: tuple[PortRange, ...]) -> list[str]:
     return out
 
 
-def _peer_matches(peers: tuple[Peer, ...], field: str, version: int) -> list[str]:
+class _Sets:
+    """Named address sets, one per distinct peer group: a group many pods' chains share is
+    written (and merged) once."""
+
+    def __init__(self) -> None:
+        self.names: dict[tuple[int, tuple[str, ...]], str] = {}
+        self.lines: list[str] = []
+        self.matches: dict[tuple[tuple[Peer, ...], str, int], list[str]] = {}
+
+    def ref(self, version: int, cidrs: list[str]) -> str:
+        key = (version, tuple(sorted(set(cidrs))))
+        name = self.names.get(key)
+        if name is None:
+            name = self.names[key] = f"peers-{len(self.names)}"
+            kind = "ipv4_addr" if version == 4 else "ipv6_addr"
+            self.lines += [f"\tset {name} {{", f"\t\ttype {kind}; flags interval;",
+                           f"\t\telements = {_addr_set(cidrs)}", "\t}"]
+        return "@" + name
+
+
+def _peer_matches(peers: tuple[Peer, ...], field: str, version: int, sets: _Sets) -> list[str]:
     """nft address matches for `field` (saddr/daddr) of one IP version; [""] for any."""
+    key = (peers, field, version)
+    hit = sets.matches.get(key)
+    if hit is None:
+        hit = sets.matches[key] = _peer_matches_uncached(peers, field, version, sets)
+    return hit
+
+
+def _peer_matches_uncached(peers: tuple[Peer, ...], field: str, version: int,
+                           sets: _Sets) -> list[str]:
     fam = "ip" if version == 4 else "ip6"
     if any(p.cidr is None for p in peers):
         return [""]
     plain = [p.cidr for p in peers if not p.excepts and p.cidr and _version(p.cidr) == version]
-    out = [f"{fam} {field} {_addr_set(plain)}"] if plain else []
+    out = [f"{fam} {field} {sets.ref(version, plain)}"] if plain else []
     for p in peers:
         if p.excepts and p.cidr and _version(p.cidr) == version:
             ex = [e for e in p.excepts if _version(e) == version]
@@ -94,10 +126,10 @@ def _peer_matches(peers: tuple[Peer, ...], field: str, version: int) -> list[str
 
 
 def _chain(name: str, allows: tuple[Allow, ...], field: str, version: int,
-           verdict: str) -> list[str]:
+           verdict: str, sets: _Sets) -> list[str]:
     lines = [f"\tchain {name} {{"]
     for allow in allows:
-        for addr in _peer_matches(allow.peers, field, version):
+        for addr in _peer_matches(allow.peers, field, version, sets):
             for port in _port_matches(allow.ports):
                 lines.append("\t\t" + " ".join(x for x in (addr, port, verdict) if x))
     lines += ["\t\tdrop", "\t}"]
@@ -107,6 +139,7 @@ def _chain(name: str, allows: tuple[Allow, ...], field: str, version: int,
 def render(policies: Iterable[PodPolicy]) -> str:
     """The whole table as an `nft -f` script that atomically replaces any previous one."""
     chains: list[str] = []
+    sets = _Sets()
     vmaps: dict[tuple[str, int], list[str]] = {}
     seen: set[tuple[str, str]] = set()
     for pp in sorted(policies, key=lambda p: (p.namespace, p.name)):
@@ -119,7 +152,7 @@ def render(policies: Iterable[PodPolicy]) -> str:
                     continue
                 seen.add((direction, ip))
                 name = chain_name(direction, ip)
-                chains += _chain(name, allows, peer, version, verdict)
+                chains += _chain(name, allows, peer, version, verdict, sets)
                 vmaps.setdefault((own, version), []).append(f"{ip} : jump {name}")
     lines = [f"add table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}",
              f"table {FAMILY} {TABLE} {{", "\tchain forward {",
@@ -131,7 +164,7 @@ def render(policies: Iterable[PodPolicy]) -> str:
             if elems:
                 fam = "ip" if version == 4 else "ip6"
                 lines.append(f"\t\t{fam} {own} vmap {{ " + ", ".join(elems) + " }")
-    lines += ["\t}", *chains, "}", ""]
+    lines += ["\t}", *sets.lines, *chains, "}", ""]
     return "\n".join(lines)
 
 

@@ -144,6 +144,14 @@ def test_render_chains_and_vmaps() -> None:
     assert "ip saddr vmap { 10.244.0.2 : jump eg-10-244-0-2 }" in script
     assert "ip daddr vmap { 10.244.0.2 : jump in-10-244-0-2 }" in script
     # pods .2-.4 merge into one set; the egress rule returns to the ingress check
-    assert "ip saddr { 10.244.0.2/31, 10.244.0.4/32 } accept" in script
+    assert "elements = { 10.244.0.2/31, 10.244.0.4/32 }" in script
+    assert "ip saddr @peers-0 accept" in script
     assert "meta l4proto udp th dport { 53 } return" in script
     assert render([only([])]).count("vmap") == 0
+
+
+def test_chains_of_many_pods_share_one_named_set_per_peer_group() -> None:
+    pols = [policy("a", "p", ingress=[{"from": [{"podSelector": {"matchLabels": {
+        "role": "client"}}}]}])]
+    script = render(compute([SRV, CLI, OTHER], PODS, NSS, pols))
+    assert script.count("set peers-") == 1 and script.count("ip saddr @peers-0 accept") == 3
