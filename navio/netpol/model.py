@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from navio.api.selectors import label_selector_from_spec
+from navio.api.selectors import NOTHING, LabelSelector, label_selector_from_spec
 
 __all__ = ["PortRange", "Peer", "Allow", "PodPolicy", "compute", "policy_types",
            "pod_ips", "ANY"]
@@ -102,8 +102,8 @@ def _host(ip: str) -> str:
     return f"{ip}/{ipaddress.ip_address(ip).max_prefixlen}"
 
 
-_NOTHING = object()
-_SELECTORS: dict[str, Any] = {}
+# Parsed selectors by their JSON form: a memo (selectors repeat across pods and syncs).
+_SELECTORS: dict[str, LabelSelector] = {}
 
 
 def _selects(selector: Any, labels: Mapping[str, str] | None) -> bool:
@@ -113,11 +113,11 @@ def _selects(selector: Any, labels: Mapping[str, str] | None) -> bool:
         try:
             parsed = label_selector_from_spec(selector or {})
         except Exception:     # invalid selectors cannot be stored; match nothing if one is
-            parsed = _NOTHING
+            parsed = NOTHING
         if len(_SELECTORS) > 10000:
             _SELECTORS.clear()
         _SELECTORS[key] = parsed
-    return parsed is not _NOTHING and parsed.matches(labels or {})
+    return parsed.matches(labels or {})
 
 
 class _World:

@@ -51,7 +51,8 @@ def test_port_errors() -> None:
     assert errors(np(ingress=[{"ports": [
         {"port": 0}, {"port": 90, "endPort": 80}, {"port": "http", "endPort": 80},
         {"endPort": 80}, {"port": "a--b"}, {"protocol": "ICMP"}]}])) == [
-        ("spec.ingress[0].ports[0].port", "Invalid value: 0: must be between 1 and 65535, inclusive"),
+        ("spec.ingress[0].ports[0].port",
+         "Invalid value: 0: must be between 1 and 65535, inclusive"),
         ("spec.ingress[0].ports[1].endPort",
          "Invalid value: 90: must be greater than or equal to `port`"),
         ("spec.ingress[0].ports[2].endPort",
