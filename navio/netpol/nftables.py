@@ -12,12 +12,13 @@ Shape (kube-router/Calico style, per-pod chains keyed by pod IP):
         ip daddr vmap { <isolated-for-ingress pod>: jump in-<ip> }
     chain eg-<ip>  rules that `return` (go on to the destination's ingress check), then drop
     chain in-<ip>  rules that `accept`, then drop
+(each chain first lets the pod's traffic to itself pass: a pod cannot block itself).
 
 Pod-to-pod traffic on the node's bridge reaches the inet forward hook because
 bridge-nf-call-iptables is on (PLATFORM.md; the proxy needs it too), routed traffic to and
 from other nodes passes the same hook. Traffic between a pod and its own node (input/output
-hooks: kubelet probes, node-local DNS) is not filtered, as in most Kubernetes network
-plugins. Each distinct peer group is one named interval set (`peers-N`) that chains refer to;
+hooks: kubelet probes, node-local DNS) is not filtered: Kubernetes defines traffic to and
+from the node a pod runs on as always allowed. Each distinct peer group is one named interval set (`peers-N`) that chains refer to;
 address and port sets are merged, since nft refuses overlapping intervals.
 """
 
@@ -125,9 +126,11 @@ def _peer_matches_uncached(peers: tuple[Peer, ...], field: str, version: int,
     return out
 
 
-def _chain(name: str, allows: tuple[Allow, ...], field: str, version: int,
+def _chain(name: str, own_ip: str, allows: tuple[Allow, ...], field: str, version: int,
            verdict: str, sets: _Sets) -> list[str]:
-    lines = [f"\tchain {name} {{"]
+    fam = "ip" if version == 4 else "ip6"
+    # a pod's traffic to itself (through its own Service) is never blocked
+    lines = [f"\tchain {name} {{", f"\t\t{fam} {field} {own_ip} {verdict}"]
     for allow in allows:
         for addr in _peer_matches(allow.peers, field, version, sets):
             for port in _port_matches(allow.ports):
@@ -152,7 +155,7 @@ def render(policies: Iterable[PodPolicy]) -> str:
                     continue
                 seen.add((direction, ip))
                 name = chain_name(direction, ip)
-                chains += _chain(name, allows, peer, version, verdict, sets)
+                chains += _chain(name, ip, allows, peer, version, verdict, sets)
                 vmaps.setdefault((own, version), []).append(f"{ip} : jump {name}")
     lines = [f"add table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}",
              f"table {FAMILY} {TABLE} {{", "\tchain forward {",

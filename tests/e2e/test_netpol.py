@@ -162,6 +162,20 @@ def test_namespace_selector_admits_the_labelled_namespace(lab: ServicesLab) -> N
         clear_policies(lab)
 
 
+def test_ip_block_with_except(lab: ServicesLab) -> None:
+    assert lab.kubectl is not None
+    cli_ip = lab.kubectl.json("get", "pod", "cli")["status"]["podIP"]
+    try:
+        lab.apply(policy("from-block", podSelector={"matchLabels": {"app": "srv"}},
+                         ingress=[{"from": [{"ipBlock": {"cidr": "10.0.0.0/8",
+                                                         "except": [f"{cli_ip}/32"]}}],
+                                   "ports": [{"port": 8080, "protocol": "TCP"}]}]))
+        wait_for(lambda: not reaches(lab, "cli"), 20, "the except to block cli")
+        assert reaches(lab, "other")
+    finally:
+        clear_policies(lab)
+
+
 def test_egress_policy_blocks_the_client_side(lab: ServicesLab) -> None:
     try:
         # cli may only talk to UDP 53: its TCP connection to srv never leaves

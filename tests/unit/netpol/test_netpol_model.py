@@ -147,6 +147,9 @@ def test_render_chains_and_vmaps() -> None:
     assert "elements = { 10.244.0.2/31, 10.244.0.4/32 }" in script
     assert "ip saddr @peers-0 accept" in script
     assert "meta l4proto udp th dport { 53 } return" in script
+    # a pod cannot block its own traffic (to itself through its Service)
+    assert "chain in-10-244-0-2 {\n\t\tip saddr 10.244.0.2 accept\n" in script
+    assert "chain eg-10-244-0-2 {\n\t\tip daddr 10.244.0.2 return\n" in script
     assert render([only([])]).count("vmap") == 0
 
 
