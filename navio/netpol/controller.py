@@ -168,7 +168,7 @@ class NetworkPolicyController:
 
 
 async def unenforced(config: NetpolConfig, reason: str, message: str) -> None:
-    """Report on the Node that policies are not enforced here, then idle until cancelled."""
+    """Report on the Node that policies are not enforced here (once; nothing to keep up)."""
     client = Client.from_kubeconfig(config.kubeconfig, component="netpol")
     try:
         log.warning("network policies are NOT enforced on this node",
@@ -176,7 +176,6 @@ async def unenforced(config: NetpolConfig, reason: str, message: str) -> None:
         await report_condition(client, config.node_name, False, reason, message)
     finally:
         await client.close()
-    await asyncio.Event().wait()
 
 
 async def run(config: NetpolConfig, *, client: Client | None = None) -> None:
