@@ -160,6 +160,8 @@ BUILTIN: tuple[Kind, ...] = (
     _k("coordination.k8s.io", "v1", "Lease", "leases"),
     _k("events.k8s.io", "v1", "Event", "events", short_names=("ev",), storage_group=""),
     _k("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+    # networking.k8s.io/v1
+    _k("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short_names=("netpol",)),
     # policy, scheduling
     _k("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short_names=("pdb",),
        subresources=(_STATUS,)),

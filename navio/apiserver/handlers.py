@@ -20,6 +20,7 @@ from navio.api.tables import build_table
 from navio.apiserver import negotiation, strategy, subresources, watchstream
 from navio.apiserver.listing import list_objects, make_predicate, parse_list_options
 from navio.apiserver.negotiation import MAX_BODY_BYTES, choose_output, decode_body
+from navio.apiserver.netpolwarning import unenforced_warnings
 from navio.apiserver.requestinfo import RequestInfo
 from navio.apiserver.resources import Resources, WriteOptions
 
@@ -175,6 +176,9 @@ class ResourceHandlers:
 
     def respond(self, request: web.Request, kind: Kind, obj: dict[str, Any], status: int = 200,
                 warnings: list[str] | None = None) -> web.Response:
+        if (kind.group, kind.kind) == ("networking.k8s.io", "NetworkPolicy") \
+                and request.method in ("POST", "PUT", "PATCH") and status < 300:
+            warnings = [*(warnings or ()), *self._netpol_warnings()]
         out = choose_output(request.headers.get("Accept"), listing=False)
         if out.is_table:
             table = build_table(kind.group, kind.kind, [obj], self.now(),
@@ -186,6 +190,12 @@ class ResourceHandlers:
             return json_response(negotiation.partial_metadata(obj), status, out.content_type,
                                  warnings)
         return json_response(obj, status, warnings=warnings)
+
+    def _netpol_warnings(self) -> list[str]:
+        node_kind = self.resources.registry.resource("", "v1", "nodes")
+        if node_kind is None:
+            return []
+        return unenforced_warnings(o for _, o in self.resources.cache(node_kind).list())
 
     # -- reads ---------------------------------------------------------------------------------
     async def get(self, request: web.Request, kind: Kind, ns: str, name: str) -> web.Response:

@@ -17,6 +17,9 @@ Design (node-local DNS, like Kubernetes' NodeLocal DNSCache):
   `--resolv-conf`.
 - a node on the `sim` runtime runs nothing, so it programs nothing either: `--proxy-mode
   auto` means no proxy there (many simulated nodes share one host's network namespace);
+- the NetworkPolicy controller (navio/netpol, issue 14) programs the same network namespace
+  with nftables and reports the Node condition `NetworkPolicyEnforced`; a simulated node
+  enforces nothing and says so in that condition;
 - each part restarts with back-off (1 s → 30 s) when it fails, without taking the kubelet
   down; on shutdown the proxy removes its rules and the DNS addresses leave `lo`.
 """
@@ -108,9 +111,20 @@ async def _dns(agent: AgentConfig) -> None:
         await asyncio.shield(remove_local_ips(agent.node_netns, ips))
 
 
+async def _netpol(agent: AgentConfig) -> None:
+    from navio.netpol.controller import NetpolConfig, run, unenforced
+    config = NetpolConfig(kubeconfig=agent.kubeconfig or Path(), node_name=agent.node_name,
+                          netns=agent.node_netns)
+    if agent.runtime == "sim":
+        await unenforced(config, "SimulatedNode",
+                         "a simulated node has no pod network: NetworkPolicies are not enforced")
+    else:
+        await run(config)
+
+
 async def run_node_services(agent: AgentConfig, services: NodeServices) -> None:
-    """Run this node's proxy and DNS until cancelled."""
-    parts = []
+    """Run this node's proxy, DNS and NetworkPolicy enforcement until cancelled."""
+    parts = [_keep_running("netpol", lambda: _netpol(agent))]
     mode = services.proxy_mode
     if mode == "auto" and agent.runtime == "sim":
         log.info("no proxy on a simulated node", extra={"node": agent.node_name})

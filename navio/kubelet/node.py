@@ -227,8 +227,10 @@ class NodeStatus:
         comparable = self._without_heartbeat(status)
         if not force and not stale and comparable == self._last_written:
             return False
+        # Strategic merge (as the kubelet does): conditions merge by type, so other node
+        # agents' conditions (NetworkPolicyEnforced) survive.
         await self.client.patch_subresource(NODES, self.config.node_name, "status",
-                                            {"status": status})
+                                            {"status": status}, patch_type="strategic")
         for c in status["conditions"]:
             old = self._conditions.get(c["type"])
             if old is None or old.get("status") != c["status"] or not self._last_written:

@@ -173,8 +173,15 @@ def test_a_new_node_is_ready_within_two_seconds_and_renews_its_lease(kserver, kc
         assert status["capacity"]["pods"] == "110" and status["allocatable"]["pods"] == "110"
         for key in ("cpu", "memory", "ephemeral-storage"):
             assert key in status["capacity"] and key in status["allocatable"]
-        assert {c["type"] for c in status["conditions"]} == {
+        # the kubelet's four, plus (once the agent's node services start) the network
+        # policy controller's: a simulated node enforces no NetworkPolicy and says so
+        assert {c["type"] for c in status["conditions"]} - {"NetworkPolicyEnforced"} == {
             "Ready", "MemoryPressure", "DiskPressure", "PIDPressure"}
+        wait_for(lambda: any(
+            (c["type"], c["status"], c["reason"]) == ("NetworkPolicyEnforced", "False",
+                                                      "SimulatedNode")
+            for c in kctl.json("get", "node", name)["status"]["conditions"]), 10,
+            "the node to report that it enforces no NetworkPolicy")
         ready_cond = next(c for c in status["conditions"] if c["type"] == "Ready")
         assert (ready_cond["reason"], ready_cond["message"]) == (
             "KubeletReady", "kubelet is posting ready status")

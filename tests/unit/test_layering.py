@@ -20,6 +20,7 @@ FORBIDDEN = {
     "controllers": COMPONENT,
     "proxy": COMPONENT,
     "dns": COMPONENT,
+    "netpol": COMPONENT,
     "kubelet": SERVER_SIDE + ("navio.cli",),
     "runtime": SERVER_SIDE + ("navio.cli", "navio.client", "navio.kubelet"),
 }

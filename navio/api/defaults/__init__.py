@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from navio.api.defaults import apps, batch, core, misc, storage
+from navio.api.defaults import apps, batch, core, misc, networking, storage
 from navio.api.quantity import QuantityError
 from navio.api.validation.resources import parse_json_quantity
 
@@ -28,6 +28,7 @@ _DEFAULTS: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     **{("batch", k): f for k, f in batch.KIND_DEFAULTS.items()},
     **misc.KIND_DEFAULTS,
     **storage.KIND_DEFAULTS,
+    **networking.KIND_DEFAULTS,
 }
 
 

@@ -21,8 +21,8 @@ from typing import Any, Callable
 import orjson
 
 from navio.api.registry import BUILTIN
-from navio.api.validation import (apps, batch, certificates, core, misc, names, pod, rbac,
-                                  service, storage)
+from navio.api.validation import (apps, batch, certificates, core, misc, names, networking,
+                                  pod, rbac, service, storage)
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
@@ -74,6 +74,8 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
                                  lambda new, old: core.validate_event_update(new, old, True)),
     ("discovery.k8s.io", "EndpointSlice"): (misc.validate_endpoint_slice,
                                             misc.validate_endpoint_slice_update),
+    ("networking.k8s.io", "NetworkPolicy"): (networking.validate_network_policy,
+                                             networking.validate_network_policy_update),
     ("policy", "PodDisruptionBudget"): (misc.validate_pdb, misc.validate_pdb_update),
     ("scheduling.k8s.io", "PriorityClass"): (misc.validate_priority_class,
                                              misc.validate_priority_class_update),

@@ -5,9 +5,9 @@ PersistentVolumeClaims, PersistentVolumes and ServiceAccounts (and request token
 latter) that pods bound to NAME use, may use its own Lease in `kube-node-lease`, and may do
 what kube's static node rules allow (bootstrappolicy.NodeRules): register and update Nodes,
 write pod status and events, read pods and services; and — since navio's agent also runs the
-service proxy and cluster DNS under the node identity — read endpoints, EndpointSlices and
-namespaces. Which Node and which pods a kubelet may *modify* is NodeRestriction's job
-(admission), as in kube. Everyone else gets no opinion.
+service proxy, cluster DNS and NetworkPolicy enforcement under the node identity — read
+endpoints, EndpointSlices, namespaces and NetworkPolicies. Which Node and which pods a kubelet
+may *modify* is NodeRestriction's job (admission), as in kube. Everyone else gets no opinion.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ NODE_RULES_DATA: list[dict[str, Any]] = [
 _AGENT_RULES_DATA: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["endpoints", "namespaces", "services"], "verbs": _READ},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
+    # the NetworkPolicy controller (navio/netpol) enforces every policy on the node's pods
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _READ},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"],
      "verbs": ["create", "patch", "update"]},
 ]

@@ -84,13 +84,21 @@ def test_navio_proxy_rules_prints_the_state_the_proxy_wrote(tmp_path):
     assert out.returncode == 0 and out.stdout.startswith("navio proxy: mode nftables")
 
 
-async def test_a_simulated_node_runs_no_proxy(tmp_path):
+async def test_a_simulated_node_runs_no_proxy(tmp_path, monkeypatch):
     import asyncio
 
     from navio.cli.nodeservices import run_node_services
     from navio.kubelet.config import AgentConfig
+    from navio.netpol import controller
+    reported = []
+
+    async def unenforced(config, reason, message):
+        reported.append(reason)
+    monkeypatch.setattr(controller, "unenforced", unenforced)
     sim = AgentConfig(node_name="s1", kubeconfig=tmp_path / "none", runtime="sim",
                       root_dir=tmp_path)
-    # nothing to run: returns at once (a proxy would keep running until cancelled)
+    # nothing to run: returns at once (a proxy would keep running until cancelled); the
+    # node only reports that it enforces no NetworkPolicy
     await asyncio.wait_for(run_node_services(sim, NodeServices()), 5)
     assert not proxy_state_file(tmp_path).exists()
+    assert reported == ["SimulatedNode"]
