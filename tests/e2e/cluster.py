@@ -32,13 +32,17 @@ class NavioServer:
     def kubeconfig(self) -> Path:
         return self.data_dir / "admin.kubeconfig"
 
+    def launcher(self) -> tuple[str, ...]:
+        """What the server command runs under (nothing; a subclass may enter a netns)."""
+        return ()
+
     def start(self, timeout: float = 60.0) -> "NavioServer":
         self.output = []
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         log = self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "navio.cli.main", "server", "--data-dir", str(self.data_dir),
-             "--port", str(self.port), *self.extra_args],
+            [*self.launcher(), sys.executable, "-m", "navio.cli.main", "server", "--data-dir",
+             str(self.data_dir), "--port", str(self.port), *self.extra_args],
             stdout=subprocess.PIPE, stderr=log, text=True)
         found = threading.Event()
 

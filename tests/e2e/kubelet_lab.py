@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,37 +26,6 @@ from navio.runtime import namespaces as ns
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-_LISTENING = re.compile(r"listening on (https://\S+)")
-
-
-class WiredServer(NavioServer):
-    """`navio server --no-agent` whose API server can reach kubelets (kubelet_server_main)."""
-
-    def start(self, timeout: float = 60.0) -> "WiredServer":
-        self.output = []
-        log = self._log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "a")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "kubelet_server_main.py"), "server", "--data-dir",
-             str(self.data_dir), "--port", str(self.port), *self.extra_args],
-            stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-        found = threading.Event()
-
-        def pump() -> None:
-            assert self.proc and self.proc.stdout
-            for line in self.proc.stdout:
-                self.output.append(line)
-                m = _LISTENING.search(line)
-                if m:
-                    self.url = m.group(1)
-                if "kubeconfig written" in line:
-                    found.set()
-            found.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not found.wait(timeout) or not self.url:
-            self.stop()
-            raise AssertionError(f"navio server did not start: {''.join(self.output)}")
-        return self
 
 
 @dataclass
@@ -170,32 +137,8 @@ class NetnsServer(NavioServer):
 
     netns: str = ""
 
-    def start(self, timeout: float = 60.0) -> "NetnsServer":
-        self.output = []
-        log = self._log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "a")
-        self.proc = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{self.netns}", sys.executable, "-m",
-             "navio.cli.main", "server", "--data-dir", str(self.data_dir), "--port",
-             str(self.port), *self.extra_args],
-            stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
-        found = threading.Event()
-
-        def pump() -> None:
-            assert self.proc and self.proc.stdout
-            for line in self.proc.stdout:
-                self.output.append(line)
-                m = _LISTENING.search(line)
-                if m:
-                    self.url = m.group(1)
-                if "kubeconfig written" in line:
-                    found.set()
-            found.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not found.wait(timeout) or not self.url:
-            self.stop()
-            raise AssertionError(f"navio server did not start: {''.join(self.output)}")
-        return self
+    def launcher(self) -> tuple[str, ...]:
+        return ("nsenter", f"--net=/run/netns/{self.netns}")
 
 
 def children(pid: int) -> list[tuple[int, str]]:

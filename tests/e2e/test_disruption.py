@@ -16,8 +16,8 @@ import uuid
 from typing import Any, Iterator
 
 import pytest
-from cluster import Kubectl, wait_for
-from kubelet_lab import Agent, WiredServer
+from cluster import Kubectl, NavioServer, wait_for
+from kubelet_lab import Agent
 from rawhttp import request
 
 TAG = uuid.uuid4().hex[:6]
@@ -27,15 +27,15 @@ MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
 
 
 @pytest.fixture(scope="module")
-def dserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WiredServer]:
-    srv = WiredServer(tmp_path_factory.mktemp("disruption") / "data").start()
+def dserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NavioServer]:
+    srv = NavioServer(tmp_path_factory.mktemp("disruption") / "data").start()
     srv.port = int(srv.url.rsplit(":", 1)[1])
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="module")
-def dctl(dserver: WiredServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+def dctl(dserver: NavioServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     return Kubectl(dserver.kubeconfig, tmp_path_factory.mktemp("dhome"))
 
 
@@ -49,7 +49,7 @@ def _node_ready(kctl: Kubectl, name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def nodes(dserver: WiredServer, dctl: Kubectl) -> Iterator[tuple[str, str]]:
+def nodes(dserver: NavioServer, dctl: Kubectl) -> Iterator[tuple[str, str]]:
     agents = [Agent(name, dserver, dserver.data_dir.parent / name,
                     ("--runtime", "sim", "--pod-cidr", cidr)).start()
               for name, cidr in ((NODE_A, "10.246.1.0/24"), (NODE_B, "10.246.2.0/24"))]
@@ -346,7 +346,7 @@ def protobuf_eviction(name: str, dry_run: bool = False) -> bytes:
     return b"k8s\x00" + _pb(1, type_meta) + _pb(2, eviction)
 
 
-def test_a_protobuf_eviction_is_decoded(dserver: WiredServer, dctl: Kubectl, dns_: str
+def test_a_protobuf_eviction_is_decoded(dserver: NavioServer, dctl: Kubectl, dns_: str
                                         ) -> None:
     """Clients that speak protobuf (client-go's default for core types) get the same
     answers: a 429 Status with the DisruptionBudget cause, and dry-run from the body."""

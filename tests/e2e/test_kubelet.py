@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from cluster import KUBECTL, Kubectl, wait_for
-from kubelet_lab import Agent, WiredServer, free_port, netns_http_get
+from cluster import KUBECTL, Kubectl, NavioServer, wait_for
+from kubelet_lab import Agent, free_port, netns_http_get
 
 from navio.runtime import namespaces as ns
 
@@ -38,21 +38,21 @@ PROC = f"kp-{TAG}"
 
 
 @pytest.fixture(scope="module")
-def kserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WiredServer]:
+def kserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NavioServer]:
     # No scheduler: every pod names its node, and one test needs a pod that stays unbound.
-    srv = WiredServer(tmp_path_factory.mktemp("kubelet") / "data",
+    srv = NavioServer(tmp_path_factory.mktemp("kubelet") / "data",
                       extra_args=("--no-agent", "--disable", "scheduler")).start()
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="module")
-def kctl(kserver: WiredServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+def kctl(kserver: NavioServer, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     return Kubectl(kserver.kubeconfig, tmp_path_factory.mktemp("khome"))
 
 
 @pytest.fixture(scope="module")
-def sim_agent(kserver: WiredServer, kctl: Kubectl) -> Iterator[Agent]:
+def sim_agent(kserver: NavioServer, kctl: Kubectl) -> Iterator[Agent]:
     agent = Agent(SIM, kserver, kserver.data_dir.parent / SIM,
                   ("--runtime", "sim", "--pod-cidr", "10.248.0.0/24")).start()
     try:
@@ -75,7 +75,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeLab]:
 
 
 @pytest.fixture(scope="module")
-def proc_agent(kserver: WiredServer, kctl: Kubectl, lab: RuntimeLab) -> Iterator[Agent]:
+def proc_agent(kserver: NavioServer, kctl: Kubectl, lab: RuntimeLab) -> Iterator[Agent]:
     base = kserver.data_dir.parent
     (base / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     agent = Agent(PROC, kserver, base / PROC, (
