@@ -15,7 +15,6 @@ import asyncio
 import copy
 import datetime as dt
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
@@ -24,6 +23,7 @@ import orjson
 
 from navio.api import conversion, errors, managedfields, validation
 from navio.api.defaults import apply_defaults
+from navio.api.randstr import random_string
 from navio.api.registry import Kind, Registry
 from navio.apiserver import admission, strategy
 from navio.apiserver.limitranger import limit_ranger
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_UPDATE_RETRIES = 16
 
 
@@ -206,8 +205,7 @@ class Resources:
         generated = not meta.get("name") and bool(meta.get("generateName"))
         for attempt in range(8):
             if generated:
-                meta["name"] = meta["generateName"] + "".join(
-                    secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+                meta["name"] = meta["generateName"] + random_string(5)
             try:
                 return await self._create_once(kind, obj, opts)
             except errors.AlreadyExists:
@@ -331,7 +329,8 @@ class Resources:
             strategy.prepare_for_update(kind, new, current)
             if subresource == "finalize":
                 new["status"] = copy.deepcopy(current.get("status", {}))
-        apply_defaults(kind.group, kind.kind, new)
+        if subresource != "binding":        # a binding changes no defaulted field
+            apply_defaults(kind.group, kind.kind, new)
         if track_fields:
             new = self._track_fields(kind, current, new, opts, now, subresource)
         rv = current["metadata"]["resourceVersion"]

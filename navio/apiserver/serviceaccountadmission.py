@@ -10,8 +10,9 @@ on the pod, or else on its ServiceAccount, opts out; mirror pods are left alone.
 
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING, Any
+
+from navio.api.randstr import random_string
 
 if TYPE_CHECKING:
     from navio.apiserver.resources import Resources
@@ -21,7 +22,6 @@ __all__ = ["mount_service_account_token", "MOUNT_PATH", "VOLUME_PREFIX"]
 MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 VOLUME_PREFIX = "kube-api-access-"
 TOKEN_EXPIRATION = 3607  # serviceaccount.WarnOnlyBoundTokenExpirationSeconds
-_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MIRROR = "kubernetes.io/config.mirror"
 
 
@@ -62,7 +62,7 @@ def mount_service_account_token(resources: "Resources", pod: dict[str, Any]) -> 
     names = {v.get("name") for v in volumes}
     name = existing
     while name is None or (existing is None and name in names):
-        name = VOLUME_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(5))
+        name = VOLUME_PREFIX + random_string(5)
     mount = {"name": name, "readOnly": True, "mountPath": MOUNT_PATH}
     needed = False
     for group in ("initContainers", "containers"):

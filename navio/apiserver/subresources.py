@@ -179,21 +179,24 @@ async def _bind(h: "ResourceHandlers", request: web.Request, kind: Kind, ns: str
             raise errors.Conflict(f"Operation cannot be fulfilled on pods/binding \"{name}\": "
                                   f"pod {name} is already assigned to node "
                                   f"\"{current['spec']['nodeName']}\"")
-        new = copy.deepcopy(current)
-        new["spec"]["nodeName"] = node
-        new["metadata"].pop("resourceVersion", None)
+        # Shallow copies of what changes: `update` deep-copies the result before storing it,
+        # and a deep copy here was 40 % of a binding's cost.
+        meta = {k: v for k, v in meta.items() if k != "resourceVersion"}
         ann = (body.get("metadata") or {}).get("annotations")
         if ann:
-            new["metadata"].setdefault("annotations", {}).update(ann)
-        conds = [c for c in new.setdefault("status", {}).get("conditions", [])
-                 if c.get("type") != "PodScheduled"]
-        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                      "lastTransitionTime": h.resources.now()})
-        new["status"]["conditions"] = conds
-        return new
+            meta["annotations"] = {**(meta.get("annotations") or {}), **ann}
+        status = dict(current.get("status") or {})
+        status["conditions"] = [c for c in status.get("conditions") or ()
+                                if c.get("type") != "PodScheduled"] + [
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+             "lastTransitionTime": h.resources.now()}]
+        return {**current, "metadata": meta, "spec": {**current["spec"], "nodeName": node},
+                "status": status}
 
     try:
-        await h.resources.update(kind, ns, name, mutate, opts, subresource="binding")
+        # As kube's BindingREST (a GuaranteedUpdate): no managedFields entry for the binder.
+        await h.resources.update(kind, ns, name, mutate, opts, subresource="binding",
+                                 track_fields=False)
     except errors.NotFound:
         raise not_found(kind, name) from None
     return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
