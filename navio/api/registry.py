@@ -10,6 +10,7 @@ entries here at run time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from navio.api import schema
 
@@ -48,6 +49,9 @@ class Kind:
     # The group whose storage this kind shares (events.k8s.io Events are core Events kept in
     # core/v1 form; `navio.api.conversion` converts); None: its own.
     storage_group: str | None = field(default=None, compare=False)
+    # A custom kind's behaviour (`navio.api.crd.CustomResource`): storage conversion, pruning,
+    # defaulting, validation, printer columns; None for built-in kinds.
+    custom: Any = field(default=None, compare=False)
 
     @property
     def group_version(self) -> str:
@@ -193,6 +197,10 @@ BUILTIN: tuple[Kind, ...] = (
     _k("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False),
     _k("storage.k8s.io", "v1", "CSINode", "csinodes", False),
     _k("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False,
+       subresources=(_STATUS,)),
+    # apiextensions.k8s.io/v1: the kinds CRDs add are registered at run time.
+    _k("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
+       False, short_names=("crd", "crds"), categories=("api-extensions",),
        subresources=(_STATUS,)),
     # navio's own: gangs of pods bound all-or-nothing (scheduler/gang.py).
     _k("scheduling.navio.dev", "v1alpha1", "PodGroup", "podgroups", short_names=("pg",),

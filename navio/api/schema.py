@@ -75,7 +75,9 @@ def definition_name(group: str, version: str, kind: str) -> str | None:
 
 def ref_name(schema: dict[str, Any]) -> str | None:
     ref = schema.get("$ref")
-    return ref[len(_REF_PREFIX):] if ref and ref.startswith(_REF_PREFIX) else None
+    # A dict here is a property named "$ref" (JSONSchemaProps has one), not a reference.
+    return ref[len(_REF_PREFIX):] if isinstance(ref, str) and ref.startswith(_REF_PREFIX) \
+        else None
 
 
 def resolve(schema: dict[str, Any] | str) -> dict[str, Any]:

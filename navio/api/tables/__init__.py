@@ -35,7 +35,7 @@ from navio.api.tables.cells import Printer, column, get, human_duration, name_co
 from navio.api.tables.descriptions import DOC
 
 __all__ = ["table_columns", "table_cells", "build_table", "human_duration", "has_printer",
-           "INCLUDE_OBJECT_VALUES"]
+           "register_printer", "unregister_printer", "INCLUDE_OBJECT_VALUES"]
 
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
 
@@ -56,6 +56,15 @@ _PRINTERS: dict[tuple[str, str], Printer] = {
     **apps.PRINTERS, **batch.PRINTERS, **cluster.PRINTERS, **rbac.PRINTERS,
     **certificates.PRINTERS, **storage.PRINTERS, **networking.PRINTERS,
 }
+
+
+def register_printer(group: str, kind: str, printer: Printer) -> None:
+    """Columns for a kind added at run time (custom resources' additionalPrinterColumns)."""
+    _PRINTERS[(group, kind)] = printer
+
+
+def unregister_printer(group: str, kind: str) -> None:
+    _PRINTERS.pop((group, kind), None)
 
 
 def _printer(group: str, kind: str) -> Printer:
