@@ -9,12 +9,14 @@ entries here at run time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from navio.api import schema
 
-__all__ = ["Kind", "Registry", "BUILTIN", "STANDARD_VERBS", "default_registry"]
+__all__ = ["Kind", "Registry", "BUILTIN", "STANDARD_VERBS", "default_registry",
+           "version_priority"]
 
 STANDARD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update",
                   "watch")
@@ -215,6 +217,19 @@ _GROUP_ORDER = ("", "apps", "events.k8s.io", "authentication.k8s.io", "authoriza
                 "discovery.k8s.io")
 
 
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Sort key of kube's version priority (apimachinery's CompareKubeAwareVersionStrings):
+    GA before beta before alpha, higher numbers first, then other names alphabetically."""
+    m = _KUBE_VERSION.match(version)
+    if m is None:
+        return (3, 0, 0, version)
+    stage = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (stage, -int(m.group(1)), -int(m.group(3) or 0), "")
+
+
 class Registry:
     """Served kinds, looked up by (group, version, plural) as URLs name them."""
 
@@ -249,7 +264,8 @@ class Registry:
             if k.version not in vs:
                 vs.append(k.version)
         order = {g: i for i, g in enumerate(_GROUP_ORDER)}
-        return sorted(versions.items(), key=lambda gv: (order.get(gv[0], len(order)), gv[0]))
+        return sorted(((g, sorted(vs, key=version_priority)) for g, vs in versions.items()),
+                      key=lambda gv: (order.get(gv[0], len(order)), gv[0]))
 
     def in_group_version(self, group: str, version: str) -> list[Kind]:
         return [k for k in self._by_resource.values()

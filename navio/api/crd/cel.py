@@ -4,7 +4,8 @@ Rules run with the `common-expression-language` package (Python bindings of the 
 interpreter; chosen over cel-python for speed, ~1-20 µs per evaluation against ~300 µs, and
 over Google's young cel-expr-python for maturity and size). `self` is the value at the schema
 node carrying the rule; transition rules (those naming `oldSelf`) run only on updates where the
-node has an old value, as kube's. Failures are worded as kube-apiserver's
+node has an old value, as kube's; values an update leaves unchanged are not re-checked
+(kube's validation ratcheting). Failures are worded as kube-apiserver's
 (apiextensions-apiserver/pkg/apiserver/schema/cel/validation.go): `spec: Invalid value:
 "object": failed rule: <rule>`, or the rule's `message` / `messageExpression`, at `fieldPath`
 below the node, with the `reason` given (FieldValueInvalid by default).
@@ -152,7 +153,8 @@ def _eval_rules(rules: list[dict[str, Any]], value: Any, old: Any, has_old: bool
         try:
             ok = _run(text, value, old, has_old)
         except Exception as exc:
-            errs.append(_rule_cause(rule, path, value, f"{text}: {_runtime_message(exc)}"))
+            errs.append(_rule_cause(rule, path, value, f"{_runtime_message(exc)} evaluating "
+                                                       f"rule: {text}"))
             continue
         if ok is True:
             continue
@@ -183,8 +185,8 @@ def check_rules(schema: dict[str, Any], new: Any, old: Any = None,
 
 def _walk(sch: dict[str, Any], new: Any, old: Any, has_old: bool, path: str,
           errs: list[Cause]) -> None:
-    if new is None:
-        return
+    if new is None or (has_old and new == old):
+        return      # validation ratcheting (GA in 1.30): unchanged values are not re-checked
     rules = sch.get("x-kubernetes-validations")
     if rules:
         _eval_rules(rules, new, old, has_old, path, errs)

@@ -15,6 +15,7 @@ semantics refused, see `WebhookConversionUnavailable`).
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -181,6 +182,10 @@ class CustomResource:
     def validate(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[dict[str, str]]:
         v = self.version_of(obj)
         errs = validator.validate(v.schema, obj)
+        if old is not None:
+            # Validation ratcheting: an error in a value the update did not change stands.
+            errs = [e for e in errs if _at(obj, e["field"]) != _at(old, e["field"])
+                    or _at(obj, e["field"]) is _MISSING]
         errs += cel.check_rules(v.schema, obj, old, old is not None)
         return errs
 
@@ -193,6 +198,26 @@ class CustomResource:
         if v is None or not v.deprecated:
             return []
         return [v.deprecation_warning or f"{self.gv(version)} {self.kind} is deprecated"]
+
+
+_MISSING = object()
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]|\[([^\]]*)\]")
+
+
+def _at(obj: Any, path: str) -> Any:
+    """The value at a field-error path (`spec.tags[1]`, `spec.m[key]`), or _MISSING."""
+    cur = obj
+    for name, idx, key in _STEP.findall(path):
+        if idx:
+            if not isinstance(cur, list) or int(idx) >= len(cur):
+                return _MISSING
+            cur = cur[int(idx)]
+        else:
+            k = name or key
+            if not isinstance(cur, dict) or k not in cur:
+                return _MISSING
+            cur = cur[k]
+    return cur
 
 
 def _json_schema(node: Any) -> Any:
