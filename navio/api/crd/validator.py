@@ -18,10 +18,10 @@ import re
 import uuid
 from typing import Any, Callable
 
-from navio.api.errors import cause, go_float
+from navio.api.errors import GoValue, cause, go_float, go_quote
 from navio.api.validation import field
 
-__all__ = ["validate", "json_type"]
+__all__ = ["validate", "json_type", "go_value"]
 
 Cause = dict[str, str]
 
@@ -41,6 +41,29 @@ def json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def _go_repr(v: Any) -> str:
+    """Go's %#v of an unstructured (JSON-decoded) value."""
+    if isinstance(v, dict):
+        inner = ", ".join(f"{go_quote(str(k))}:{_go_repr(v[k])}" for k in sorted(v))
+        return f"map[string]interface {{}}{{{inner}}}"
+    if isinstance(v, list):
+        return "[]interface {}{" + ", ".join(_go_repr(x) for x in v) + "}"
+    if isinstance(v, str):
+        return go_quote(v)
+    if v is None:
+        return "interface {}(nil)"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return go_float(v)
+    return str(v)
+
+
+def go_value(v: Any) -> Any:
+    """A bad value as field errors print it: maps and lists in Go's %#v form."""
+    return GoValue(_go_repr(v)) if isinstance(v, (dict, list)) else v
 
 
 def _type_ok(value: Any, typ: str) -> bool:
@@ -148,7 +171,7 @@ class _Walker:
         self.errs: list[Cause] = []
 
     def invalid(self, path: str, value: Any, detail: str) -> None:
-        self.errs.append(cause("FieldValueInvalid", path, detail, value))
+        self.errs.append(cause("FieldValueInvalid", path, detail, go_value(value)))
 
     def walk(self, value: Any, sch: dict[str, Any], path: str, root: bool = False) -> None:
         name = path or "<root>"
@@ -179,7 +202,8 @@ class _Walker:
             self.walk(value, sub, path)
         enum = sch.get("enum")
         if enum is not None and value not in enum:
-            self.errs.append(field.not_supported(path, value, [_enum_text(e) for e in enum]))
+            self.errs.append(field.not_supported(path, go_value(value),
+                                                [_enum_text(e) for e in enum]))
         if isinstance(value, str):
             self._string(value, sch, path, name)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -249,7 +273,7 @@ class _Walker:
             seen: list[Any] = []
             for i, item in enumerate(value):
                 if item in seen:
-                    self.errs.append(field.duplicate(f"{path}[{i}]", item))
+                    self.errs.append(field.duplicate(f"{path}[{i}]", go_value(item)))
                 else:
                     seen.append(item)
         elif lt == "map":
@@ -261,7 +285,7 @@ class _Walker:
                 k = tuple(item.get(x) for x in keys)
                 if k in seen_keys:
                     shown = {x: item.get(x) for x in keys}
-                    self.errs.append(field.duplicate(f"{path}[{i}]", shown))
+                    self.errs.append(field.duplicate(f"{path}[{i}]", go_value(shown)))
                 else:
                     seen_keys.append(k)
 
