@@ -200,12 +200,10 @@ BUILTIN: tuple[Kind, ...] = (
     _k("storage.k8s.io", "v1", "CSINode", "csinodes", False),
     _k("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False,
        subresources=(_STATUS,)),
-    # apiextensions.k8s.io/v1: the kinds CRDs add are registered at run time.
+    # apiextensions.k8s.io/v1: the kinds CRDs add are registered at run time (navio's own,
+    # such as the scheduler's PodGroup, too: navio/apiserver/builtincrds.py).
     _k("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
        False, short_names=("crd", "crds"), categories=("api-extensions",),
-       subresources=(_STATUS,)),
-    # navio's own: gangs of pods bound all-or-nothing (scheduler/gang.py).
-    _k("scheduling.navio.dev", "v1alpha1", "PodGroup", "podgroups", short_names=("pg",),
        subresources=(_STATUS,)),
 )
 

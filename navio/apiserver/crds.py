@@ -55,12 +55,14 @@ class CustomResourceDefinitions:
         kind = resources.registry.kind(GROUP, "v1", KIND)
         assert kind is not None
         self.kind = kind
+        # CRD objects themselves are defaulted and validated from now on (before `start`, so
+        # that navio's built-in CRDs are checked as they are installed).
+        defaults.register(GROUP, KIND, default_crd)
+        validation.register(GROUP, KIND, validate_crd, validate_crd_update, namespaced=False)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Serve the kinds of every stored CRD, then follow changes."""
-        defaults.register(GROUP, KIND, default_crd)
-        validation.register(GROUP, KIND, validate_crd, validate_crd_update, namespaced=False)
         watcher, objs = self.resources.cache(self.kind).watch_from_now("", None)
         for obj in objs:
             await self._sync_safely(obj)

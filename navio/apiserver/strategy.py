@@ -28,7 +28,6 @@ _GENERATION_KINDS = frozenset({
     ("apps", "StatefulSet"), ("batch", "Job"), ("batch", "CronJob"),
     ("", "ReplicationController"), ("policy", "PodDisruptionBudget"),
     ("networking.k8s.io", "Ingress"), ("networking.k8s.io", "NetworkPolicy"),
-    ("scheduling.navio.dev", "PodGroup"),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
 })
 
