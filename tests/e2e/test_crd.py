@@ -115,6 +115,9 @@ def test_crd_lifecycle_validation_pruning_defaults_columns(kubectl: Kubectl, ns:
     explained = kubectl("explain", f"crontabs.{group}.spec")
     assert "cronSpec" in explained and "cronSpec says when." in explained
     assert "-required-" in explained
+    # The Swagger 2.0 document kubectl reads in protobuf describes the kind as well.
+    explained = kubectl("explain", f"crontabs.{group}.spec", "--output=plaintext-openapiv2")
+    assert "cronSpec says when." in explained and f"VERSION:  {group}/v1" in explained
 
     good = {"apiVersion": f"{group}/v1", "kind": "CronTab",
             "metadata": {"name": "good", "namespace": ns},

@@ -12,8 +12,10 @@ below the node, with the `reason` given (FieldValueInvalid by default).
 
 kube's CEL libraries are added as functions where the interpreter lacks them: the strings
 extension (lowerAscii, upperAscii, split, indexOf, lastIndexOf, replace, substring, trim,
-charAt, join), lists (isSorted, sum, min, max, indexOf), `format`, and `isURL`/`url` reduced to
-checks. Programs are compiled once per rule text. Cost is bounded by refusing rules longer than
+charAt, join), lists (isSorted, sum, min, max, indexOf), `format`, `isURL`/`url` with its
+getters, quantities (isQuantity, quantity, compareTo, isGreaterThan, isLessThan, asInteger,
+asApproximateFloat, isInteger, sign; a quantity is carried as its canonical string) and IPs
+(isIP, ip, isCIDR, cidr, family, containsIP; carried as strings). Programs are compiled once per rule text. Cost is bounded by refusing rules longer than
 kube's limit and by the size limits the schema imposes; kube's static cost estimator is not
 reproduced.
 """
@@ -21,11 +23,14 @@ reproduced.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import urllib.parse
+from decimal import Decimal
 from typing import Any
 
 import cel
 
+from navio.api import quantity
 from navio.api.errors import cause
 from navio.api.crd.validator import json_type
 
@@ -67,7 +72,59 @@ def _is_url(s: str) -> bool:
     return bool(p.scheme) and (bool(p.netloc) or s.startswith(p.scheme + ":/"))
 
 
+def _is_quantity(s: str) -> bool:
+    try:
+        quantity.parse_quantity(s)
+        return True
+    except quantity.QuantityError:
+        return False
+
+
+def _quantity(s: str) -> str:
+    """kube's quantity(): represented by its canonical string (its methods parse it)."""
+    return quantity.canonicalize(s)
+
+
+def _amount(q: str) -> Decimal:
+    return quantity.parse_quantity(q)
+
+
+def _is_ip(s: str, *family: int) -> bool:
+    try:
+        ip = ipaddress.ip_address(s)
+    except ValueError:
+        return False
+    return not family or ip.version == family[0]
+
+
+def _is_cidr(s: str) -> bool:
+    try:
+        ipaddress.ip_network(s, strict=False)
+        return "/" in s
+    except ValueError:
+        return False
+
+
 _FUNCTIONS: dict[str, Any] = {
+    # Kubernetes quantity library (k8s.io/apiserver/pkg/cel/library/quantity.go).
+    "isQuantity": _is_quantity,
+    "quantity": _quantity,
+    "isGreaterThan": lambda a, b: _amount(a) > _amount(b),
+    "isLessThan": lambda a, b: _amount(a) < _amount(b),
+    "compareTo": lambda a, b: (_amount(a) > _amount(b)) - (_amount(a) < _amount(b)),
+    "asInteger": lambda q: int(_amount(q)),
+    "asApproximateFloat": lambda q: float(_amount(q)),
+    "isInteger": lambda q: _amount(q) == int(_amount(q)),
+    "sign": lambda q: (_amount(q) > 0) - (_amount(q) < 0),
+    # IP and CIDR library (ip.go, cidr.go): checks and families.
+    "isIP": _is_ip,
+    "isCIDR": _is_cidr,
+    "ip": lambda s: str(ipaddress.ip_address(s)),
+    "cidr": lambda s: str(ipaddress.ip_network(s, strict=False)),
+    "family": lambda s: (ipaddress.ip_network(s, strict=False) if "/" in s
+                         else ipaddress.ip_address(s)).version,
+    "containsIP": lambda c, ip: ipaddress.ip_address(ip) in ipaddress.ip_network(
+        c, strict=False),
     "lowerAscii": lambda s: s.lower(),
     "upperAscii": lambda s: s.upper(),
     "split": lambda s, sep, *n: s.split(sep) if not n or n[0] < 0 else

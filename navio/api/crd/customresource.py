@@ -7,9 +7,10 @@ API server registers `kinds()` (one `Kind` per served version, each carrying thi
 server-side apply and field validation serve custom kinds through their ordinary paths).
 
 Objects are stored in the storage version. Conversion is a pluggable step (`Converter`): the
-`None` strategy rewrites apiVersion only; a Webhook converter plugs in through
-`CustomResource.converter` (not implemented: such CRDs are served with `None` conversion
-semantics refused, see `WebhookConversionUnavailable`).
+`None` strategy rewrites apiVersion only; a Webhook converter (ConversionReview v1 over
+HTTPS) plugs in by implementing `Converter` and being chosen in `from_crd` for
+`strategy: Webhook`. Until then such CRDs are converted as with `None`
+(`WebhookConversionUnavailable`).
 """
 
 from __future__ import annotations

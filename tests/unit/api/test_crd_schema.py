@@ -112,6 +112,28 @@ def test_cel_rules_messages_reasons_and_transitions() -> None:
     assert cel.compile_error("self.a + 1 > 2") is None
 
 
+def test_cel_kubernetes_libraries() -> None:
+    sch = {"type": "object", "properties": {"spec": {
+        "type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "isQuantity(self.mem) && quantity(self.mem).isGreaterThan("
+                     "quantity('1Gi'))", "message": "mem"},
+            {"rule": "isIP(self.addr) && cidr('10.0.0.0/8').containsIP(self.addr)",
+             "message": "ip"},
+            {"rule": "isURL(self.u) && url(self.u).getHost() == 'example.com'",
+             "message": "url"},
+            {"rule": "'%s-%d'.format([self.addr, 3]) == '10.1.2.3-3'", "message": "fmt"},
+            {"rule": "self.addr.split('.').size() == 4 && self.u.upperAscii() != self.u",
+             "message": "strings"}],
+        "properties": {"mem": {"type": "string"}, "addr": {"type": "string"},
+                       "u": {"type": "string"}}}}}
+    good = {"spec": {"mem": "2Gi", "addr": "10.1.2.3", "u": "https://example.com/x"}}
+    assert cel.check_rules(sch, good) == []
+    bad = {"spec": {"mem": "512Mi", "addr": "192.168.1.1", "u": "nope"}}
+    assert [e["message"].rsplit(": ", 1)[1] for e in cel.check_rules(sch, bad)] == [
+        "mem", "ip", "url", "fmt"]
+
+
 def test_jsonpath_and_printer_columns() -> None:
     obj = {"metadata": {"name": "n", "creationTimestamp": "2026-01-01T00:00:00Z"},
            "spec": {"n": 3, "f": 1.0}, "status": {"conditions": [
