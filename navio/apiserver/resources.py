@@ -131,7 +131,7 @@ class Resources:
         self.clock = clock
         self.service_ips = IPAllocator(service_cidr)
         self.node_ports = PortAllocator()
-        self._caches: dict[tuple[str, str], WatchCache] = {}
+        self._caches: dict[tuple[str, str, str], WatchCache] = {}
         # Admission after schema validation: LimitRanger (defaults, then bounds), PodSecurity,
         # ResourceQuota, then those that need the writer (NodeRestriction, RBAC escalation,
         # added by the authorizer).

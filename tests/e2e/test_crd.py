@@ -142,7 +142,7 @@ def test_crd_lifecycle_validation_pruning_defaults_columns(kubectl: Kubectl, ns:
     r = kubectl.run("create", "-f", "-", input=json.dumps(bad), check=False)
     assert r.returncode != 0
     err = r.stderr
-    assert f'The CronTab "bad" is invalid' in err
+    assert 'The CronTab "bad" is invalid' in err
     assert ("spec.cronSpec: Invalid value: \"* * * *\": spec.cronSpec in body should match "
             "'^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$'") in err
     assert "spec.replicas: Invalid value: 15: spec.replicas in body should be less than or " \
