@@ -125,7 +125,12 @@ def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]
                 result.pop(key, None)
     meta = result.setdefault("metadata", {})
     old_meta = old.get("metadata", {})
-    for f in _SERVER_OWNED_META + ("labels", "ownerReferences", "name", "namespace"):
+    # Custom resources keep all the stored metadata (kube's CR status strategy copies the old
+    # object and sets only status; managedFields are tracked afterwards).
+    kept = tuple(k for k in set(old_meta) | set(meta) if k != "managedFields") \
+        if kind.custom is not None else \
+        _SERVER_OWNED_META + ("labels", "ownerReferences", "name", "namespace")
+    for f in kept:
         if f in old_meta:
             meta[f] = copy.deepcopy(old_meta[f])
         else:

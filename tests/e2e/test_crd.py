@@ -190,9 +190,10 @@ def test_crd_lifecycle_validation_pruning_defaults_columns(kubectl: Kubectl, ns:
     # status and scale subresources.
     kubectl("patch", "ct", "good", "-n", ns, "--subresource=status", "--type=merge", "-p",
             '{"status":{"replicas":2,"selector":"app=cron","phase":"Running"},'
-            '"spec":{"image":"ignored"}}')
+            '"spec":{"image":"ignored"},"metadata":{"labels":{"via":"status"}}}')
     obj = kubectl.json("get", "ct", "good", "-n", ns)
     assert obj["status"]["phase"] == "Running" and obj["spec"]["image"] == "x-1"
+    assert "via" not in (obj["metadata"].get("labels") or {})   # /status sets status only
     kubectl("scale", "ct", "good", "-n", ns, "--replicas=4")
     obj = kubectl.json("get", "ct", "good", "-n", ns)
     assert obj["spec"]["replicas"] == 4 and obj["status"]["replicas"] == 2
