@@ -15,15 +15,21 @@ extension (lowerAscii, upperAscii, split, indexOf, lastIndexOf, replace, substri
 charAt, join), lists (isSorted, sum, min, max, indexOf), `format`, `isURL`/`url` with its
 getters, quantities (isQuantity, quantity, compareTo, isGreaterThan, isLessThan, asInteger,
 asApproximateFloat, isInteger, sign; a quantity is carried as its canonical string) and IPs
-(isIP, ip, isCIDR, cidr, family, containsIP; carried as strings). Programs are compiled once per rule text. Cost is bounded by refusing rules longer than
-kube's limit and by the size limits the schema imposes; kube's static cost estimator is not
-reproduced.
+(isIP, ip, isCIDR, cidr, family, containsIP; carried as strings). Programs are compiled
+once per rule text.
+
+Cost: kube's static cost estimator (which refuses CRDs whose rules could be too expensive) is
+not reproduced; rules longer than kube's limit are refused, and each evaluation is costed from
+the data it runs over (values visited, plus the largest collection to the power of the rule's
+comprehension nesting) against kube's per-call limit (1e6) and per-object budget (1e7), failing
+with kube's messages.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import urllib.parse
 from decimal import Decimal
 from typing import Any
@@ -34,7 +40,8 @@ from navio.api import quantity
 from navio.api.errors import cause
 from navio.api.crd.validator import json_type
 
-__all__ = ["check_rules", "compile_error", "MAX_RULE_LENGTH"]
+__all__ = ["check_rules", "compile_error", "comprehension_depth", "estimated_cost",
+           "MAX_RULE_LENGTH", "PER_CALL_LIMIT", "RUNTIME_BUDGET"]
 
 Cause = dict[str, str]
 MAX_RULE_LENGTH = 10_000
@@ -201,12 +208,93 @@ def _rule_cause(rule: dict[str, Any], path: str, value: Any, detail: str) -> Cau
     return cause(reason, where, detail)
 
 
+# kube's runtime limits (k8s.io/apiserver/pkg/apis/cel/config.go): one rule evaluation may
+# cost PerCallLimit, all the rules of one object RuntimeCELCostBudget.
+PER_CALL_LIMIT = 1_000_000
+RUNTIME_BUDGET = 10_000_000
+_MACROS = re.compile(r"\.(all|exists_one|exists|map|filter)\s*\(")
+
+
+@functools.lru_cache(maxsize=4096)
+def comprehension_depth(rule: str) -> int:
+    """How deeply the rule nests comprehension macros (`all`, `exists`, `map`, ...)."""
+    depth = best = 0
+    stack: list[bool] = []          # per open parenthesis: does it open a macro?
+    i = 0
+    while i < len(rule):
+        c = rule[i]
+        if c in "'\"":                       # skip string literals
+            j = rule.find(c, i + 1)
+            i = len(rule) if j < 0 else j + 1
+            continue
+        m = _MACROS.match(rule, i)
+        if m is not None:
+            stack.append(True)
+            depth += 1
+            best = max(best, depth)
+            i = m.end()
+            continue
+        if c == "(":
+            stack.append(False)
+        elif c == ")" and stack:
+            depth -= int(stack.pop())
+        i += 1
+    return best
+
+
+def _size(value: Any) -> tuple[int, int]:
+    """(JSON nodes, largest collection or string length) of a value."""
+    nodes, largest = 1, 0
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, dict):
+            largest = max(largest, len(v))
+            nodes += len(v)
+            todo.extend(v.values())
+        elif isinstance(v, list):
+            largest = max(largest, len(v))
+            nodes += len(v)
+            todo.extend(v)
+        elif isinstance(v, str):
+            largest = max(largest, len(v))
+    return nodes, largest
+
+
+def estimated_cost(rule: str, value: Any) -> int:
+    """A runtime cost estimate in kube's units: one per value visited, and the largest
+    collection to the power of the comprehension nesting (what iterating it costs)."""
+    nodes, largest = _size(value)
+    depth = comprehension_depth(rule)
+    return nodes + (max(largest, 1) ** depth if depth else 0)
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = RUNTIME_BUDGET
+        self.exhausted = False
+
+
 def _eval_rules(rules: list[dict[str, Any]], value: Any, old: Any, has_old: bool, path: str,
-                errs: list[Cause]) -> None:
+                errs: list[Cause], budget: _Budget) -> None:
     for rule in rules:
+        if budget.exhausted:
+            return
         text = rule.get("rule", "")
         if "oldSelf" in text and not has_old and not rule.get("optionalOldSelf"):
             continue
+        cost = estimated_cost(text, value)
+        if cost > PER_CALL_LIMIT:
+            errs.append(_rule_cause({}, path, value,
+                                    f"call cost exceeds limit for rule: {text.strip()}"))
+            continue
+        budget.left -= cost
+        if budget.left < 0:
+            budget.exhausted = True
+            errs.append(_rule_cause({}, path, value, "validation failed due to running out of "
+                                                     "cost budget, no further validation rules "
+                                                     "will be run"))
+            return
         try:
             ok = _run(text, value, old, has_old)
         except Exception as exc:
@@ -236,17 +324,17 @@ def check_rules(schema: dict[str, Any], new: Any, old: Any = None,
                 has_old: bool = False, path: str = "") -> list[Cause]:
     """Errors of every rule in `schema` over `new` (and `old` for transition rules)."""
     errs: list[Cause] = []
-    _walk(schema, new, old, has_old, path, errs)
+    _walk(schema, new, old, has_old, path, errs, _Budget())
     return errs
 
 
 def _walk(sch: dict[str, Any], new: Any, old: Any, has_old: bool, path: str,
-          errs: list[Cause]) -> None:
+          errs: list[Cause], budget: _Budget) -> None:
     if new is None or (has_old and new == old):
         return      # validation ratcheting (GA in 1.30): unchanged values are not re-checked
     rules = sch.get("x-kubernetes-validations")
     if rules:
-        _eval_rules(rules, new, old, has_old, path, errs)
+        _eval_rules(rules, new, old, has_old, path, errs, budget)
     if isinstance(new, dict):
         props = sch.get("properties") or {}
         addl = sch.get("additionalProperties")
@@ -256,7 +344,7 @@ def _walk(sch: dict[str, Any], new: Any, old: Any, has_old: bool, path: str,
             if sub is None and isinstance(addl, dict):
                 sub = addl
             if sub is not None and (path or k not in ("apiVersion", "kind", "metadata")):
-                _walk(sub, v, olds.get(k), k in olds, _child(path, k), errs)
+                _walk(sub, v, olds.get(k), k in olds, _child(path, k), errs, budget)
     elif isinstance(new, list) and isinstance(sch.get("items"), dict):
         items = sch["items"]
         keys = sch.get("x-kubernetes-list-map-keys") or []
@@ -265,4 +353,4 @@ def _walk(sch: dict[str, Any], new: Any, old: Any, has_old: bool, path: str,
             by_key = {tuple(o.get(x) for x in keys): o for o in old if isinstance(o, dict)}
         for i, item in enumerate(new):
             k = tuple(item.get(x) for x in keys) if isinstance(item, dict) else ()
-            _walk(items, item, by_key.get(k), k in by_key, f"{path}[{i}]", errs)
+            _walk(items, item, by_key.get(k), k in by_key, f"{path}[{i}]", errs, budget)

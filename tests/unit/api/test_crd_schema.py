@@ -134,6 +134,23 @@ def test_cel_kubernetes_libraries() -> None:
         "mem", "ip", "url", "fmt"]
 
 
+def test_cel_cost_limits() -> None:
+    assert cel.comprehension_depth("self.all(x, self.all(y, x != y))") == 2
+    assert cel.comprehension_depth("self.all(x, x > 0) && self.exists(y, y == 'a.all(')") == 1
+    sch = {"type": "object", "properties": {"l": {
+        "type": "array", "items": {"type": "integer"},
+        "x-kubernetes-validations": [{"rule": "self.all(x, self.exists(y, y >= x))"}]}}}
+    assert cel.check_rules(sch, {"l": list(range(50))}) == []
+    errs = cel.check_rules(sch, {"l": list(range(2000))})
+    assert _messages(errs) == ['l: Invalid value: "array": call cost exceeds limit for rule: '
+                               'self.all(x, self.exists(y, y >= x))']
+    many = {"type": "object", "properties": {
+        f"l{i}": sch["properties"]["l"] for i in range(20)}}
+    errs = cel.check_rules(many, {f"l{i}": list(range(900)) for i in range(20)})
+    assert _messages(errs)[-1].endswith("validation failed due to running out of cost budget, "
+                                        "no further validation rules will be run")
+
+
 def test_jsonpath_and_printer_columns() -> None:
     obj = {"metadata": {"name": "n", "creationTimestamp": "2026-01-01T00:00:00Z"},
            "spec": {"n": 3, "f": 1.0}, "status": {"conditions": [
