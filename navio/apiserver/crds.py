@@ -229,9 +229,9 @@ class CustomResourceDefinitions:
         self.on_change()
 
     def _register_behaviour(self, cr: CustomResource) -> None:
-        served = next((v for v in cr.versions if v.storage and v.served),
-                      next((v for v in cr.versions if v.served), cr.versions[0]))
-        tables.register_printer(cr.group, cr.kind, printer_for(served.columns))
+        for v in cr.versions:
+            if v.served:
+                tables.register_printer(cr.group, cr.kind, v.name, printer_for(v.columns))
         defaults.register(cr.group, cr.kind, cr.default)
         validation.register(cr.group, cr.kind, lambda obj: cr.validate(obj, None),
                             lambda new, old: cr.validate(new, old), namespaced=cr.namespaced)

@@ -213,7 +213,8 @@ class ResourceHandlers:
         out = choose_output(request.headers.get("Accept"), listing=False)
         if out.is_table:
             table = build_table(kind.group, kind.kind, [obj], self.now(),
-                                include_object=request.query.get("includeObject", "Metadata"))
+                                include_object=request.query.get("includeObject", "Metadata"),
+                                version=kind.version)
             table["metadata"] = {"resourceVersion":
                                  obj.get("metadata", {}).get("resourceVersion", "")}
             return json_response(table, status, out.content_type, warnings)
@@ -251,7 +252,8 @@ class ResourceHandlers:
                 list_meta["remainingItemCount"] = remaining
         if out.is_table:
             table = build_table(kind.group, kind.kind, items, self.now(),
-                                include_object=request.query.get("includeObject", "Metadata"))
+                                include_object=request.query.get("includeObject", "Metadata"),
+                                version=kind.version)
             table["metadata"] = list_meta
             return json_response(table, 200, out.content_type)
         if out.form == "metadata":

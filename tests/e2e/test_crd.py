@@ -257,7 +257,8 @@ def test_crd_versions_conversion_and_deprecation(kubectl: Kubectl, ns: str) -> N
         "type": "object", "properties": {"size": {"type": "integer", "default": 3}}}}}}
     versions = [
         {"name": "v1beta1", "served": True, "storage": False, "deprecated": True,
-         "schema": schema},
+         "schema": schema, "additionalPrinterColumns": [
+             {"name": "Size", "type": "integer", "jsonPath": ".spec.size"}]},
         {"name": "v1", "served": True, "storage": True, "schema": schema},
         {"name": "v1alpha1", "served": False, "storage": False, "schema": schema},
     ]
@@ -269,6 +270,10 @@ def test_crd_versions_conversion_and_deprecation(kubectl: Kubectl, ns: str) -> N
     assert f"Warning: {group}/v1beta1 Widget is deprecated" in r.stderr
     v1 = kubectl.json("get", f"widgets.v1.{group}", "w", "-n", ns)
     assert v1["apiVersion"] == f"{group}/v1" and v1["spec"] == {"size": 3}
+    # Each version prints its own columns.
+    assert kubectl("get", f"widgets.v1beta1.{group}", "-n", ns).split() == ["NAME", "SIZE",
+                                                                         "w", "3"]
+    assert kubectl("get", f"widgets.v1.{group}", "-n", ns).split()[:2] == ["NAME", "AGE"]
     beta = _raw(kubectl, f"/apis/{group}/v1beta1/namespaces/{ns}/widgets/w")
     assert beta["apiVersion"] == f"{group}/v1beta1"
     r = kubectl.run("get", "--raw", f"/apis/{group}/v1alpha1/namespaces/{ns}/widgets",
