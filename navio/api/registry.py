@@ -9,11 +9,14 @@ entries here at run time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from navio.api import schema
 
-__all__ = ["Kind", "Registry", "BUILTIN", "STANDARD_VERBS", "default_registry"]
+__all__ = ["Kind", "Registry", "BUILTIN", "STANDARD_VERBS", "default_registry",
+           "version_priority"]
 
 STANDARD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update",
                   "watch")
@@ -48,6 +51,9 @@ class Kind:
     # The group whose storage this kind shares (events.k8s.io Events are core Events kept in
     # core/v1 form; `navio.api.conversion` converts); None: its own.
     storage_group: str | None = field(default=None, compare=False)
+    # A custom kind's behaviour (`navio.api.crd.CustomResource`): storage conversion, pruning,
+    # defaulting, validation, printer columns; None for built-in kinds.
+    custom: Any = field(default=None, compare=False)
 
     @property
     def group_version(self) -> str:
@@ -194,8 +200,10 @@ BUILTIN: tuple[Kind, ...] = (
     _k("storage.k8s.io", "v1", "CSINode", "csinodes", False),
     _k("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False,
        subresources=(_STATUS,)),
-    # navio's own: gangs of pods bound all-or-nothing (scheduler/gang.py).
-    _k("scheduling.navio.dev", "v1alpha1", "PodGroup", "podgroups", short_names=("pg",),
+    # apiextensions.k8s.io/v1: the kinds CRDs add are registered at run time (navio's own,
+    # such as the scheduler's PodGroup, too: navio/apiserver/builtincrds.py).
+    _k("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
+       False, short_names=("crd", "crds"), categories=("api-extensions",),
        subresources=(_STATUS,)),
 )
 
@@ -205,6 +213,19 @@ _GROUP_ORDER = ("", "apps", "events.k8s.io", "authentication.k8s.io", "authoriza
                 "rbac.authorization.k8s.io", "storage.k8s.io", "admissionregistration.k8s.io",
                 "apiextensions.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "node.k8s.io",
                 "discovery.k8s.io")
+
+
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Sort key of kube's version priority (apimachinery's CompareKubeAwareVersionStrings):
+    GA before beta before alpha, higher numbers first, then other names alphabetically."""
+    m = _KUBE_VERSION.match(version)
+    if m is None:
+        return (3, 0, 0, version)
+    stage = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (stage, -int(m.group(1)), -int(m.group(3) or 0), "")
 
 
 class Registry:
@@ -241,7 +262,8 @@ class Registry:
             if k.version not in vs:
                 vs.append(k.version)
         order = {g: i for i, g in enumerate(_GROUP_ORDER)}
-        return sorted(versions.items(), key=lambda gv: (order.get(gv[0], len(order)), gv[0]))
+        return sorted(((g, sorted(vs, key=version_priority)) for g, vs in versions.items()),
+                      key=lambda gv: (order.get(gv[0], len(order)), gv[0]))
 
     def in_group_version(self, group: str, version: str) -> list[Kind]:
         return [k for k in self._by_resource.values()

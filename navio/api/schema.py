@@ -19,7 +19,7 @@ __all__ = ["KUBERNETES_SCHEMA_VERSION", "definitions", "definition_name", "resol
 KUBERNETES_SCHEMA_VERSION = "v1.32.0"
 _REF_PREFIX = "#/$defs/"
 
-# Definitions added at run time (CRDs, navio's own kinds) beside the built-in ones.
+# Definitions added at run time (CRDs, navio's own kinds among them) beside the built-in ones.
 _extra: dict[str, dict[str, Any]] = {}
 
 
@@ -28,9 +28,6 @@ def _builtin() -> dict[str, dict[str, Any]]:
     path = (resources.files("kubernetes_validate") / "kubernetes-json-schema"
             / f"{KUBERNETES_SCHEMA_VERSION}-local" / "_definitions.json")
     defs: dict[str, dict[str, Any]] = json.loads(path.read_bytes())["$defs"]
-    # navio's own kinds (PodGroup for gang scheduling), in the same JSON Schema form.
-    own = resources.files("navio.api") / "data" / "navio-definitions.json"
-    defs.update(json.loads(own.read_bytes()))
     return defs
 
 
@@ -75,7 +72,9 @@ def definition_name(group: str, version: str, kind: str) -> str | None:
 
 def ref_name(schema: dict[str, Any]) -> str | None:
     ref = schema.get("$ref")
-    return ref[len(_REF_PREFIX):] if ref and ref.startswith(_REF_PREFIX) else None
+    # A dict here is a property named "$ref" (JSONSchemaProps has one), not a reference.
+    return ref[len(_REF_PREFIX):] if isinstance(ref, str) and ref.startswith(_REF_PREFIX) \
+        else None
 
 
 def resolve(schema: dict[str, Any] | str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from aiohttp import web
 from navio.api import errors, fieldvalidation, managedfields, patch, strategicpatch
 from navio.api.registry import Kind
 from navio.api.tables import build_table
-from navio.apiserver import negotiation, strategy, subresources, watchstream
+from navio.apiserver import admissionnotes, negotiation, strategy, subresources, watchstream
 from navio.apiserver.listing import list_objects, make_predicate, parse_list_options
 from navio.apiserver.negotiation import MAX_BODY_BYTES, choose_output, decode_body
 from navio.apiserver.netpolwarning import unenforced_warnings
@@ -86,6 +86,8 @@ def _check_fields(kind: Kind, obj: dict[str, Any], mode: str, raw: bytes = b"", 
     """Decode errors and unknown fields, as kube-apiserver reports them: a value of the wrong
     type is 400; unknown fields are refused (Strict), warned about (Warn) or ignored, and
     dropped in every case."""
+    if kind.custom is not None and isinstance(obj, dict):
+        return _check_custom_fields(kind, obj, mode, raw, patch_body=patch_body)
     schema_name = kind.schema_name
     if schema_name is None or not isinstance(obj, dict):
         return obj, []
@@ -105,6 +107,32 @@ def _check_fields(kind: Kind, obj: dict[str, Any], mode: str, raw: bytes = b"", 
         raise errors.BadRequest(fieldvalidation.cannot_handle(kind.kind, kind.version, detail))
     # Nothing unknown: the body is what pruning would copy (callers copy before mutating).
     return (fieldvalidation.prune(obj, schema_name) if unknown else obj), found
+
+
+def _check_custom_fields(kind: Kind, obj: dict[str, Any], mode: str, raw: bytes, *,
+                         patch_body: Any) -> tuple[dict[str, Any], list[str]]:
+    """A custom object's unknown fields, found by pruning with its structural schema
+    (metadata is checked as ObjectMeta); type errors are left to schema validation (422)."""
+    obj = copy.deepcopy(obj)
+    unknown = kind.custom.prune(obj)
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and kind.schema_name:
+        wrapped = {"metadata": meta}
+        extra = fieldvalidation.unknown_fields(wrapped, kind.schema_name)
+        if extra:
+            obj["metadata"] = fieldvalidation.prune(wrapped, kind.schema_name)["metadata"]
+            unknown = extra + unknown
+    if mode == "Ignore":
+        return obj, []
+    dups = fieldvalidation.duplicate_fields(raw) if raw else []
+    found = fieldvalidation.strict_errors(unknown, dups)
+    if found and mode == "Strict":
+        detail = fieldvalidation.strict_decoding_error(found)
+        if patch_body is not None:
+            raise errors.Invalid("", "", [errors.cause("FieldValueInvalid", "patch", detail,
+                                                       patch_body)])
+        raise errors.BadRequest(fieldvalidation.cannot_handle(kind.kind, kind.version, detail))
+    return obj, found
 
 
 def _json_raw(raw: bytes, content_type: str | None) -> bytes:
@@ -140,6 +168,9 @@ class ResourceHandlers:
 
     async def handle(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         kind = self._kind(info)
+        if kind.custom is not None:
+            for w in kind.custom.warnings(kind.version):
+                admissionnotes.warn(w)
         if info.subresource:
             return await subresources.handle(self, request, info, kind)
         if info.verb not in kind.verbs and not (info.verb == "watch" and "list" in kind.verbs):
@@ -182,7 +213,8 @@ class ResourceHandlers:
         out = choose_output(request.headers.get("Accept"), listing=False)
         if out.is_table:
             table = build_table(kind.group, kind.kind, [obj], self.now(),
-                                include_object=request.query.get("includeObject", "Metadata"))
+                                include_object=request.query.get("includeObject", "Metadata"),
+                                version=kind.version)
             table["metadata"] = {"resourceVersion":
                                  obj.get("metadata", {}).get("resourceVersion", "")}
             return json_response(table, status, out.content_type, warnings)
@@ -220,7 +252,8 @@ class ResourceHandlers:
                 list_meta["remainingItemCount"] = remaining
         if out.is_table:
             table = build_table(kind.group, kind.kind, items, self.now(),
-                                include_object=request.query.get("includeObject", "Metadata"))
+                                include_object=request.query.get("includeObject", "Metadata"),
+                                version=kind.version)
             table["metadata"] = list_meta
             return json_response(table, 200, out.content_type)
         if out.form == "metadata":
@@ -234,6 +267,9 @@ class ResourceHandlers:
 
     # -- writes --------------------------------------------------------------------------------
     async def create(self, request: web.Request, kind: Kind, ns: str) -> web.Response:
+        if kind.custom is not None and kind.custom.terminating:
+            raise errors.MethodNotAllowed("create not allowed while custom resource definition "
+                                          "is terminating")
         opts = _write_options(request)
         mode = _field_validation(request)
         raw = await read_body(request)
@@ -280,7 +316,9 @@ class ResourceHandlers:
         warnings: list[str] = []
         if content_type == "application/apply-patch+yaml":
             return await self._apply(request, kind, ns, name, body, opts, mode, subresource)
-        schema_name = kind.schema_name
+        # Custom kinds have no Go struct to take patch strategies from: kube refuses
+        # strategic merge patches for them with 415.
+        schema_name = kind.schema_name if kind.custom is None else None
 
         def mutate(current: dict[str, Any] | None) -> dict[str, Any]:
             if current is None:

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+_CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
 _MAX_UPDATE_RETRIES = 16
 
 
@@ -99,6 +101,12 @@ def _already_exists(kind: Kind, name: str) -> errors.AlreadyExists:
                                 details={"name": name, "group": kind.group, "kind": kind.plural})
 
 
+def _cache_key(kind: Kind) -> tuple[str, str, str]:
+    """Built-in kinds share one cache per resource; each version of a custom kind has its own,
+    since each serves the stored objects converted to its version."""
+    return (kind.group, kind.plural, kind.version if kind.custom is not None else "")
+
+
 def _encode(kind: Kind, obj: dict[str, Any]) -> bytes:
     """The stored form: the object without its resourceVersion (the store's revision is),
     converted to the shared form for kinds stored with another group's (`storage_group`)."""
@@ -107,6 +115,8 @@ def _encode(kind: Kind, obj: dict[str, Any]) -> bytes:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
     if kind.storage_group is not None:
         obj = conversion.to_storage(kind.group, kind.kind, obj)
+    elif kind.custom is not None:
+        obj = kind.custom.to_storage(obj)
     return orjson.dumps(obj)
 
 
@@ -120,7 +130,7 @@ class Resources:
         self.clock = clock
         self.service_ips = IPAllocator(service_cidr)
         self.node_ports = PortAllocator()
-        self._caches: dict[tuple[str, str], WatchCache] = {}
+        self._caches: dict[tuple[str, str, str], WatchCache] = {}
         # Admission after schema validation: LimitRanger (defaults, then bounds), PodSecurity,
         # ResourceQuota, then those that need the writer (NodeRestriction, RBAC escalation,
         # added by the authorizer).
@@ -144,20 +154,37 @@ class Resources:
                                     for p in s.get("spec", {}).get("ports", ()))
 
     async def _start_cache(self, kind: Kind) -> WatchCache:
-        key = (kind.group, kind.plural)
+        key = _cache_key(kind)
         cache = self._caches.get(key)
         if cache is None:
             cache = WatchCache(kind, self.store)
             self._caches[key] = cache
             await cache.start()
+        elif cache.kind.custom is not kind.custom:
+            cache.kind = kind      # a CRD changed: later reads decode with its new schema
         return cache
+
+    async def add_kind(self, kind: Kind) -> None:
+        """Serve a kind registered at run time (a CRD's version): register it and start its
+        watch cache."""
+        self.registry.add(kind)
+        await self._start_cache(kind)
+
+    async def remove_kind(self, kind: Kind) -> None:
+        """Stop serving a kind registered at run time; its watchers are closed."""
+        self.registry.remove(kind)
+        cache = self._caches.pop(_cache_key(kind), None)
+        if cache is not None:
+            for w in list(cache._watchers):
+                w.close()
+            await cache.stop()
 
     async def stop(self) -> None:
         for cache in self._caches.values():
             await cache.stop()
 
     def cache(self, kind: Kind) -> WatchCache:
-        return self._caches[(kind.group, kind.plural)]
+        return self._caches[_cache_key(kind)]
 
     def now(self) -> str:
         return now_rfc3339(self.clock)
@@ -426,6 +453,9 @@ class Resources:
             finalizers.append("orphan")
         elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
             finalizers.append("foregroundDeletion")
+        if (kind.group, kind.kind) == _CRD and _CRD_CLEANUP not in finalizers:
+            # The CRD's objects are deleted first (apiextensions' REST Delete adds this).
+            finalizers.append(_CRD_CLEANUP)
         if policy in ("Foreground", "Background"):
             finalizers = [f for f in finalizers if f != "orphan" or policy != "Background"]
         is_ns = kind.group == "" and kind.kind == "Namespace"

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from navio.api import defaults
+from navio.api.crd.definition import prepare_crd_create
 from navio.api.registry import Kind
 
 __all__ = ["tracks_generation", "prepare_for_create", "prepare_for_update",
@@ -27,7 +28,7 @@ _GENERATION_KINDS = frozenset({
     ("apps", "StatefulSet"), ("batch", "Job"), ("batch", "CronJob"),
     ("", "ReplicationController"), ("policy", "PodDisruptionBudget"),
     ("networking.k8s.io", "Ingress"), ("networking.k8s.io", "NetworkPolicy"),
-    ("scheduling.navio.dev", "PodGroup"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
 })
 
 # metadata fields the server owns: a client's value on update is replaced by the stored one.
@@ -36,7 +37,7 @@ _SERVER_OWNED_META = ("uid", "creationTimestamp", "deletionTimestamp",
 
 
 def tracks_generation(kind: Kind) -> bool:
-    return (kind.group, kind.kind) in _GENERATION_KINDS or kind.group.endswith(".custom")
+    return (kind.group, kind.kind) in _GENERATION_KINDS or kind.custom is not None
 
 
 def prepare_for_create(kind: Kind, obj: dict[str, Any], now: str) -> None:
@@ -52,6 +53,10 @@ def prepare_for_create(kind: Kind, obj: dict[str, Any], now: str) -> None:
         meta["generation"] = 1
     # Status resets, pod QoS, namespace finalizers: kube's per-kind PrepareForCreate.
     defaults.prepare_for_create(kind.group, kind.kind, obj)
+    if kind.custom is not None and kind.subresource("status") is not None:
+        obj.pop("status", None)        # written through /status only
+    elif (kind.group, kind.kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+        prepare_crd_create(obj)
     if (kind.group, kind.kind) == ("apps", "DaemonSet"):
         _set_template_generation(obj, max(_template_generation(obj), 1))
 
@@ -120,7 +125,12 @@ def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]
                 result.pop(key, None)
     meta = result.setdefault("metadata", {})
     old_meta = old.get("metadata", {})
-    for f in _SERVER_OWNED_META + ("labels", "ownerReferences", "name", "namespace"):
+    # Custom resources keep all the stored metadata (kube's CR status strategy copies the old
+    # object and sets only status; managedFields are tracked afterwards).
+    kept = tuple(k for k in set(old_meta) | set(meta) if k != "managedFields") \
+        if kind.custom is not None else \
+        _SERVER_OWNED_META + ("labels", "ownerReferences", "name", "namespace")
+    for f in kept:
         if f in old_meta:
             meta[f] = copy.deepcopy(old_meta[f])
         else:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from navio.api import errors, selectors
+from navio.api.crd import jsonpath
 from navio.api.registry import Kind
 from navio.apiserver.negotiation import decode_body, media_type
 from navio.apiserver.requestinfo import RequestInfo
@@ -96,7 +97,43 @@ def _scale_selector(kind: Kind, obj: dict[str, Any]) -> str:
     return selectors.format_label_selector(sel) if sel else ""
 
 
+def _custom_scale(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
+    """A custom object's Scale, read through the CRD's scale paths (kube's scale
+    subresource for custom resources: labelSelectorPath read from the object)."""
+    paths = kind.custom.scale_paths(kind.version)
+    meta = obj.get("metadata", {})
+
+    def first(path: str | None) -> Any:
+        found = jsonpath.find(obj, path) if path else []
+        return found[0] if found else None
+
+    status: dict[str, Any] = {"replicas": first(paths.get("statusReplicasPath")) or 0}
+    selector = first(paths.get("labelSelectorPath"))
+    if isinstance(selector, str) and selector:
+        status["selector"] = selector
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                          "creationTimestamp") if k in meta},
+        "spec": {"replicas": first(paths.get("specReplicasPath")) or 0},
+        "status": status,
+    }
+
+
+def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
+    steps = [arg for _, arg in jsonpath.parse(path)]
+    cur = obj
+    for step in steps[:-1]:
+        nxt = cur.get(step)
+        if not isinstance(nxt, dict):
+            nxt = cur[step] = {}
+        cur = nxt
+    cur[steps[-1]] = value
+
+
 def to_scale(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
+    if kind.custom is not None:
+        return _custom_scale(kind, obj)
     meta = obj.get("metadata", {})
     return {
         "kind": "Scale", "apiVersion": "autoscaling/v1",
@@ -136,7 +173,11 @@ async def _scale(h: "ResourceHandlers", request: web.Request, kind: Kind, ns: st
                 "FieldValueInvalid", "spec.replicas", "must be greater than or equal to 0",
                 replicas)], group="autoscaling")
         result = copy.deepcopy(current)
-        result.setdefault("spec", {})["replicas"] = replicas
+        if kind.custom is not None:
+            _set_path(result, kind.custom.scale_paths(kind.version)["specReplicasPath"],
+                      replicas)
+        else:
+            result.setdefault("spec", {})["replicas"] = replicas
         pinned = (new_scale.get("metadata") or {}).get("resourceVersion")
         if pinned and not is_patch:
             result["metadata"]["resourceVersion"] = pinned

@@ -121,6 +121,8 @@ def decode_object(value: bytes, revision: int, kind: Kind | None = None) -> dict
     obj = orjson.loads(value)
     if kind is not None and kind.storage_group is not None:
         obj = conversion.from_storage(kind.group, kind.kind, obj)
+    elif kind is not None and kind.custom is not None:
+        obj = kind.custom.from_storage(obj, kind.version)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 

@@ -65,7 +65,7 @@ async def serve(handlers: "ResourceHandlers", request: web.Request, kind: Kind, 
         if out.is_table and event_type != "BOOKMARK":
             table = build_table(kind.group, kind.kind, [obj], handlers.now(),
                                 include_object=request.query.get("includeObject", "Metadata"),
-                                with_columns=first_table[0])
+                                with_columns=first_table[0], version=kind.version)
             first_table[0] = False
             table["metadata"] = {"resourceVersion":
                                  obj.get("metadata", {}).get("resourceVersion", "")}

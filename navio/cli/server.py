@@ -28,6 +28,8 @@ from navio.apiserver.app import ApiServer, tls_context
 from navio.apiserver.audit import Auditor
 from navio.apiserver.auditpolicy import load_policy
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
+from navio.apiserver import builtincrds
+from navio.apiserver.crds import CustomResourceDefinitions
 from navio.apiserver.tokenauth import install_token_authentication
 from navio.apiserver.resources import Resources
 from navio.cli.flags import duration
@@ -216,6 +218,9 @@ async def serve(config: ServerConfig) -> None:
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
     await resources.start()
     api = ApiServer(resources)
+    crds = CustomResourceDefinitions(resources, on_change=api.invalidate_openapi)
+    await builtincrds.install(resources)     # navio's own kinds (PodGroup) are CRDs
+    await crds.start()   # the kinds of stored CRDs are served before the first request
     Auditor(config.audit_log_path or data / "logs" / "audit.log",
             load_policy(config.audit_policy_file) if config.audit_policy_file else None
             ).install(api.app)
@@ -261,6 +266,7 @@ async def serve(config: ServerConfig) -> None:
         await supervisor.stop()
         await site.stop()
         await runner.cleanup()
+        await crds.stop()
         await resources.stop()
         await store.close()
         log.info("stopped")

@@ -20,7 +20,7 @@ from navio.api.defaults import apps, batch, core, misc, networking, storage
 from navio.api.quantity import QuantityError
 from navio.api.validation.resources import parse_json_quantity
 
-__all__ = ["apply_defaults", "prepare_for_create", "pod_qos_class"]
+__all__ = ["apply_defaults", "prepare_for_create", "pod_qos_class", "register", "unregister"]
 
 _DEFAULTS: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     **{("", k): f for k, f in core.KIND_DEFAULTS.items()},
@@ -30,6 +30,15 @@ _DEFAULTS: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     **storage.KIND_DEFAULTS,
     **networking.KIND_DEFAULTS,
 }
+
+
+def register(group: str, kind: str, fn: Callable[[dict[str, Any]], None]) -> None:
+    """Defaulting for a kind added at run time (CRDs and the custom kinds they define)."""
+    _DEFAULTS[(group, kind)] = fn
+
+
+def unregister(group: str, kind: str) -> None:
+    _DEFAULTS.pop((group, kind), None)
 
 
 def apply_defaults(group: str, kind: str, obj: dict[str, Any]) -> None:

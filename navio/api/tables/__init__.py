@@ -35,7 +35,7 @@ from navio.api.tables.cells import Printer, column, get, human_duration, name_co
 from navio.api.tables.descriptions import DOC
 
 __all__ = ["table_columns", "table_cells", "build_table", "human_duration", "has_printer",
-           "INCLUDE_OBJECT_VALUES"]
+           "register_printer", "unregister_printer", "INCLUDE_OBJECT_VALUES"]
 
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
 
@@ -58,7 +58,24 @@ _PRINTERS: dict[tuple[str, str], Printer] = {
 }
 
 
-def _printer(group: str, kind: str) -> Printer:
+# Printers of kinds added at run time, per version (a CRD's versions each have their
+# additionalPrinterColumns).
+_VERSIONED: dict[tuple[str, str, str], Printer] = {}
+
+
+def register_printer(group: str, kind: str, version: str, printer: Printer) -> None:
+    """Columns for a kind version added at run time (custom resources' printer columns)."""
+    _VERSIONED[(group, kind, version)] = printer
+
+
+def unregister_printer(group: str, kind: str) -> None:
+    for key in [k for k in _VERSIONED if k[:2] == (group, kind)]:
+        del _VERSIONED[key]
+
+
+def _printer(group: str, kind: str, version: str = "") -> Printer:
+    if _VERSIONED and (p := _VERSIONED.get((group, kind, version))) is not None:
+        return p
     return _PRINTERS.get((group, kind), _DEFAULT)
 
 
@@ -87,7 +104,8 @@ def _row_object(obj: Mapping[str, Any], include_object: str) -> Any:
 
 
 def build_table(group: str, kind: str, objs: Iterable[Mapping[str, Any]], now: datetime, *,
-                include_object: str = "Metadata", with_columns: bool = True) -> dict[str, Any]:
+                include_object: str = "Metadata", with_columns: bool = True,
+                version: str = "") -> dict[str, Any]:
     """A `meta.k8s.io/v1` Table of `objs`.
 
     `include_object` is the request's includeObject ("" means Metadata); any other value is
@@ -97,7 +115,7 @@ def build_table(group: str, kind: str, objs: Iterable[Mapping[str, Any]], now: d
     if include_object not in INCLUDE_OBJECT_VALUES:
         quoted = include_object.replace("\\", "\\\\").replace('"', '\\"')
         raise BadRequest(f'unrecognized includeObject value: "{quoted}"')
-    printer = _printer(group, kind)
+    printer = _printer(group, kind, version)
     rows = []
     for obj in objs:
         row: dict[str, Any] = {"cells": printer.cells(obj, now)}

@@ -26,7 +26,7 @@ from navio.api.validation import (apps, batch, certificates, core, misc, names, 
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
-__all__ = ["validate", "validate_name", "Cause"]
+__all__ = ["validate", "validate_name", "Cause", "register", "unregister"]
 
 Create = Callable[[dict[str, Any]], list[Cause]]
 Update = Callable[[dict[str, Any], dict[str, Any]], list[Cause]]
@@ -94,6 +94,19 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
     ("storage.k8s.io", "VolumeAttachment"): (storage.validate_volume_attachment,
                                              storage.validate_volume_attachment_update),
 }
+
+def register(group: str, kind: str, create: Create, update: Update,
+             namespaced: bool | None = None) -> None:
+    """Validation for a kind added at run time (CustomResourceDefinitions, custom kinds)."""
+    _KINDS[(group, kind)] = (create, update)
+    if namespaced is not None:
+        _NAMESPACED[(group, kind)] = namespaced
+
+
+def unregister(group: str, kind: str) -> None:
+    _KINDS.pop((group, kind), None)
+    _NAMESPACED.pop((group, kind), None)
+
 
 def _name_fn(group: str, kind: str) -> Callable[[str, bool], list[str]]:
     if (group, kind) == ("", "Service"):
