@@ -104,6 +104,16 @@ def _roles() -> dict[str, list[dict[str, Any]]]:
             rule("list", "watch", "delete").groups(LEGACY).resources("pods"),
             rule("get", "list", "watch").groups(LEGACY).resources("nodes"),
             rule("patch").groups(LEGACY).resources("pods/status")],
+        # navio's training operator (Kubeflow's, run in the controller manager).
+        "pytorchjob-controller": [
+            rule("get", "list", "watch", "update", "delete").groups("kubeflow.org")
+            .resources("pytorchjobs"),
+            rule("update").groups("kubeflow.org")
+            .resources("pytorchjobs/status", "pytorchjobs/finalizers"),
+            rule("list", "watch", "create", "delete").groups(LEGACY)
+            .resources("pods", "services"),
+            rule("get", "list", "watch", "create", "update", "delete")
+            .groups("scheduling.navio.dev").resources("podgroups"), ev],
         "replicaset-controller": [
             rule("get", "list", "watch", "update").groups(APPS, EXTENSIONS)
             .resources("replicasets"),
