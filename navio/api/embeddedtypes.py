@@ -7,8 +7,8 @@ same kubernetes-validate definitions as everything else instead of being copied 
 The result is a CRD `openAPIV3Schema` fragment: every `$ref` inlined with its description,
 JSON Schema type lists reduced to one type (`nullable` where null was allowed is dropped, as
 controller-gen does), IntOrString as `x-kubernetes-int-or-string`, Quantity as an
-int-or-string with kube's quantity pattern, `metadata` of embedded objects as a bare
-`type: object` (kube validates and prunes embedded ObjectMeta itself), and the strategic
+int-or-string with kube's quantity pattern, `metadata` of embedded objects as the
+name, namespace, labels, annotations and finalizers a template may carry, and the strategic
 merge patch extensions removed (CRDs reject them); list types and map keys are kept.
 """
 
@@ -25,6 +25,12 @@ _QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _QUANTITY_PATTERN = (r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
                      r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
+# controller-gen's generateEmbeddedObjectMeta: the metadata a template may carry (a bare
+# `type: object` would let kube prune a pod template's labels).
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_EMBEDDED_META = {"annotations": _STRING_MAP, "labels": _STRING_MAP,
+                  "finalizers": {"type": "array", "items": {"type": "string"}},
+                  "name": {"type": "string"}, "namespace": {"type": "string"}}
 _DROPPED = {"x-kubernetes-patch-merge-key", "x-kubernetes-patch-strategy",
             "x-kubernetes-group-version-kind", "x-kubernetes-unions", "$schema", "oneOf"}
 
@@ -46,7 +52,7 @@ def _convert(node: dict[str, Any], descriptions: bool, seen: tuple[str, ...]
             out = {"x-kubernetes-int-or-string": True, "pattern": _QUANTITY_PATTERN,
                    "anyOf": [{"type": "integer"}, {"type": "string"}]}
         elif name == _OBJECT_META:
-            out = {"type": "object"}
+            out = {"type": "object", "properties": _EMBEDDED_META}
         elif name in seen:              # recursive types (none in pods) stay open
             out = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         else:

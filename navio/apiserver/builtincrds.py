@@ -6,6 +6,8 @@ CRD controller starts (so the kinds are served from the first request on).
 
 - `podgroups.scheduling.navio.dev` (PodGroup, v1alpha1): gangs of pods bound all-or-nothing
   by the scheduler (navio/scheduler/gang.py); status is written through `/status`.
+- `pytorchjobs.kubeflow.org` (PyTorchJob, v1): Kubeflow's training jobs, run by the
+  controller manager's `pytorchjob` controller (navio/api/kubeflow.py has the definition).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import logging
 from typing import Any
 
 from navio.api import errors
+from navio.api.kubeflow import pytorchjob_crd
 from navio.apiserver.resources import Resources, WriteOptions
 
-__all__ = ["BUILTIN_CRDS", "POD_GROUP_CRD", "install"]
+__all__ = ["builtin_crds", "POD_GROUP_CRD", "install"]
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +120,15 @@ POD_GROUP_CRD: dict[str, Any] = {
     },
 }
 
-BUILTIN_CRDS: tuple[dict[str, Any], ...] = (POD_GROUP_CRD,)
+def builtin_crds() -> tuple[dict[str, Any], ...]:
+    return (POD_GROUP_CRD, pytorchjob_crd())
 
 
 async def install(resources: Resources) -> None:
     """Create the built-in CRDs, or update their spec to this version's."""
     kind = resources.registry.kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition")
     assert kind is not None
-    for crd in BUILTIN_CRDS:
+    for crd in builtin_crds():
         name = crd["metadata"]["name"]
         try:
             current = await resources.get(kind, "", name)

@@ -2,7 +2,7 @@
 subresource's `specReplicasPath`/`statusReplicasPath`/`labelSelectorPath`.
 
 kube evaluates printer columns with client-go's JSONPath (`{.spec.replicas}`); CRD validation
-only admits simple paths there (`.a.b`, `.a[0]`, `.a[*].b`, `.a[?(@.t=="x")].v`). `find`
+only admits simple paths there (`.a.b`, `.a[0]`, `.a[-1:]`, `.a[*].b`, `.a[?(@.t=="x")].v`). `find`
 returns every match in document order; a missing field yields no match, never an error.
 """
 
@@ -20,6 +20,7 @@ class JSONPathError(ValueError):
 
 _STEP = re.compile(r"""\.(?P<name>[A-Za-z0-9_\-$]+)
                       |\[(?P<index>-?\d+|\*)\]
+                      |\[(?P<slice>-?\d*:-?\d*(?::-?\d+)?)\]
                       |\[\?\(@\.(?P<fkey>[A-Za-z0-9_.\-]+)\s*(?P<op>==|!=)\s*
                          (?P<fval>"[^"]*"|'[^']*'|-?\d+(?:\.\d+)?|true|false)\)\]
                       |\['(?P<qname>[^']+)'\]""", re.X)
@@ -44,6 +45,11 @@ def parse(path: str) -> list[Step]:
             steps.append(("field", m.group("name")))
         elif m.group("qname") is not None:
             steps.append(("field", m.group("qname")))
+        elif m.group("slice") is not None:
+            bounds = [int(b) if b else None for b in m.group("slice").split(":")]
+            if len(bounds) == 3 and bounds[2] == 0:
+                raise JSONPathError("step must be >= 0")
+            steps.append(("slice", slice(*bounds)))
         elif m.group("index") is not None:
             idx = m.group("index")
             steps.append(("all", None) if idx == "*" else ("index", int(idx)))
@@ -73,6 +79,9 @@ def find(obj: Any, path: str | list[Step]) -> list[Any]:
             elif kind == "index":
                 if isinstance(v, list) and -len(v) <= arg < len(v):
                     nxt.append(v[arg])
+            elif kind == "slice":
+                if isinstance(v, list):
+                    nxt.extend(v[arg])
             elif kind == "all":
                 if isinstance(v, list):
                     nxt.extend(v)

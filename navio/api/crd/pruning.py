@@ -43,14 +43,14 @@ def _prune(value: Any, sch: dict[str, Any] | None, path: str, dropped: list[str]
         addl = sch.get("additionalProperties")
         kept = _ROOT_KEPT if (root or sch.get("x-kubernetes-embedded-resource")) else ()
         for k in list(value):
+            if k in kept:           # kube never prunes a resource's own TypeMeta/ObjectMeta
+                continue
             sub = props.get(k)
             if sub is None and isinstance(addl, dict):
                 sub = addl
             if sub is None and (addl is True or preserve):
                 continue
             if sub is None:
-                if k in kept:
-                    continue
                 del value[k]
                 dropped.append(_child(path, k))
                 continue

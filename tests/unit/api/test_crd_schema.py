@@ -158,6 +158,9 @@ def test_jsonpath_and_printer_columns() -> None:
     assert jsonpath.find(obj, '.status.conditions[?(@.type=="Ready")].status') == ["True"]
     assert jsonpath.find(obj, ".status.conditions[*].type") == ["Ready", "Other"]
     assert jsonpath.find(obj, ".spec.missing") == []
+    # client-go slices, as Kubeflow's STATE column (`.status.conditions[-1:].type`) uses.
+    assert jsonpath.find(obj, ".status.conditions[-1:].type") == ["Other"]
+    assert jsonpath.find(obj, ".status.conditions[0:1].type") == ["Ready"]
     printer = printer_for([
         {"name": "N", "type": "integer", "jsonPath": ".spec.n"},
         {"name": "F", "type": "integer", "jsonPath": ".spec.f"},
@@ -256,3 +259,14 @@ def test_custom_kind_in_registry_and_openapi() -> None:
 ])
 def test_version_priority(versions: list[str], expected: list[str]) -> None:
     assert sorted(versions, key=version_priority) == expected
+
+
+def test_a_resources_own_metadata_is_never_pruned_even_when_the_schema_names_it() -> None:
+    """kube skips apiVersion/kind/metadata of the root and of embedded resources outright: a
+    schema with `metadata: {type: object}` (controller-gen's) must not prune the name."""
+    sch = {"type": "object", "properties": {"metadata": {"type": "object"},
+                                            "spec": {"type": "object"}}}
+    obj = {"apiVersion": "a/v1", "kind": "K", "metadata": {"name": "n", "labels": {"x": "y"}},
+           "spec": {}}
+    assert pruning.prune(obj, sch) == []
+    assert obj["metadata"] == {"name": "n", "labels": {"x": "y"}}
