@@ -20,7 +20,7 @@ import platform
 from navio.runtime.seccomp import syscalls
 from navio.runtime.seccomp.compiler import Program
 
-__all__ = ["install", "mode"]
+__all__ = ["install", "mode", "set_no_new_privs"]
 
 _PR_SET_NO_NEW_PRIVS = 38
 _SECCOMP_SET_MODE_FILTER = 1
@@ -42,13 +42,18 @@ def _has_sys_admin() -> bool:
     return os.geteuid() == 0
 
 
+def set_no_new_privs() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0),
+                  ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(err)}")
+
+
 def install(program: Program, *, no_new_privs: bool = False) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if no_new_privs or not _has_sys_admin():
-        if libc.prctl(_PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0),
-                      ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(err)}")
+        set_no_new_privs()
     buf = ctypes.create_string_buffer(program.code, len(program.code))
     prog = _SockFprog(len(program), ctypes.cast(buf, ctypes.c_void_p))
     machine = "aarch64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
