@@ -140,16 +140,16 @@ def _rules(profile: Mapping[str, Any], names: dict[str, int]) -> dict[int, list[
         if not isinstance(entry, Mapping):
             raise SeccompProfileError("each syscalls entry must be an object")
         action = action_value(entry.get("action"), entry.get("errnoRet"))
-        rules = _conds(entry.get("args"))
+        alternatives = _conds(entry.get("args"))
         entry_names = entry.get("names") or ()
         if isinstance(entry_names, str) or not all(isinstance(n, str) for n in entry_names):
             raise SeccompProfileError("syscall names must be a list of strings")
         for name in entry_names:
             if name in names:
-                by_nr.setdefault(names[name], []).extend(_Rule(action, c) for c in rules)
-    for nr, rules in by_nr.items():
-        conditional = [r for r in rules if r.conds]
-        plain = [r for r in rules if not r.conds]
+                by_nr.setdefault(names[name], []).extend(_Rule(action, c) for c in alternatives)
+    for nr, found in by_nr.items():
+        conditional = [r for r in found if r.conds]
+        plain = [r for r in found if not r.conds]
         by_nr[nr] = conditional + plain[:1]
     return by_nr
 
