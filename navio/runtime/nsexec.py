@@ -29,9 +29,9 @@ import termios
 
 from navio.runtime import namespaces as ns
 from navio.runtime.launch import close_inherited_fds
-from navio.runtime.seccomp.compiler import Program, compile_profile
+from navio.runtime.seccomp.compiler import Program
 from navio.runtime.seccomp.install import install as install_seccomp
-from navio.runtime.seccomp.install import set_no_new_privs
+from navio.runtime.seccomp.install import program_of, set_no_new_privs
 
 __all__ = ["main"]
 
@@ -55,9 +55,7 @@ def _seccomp_of(config_path: str | None) -> tuple[Program | None, bool]:
         return None, False
     with open(config_path) as f:
         cfg = json.load(f)
-    profile = cfg.get("seccomp")
-    return (compile_profile(profile) if profile is not None else None,
-            bool(cfg.get("no_new_privs")))
+    return program_of(cfg), bool(cfg.get("no_new_privs"))
 
 
 def _enter(pid: int, starttime: int | None, cgroup_procs: list[str]) -> None:

@@ -32,6 +32,7 @@ Guarantees, beyond protocol.py's:
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import logging
 import os
@@ -53,7 +54,7 @@ from navio.runtime.protocol import (Capabilities, ContainerConfig, ContainerStat
                                     ContainerStatus, InvalidState, NotFound, RuntimeFailure,
                                     SandboxInfo)
 from navio.runtime.sandbox import SandboxResources
-from navio.runtime.seccomp.compiler import SeccompProfileError, compile_profile
+from navio.runtime.seccomp.compiler import SeccompProfileError, compile_cached
 from navio.runtime.state import StateDir
 
 __all__ = ["ProcessRuntime", "ProcessRuntimeConfig"]
@@ -247,11 +248,13 @@ class ProcessRuntime:
                 raise RuntimeFailure(f"container {name!r} has no command: the process runtime "
                                      "runs host programs and needs command or args")
             seccomp = dict(config.seccomp) if config.seccomp is not None else None
+            bpf = None
             if seccomp is not None:
-                try:   # refuse a profile the supervisor could not install, before anything
-                    compile_profile(seccomp)
+                try:   # compiled here, once per profile: helpers only install the program
+                    program = compile_cached(seccomp)
                 except SeccompProfileError as exc:
                     raise RuntimeFailure(f"container {name!r}: seccomp profile: {exc}") from None
+                bpf = {"code": base64.b64encode(program.code).decode(), "flags": program.flags}
             cid = uuid.uuid4().hex
             log_path = str(self._config.log_dir / config.log_path)   # absolute paths win
             env = {"PATH": _DEFAULT_PATH, "HOSTNAME": sandbox["hostname"], **dict(config.env)}
@@ -282,7 +285,7 @@ class ProcessRuntime:
                     "log_max_files": self._config.log_max_files, "tty": config.tty,
                     "stdin": config.stdin, "stdin_once": config.stdin_once,
                     "uid": config.run_as_user, "gid": config.run_as_group,
-                    "seccomp": seccomp, "no_new_privs": config.no_new_privs,
+                    "seccomp": seccomp, "seccomp_bpf": bpf, "no_new_privs": config.no_new_privs,
                     "start_timeout": self._config.helper_timeout})
             except BaseException as exc:
                 await asyncio.shield(self._remove_container(cid, rec))
@@ -406,7 +409,7 @@ class ProcessRuntime:
         args = ["--pid", str(status["pid"]), "--cwd", rec.get("cwd") or "/"]
         if status.get("starttime") is not None:
             args += ["--starttime", str(status["starttime"])]
-        if config.get("seccomp") is not None or config.get("no_new_privs"):
+        if config.get("seccomp_bpf") is not None or config.get("no_new_privs"):
             # the container's filter (and no_new_privs) for the exec'd command too, as runc exec
             args += ["--seccomp-from",
                      str(self._state.container_dir(container_id) / "config.json")]

@@ -45,9 +45,9 @@ from navio.runtime import cgroups, mounts
 from navio.runtime import namespaces as ns
 from navio.runtime.launch import Report, detach
 from navio.runtime.logs import LogWriter
-from navio.runtime.seccomp.compiler import Program, compile_profile
+from navio.runtime.seccomp.compiler import Program
 from navio.runtime.seccomp.install import install as install_seccomp
-from navio.runtime.seccomp.install import set_no_new_privs
+from navio.runtime.seccomp.install import program_of, set_no_new_privs
 from navio.runtime.state import write_json
 from navio.runtime.stdinrelay import StdinRelay
 
@@ -171,7 +171,7 @@ class _Supervisor:
             streams = {out_r: "stdout", err_r: "stderr"}
             stdio = (stdin_r, out_w, err_w)
             child_ends = [out_w, err_w, stdin_r]
-        seccomp = compile_profile(cfg["seccomp"]) if cfg.get("seccomp") is not None else None
+        seccomp = program_of(cfg)
         errr, errw = os.pipe()   # (Python's pipes are close-on-exec)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)

@@ -13,14 +13,16 @@ possible (right before exec).
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import os
 import platform
+from typing import Any, Mapping
 
 from navio.runtime.seccomp import syscalls
 from navio.runtime.seccomp.compiler import Program
 
-__all__ = ["install", "mode", "set_no_new_privs"]
+__all__ = ["install", "mode", "program_of", "set_no_new_privs"]
 
 _PR_SET_NO_NEW_PRIVS = 38
 _SECCOMP_SET_MODE_FILTER = 1
@@ -40,6 +42,18 @@ def _has_sys_admin() -> bool:
     except OSError:
         pass
     return os.geteuid() == 0
+
+
+def program_of(cfg: Mapping[str, Any]) -> Program | None:
+    """The compiled filter a container config carries (`seccomp_bpf`: base64 code and
+    flags, written by the runtime), or None for an unconfined container."""
+    bpf = cfg.get("seccomp_bpf")
+    if bpf is None:
+        return None
+    code = base64.b64decode(bpf["code"], validate=True)
+    if not code or len(code) % 8:
+        raise ValueError("seccomp_bpf is not a sock_filter array")
+    return Program(code, int(bpf.get("flags", 0)))
 
 
 def set_no_new_privs() -> None:
