@@ -13,6 +13,9 @@ also get ResponseStarted when their stream begins, so a watch is on record when 
 when it ends. The events of a request are written once its
 response starts, when the authenticated user is known.
 
+The file rotates as kube-apiserver's (lumberjack, auditlog.py): --audit-log-maxsize MB per
+file, --audit-log-maxbackup and --audit-log-maxage days of rotated files kept.
+
 Never in the log: any header (so no Authorization bearer token), bodies of secrets, tokens and
 token reviews (capped at Metadata, auditpolicy.py), and request bodies that are not JSON.
 Other middleware can add annotations through `request["audit_annotations"]` (a dict), as kube's
@@ -33,6 +36,7 @@ from aiohttp import web
 from aiohttp.streams import StreamReader
 
 from navio.api import errors, protobuf
+from navio.apiserver.auditlog import RotatingLog
 from navio.apiserver.auditpolicy import AuditPolicy, default_policy
 from navio.apiserver.requestinfo import RequestInfo, parse_request
 
@@ -84,12 +88,12 @@ _STATE: Any = (web.RequestKey("navio.audit", _Context) if hasattr(web, "RequestK
 class Auditor:
     """Writes audit events for an aiohttp app; `install(app)` before the app starts."""
 
-    def __init__(self, path: Path, policy: AuditPolicy | None = None) -> None:
+    def __init__(self, path: Path, policy: AuditPolicy | None = None, *, max_size: int = 100,
+                 max_backups: int = 10, max_age: int = 30) -> None:
         self.path = path
         self.policy = policy or default_policy()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.fchmod(self._fd, 0o600)
+        self._log = RotatingLog(path, max_size=max_size, max_backups=max_backups,
+                                max_age=max_age)
 
     def install(self, app: web.Application) -> None:
         app.middlewares.insert(0, self._middleware)   # outermost: sees every response
@@ -97,17 +101,14 @@ class Auditor:
         app.on_cleanup.append(self._close)
 
     async def _close(self, app: web.Application) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._log.close()
 
     def _write(self, event: dict[str, Any]) -> None:
-        if self._fd >= 0:
-            try:
-                os.write(self._fd, orjson.dumps(event) + b"\n")
-            except OSError as exc:
-                log.error("audit log write failed", extra={"path": str(self.path),
-                                                            "error": exc.strerror})
+        try:
+            self._log.write(orjson.dumps(event) + b"\n")
+        except OSError as exc:
+            log.error("audit log write failed", extra={"path": str(self.path),
+                                                        "error": exc.strerror or str(exc)})
 
     # -- request flow ----------------------------------------------------------------------
     @web.middleware

@@ -72,6 +72,9 @@ class ServerConfig:
     encryption_config: Path | None = None   # default: <data>/pki/encryption-config.yaml
     audit_policy_file: Path | None = None   # default: Metadata for everything
     audit_log_path: Path | None = None      # default: <data>/logs/audit.log
+    audit_log_maxsize: int = 100            # MB before rotation (CIS 1.2.19)
+    audit_log_maxbackup: int = 10           # rotated files kept; 0: any number (CIS 1.2.18)
+    audit_log_maxage: int = 30              # days rotated files are kept; 0: any (CIS 1.2.17)
     compaction_interval: float = 300.0      # store history kept at least this long; 0: never
 
     def __post_init__(self) -> None:
@@ -80,6 +83,9 @@ class ServerConfig:
         if not 0 <= self.kubelet_port < 65536:
             raise ValueError(f"--kubelet-port {self.kubelet_port}: not a valid TCP port")
         net = ipaddress.ip_network(self.service_cidr)
+        for flag in ("maxsize", "maxbackup", "maxage"):
+            if getattr(self, f"audit_log_{flag}") < 0:
+                raise ValueError(f"--audit-log-{flag} must not be negative")
         if self.cluster_dns and ipaddress.ip_address(self.cluster_dns) not in net:
             raise ValueError(f"--cluster-dns {self.cluster_dns} is not in {self.service_cidr}")
 
@@ -131,6 +137,15 @@ def add_parser(sub: Any) -> None:
                    help="audit.k8s.io/v1 Policy (default: every request at Metadata)")
     p.add_argument("--audit-log-path", type=Path,
                    help="audit log, JSON lines (default: DATA/logs/audit.log)")
+    p.add_argument("--audit-log-maxsize", type=int, default=100,
+                   help="maximum size in megabytes of the audit log file before it gets "
+                        "rotated (default 100; 0: 100)")
+    p.add_argument("--audit-log-maxbackup", type=int, default=10,
+                   help="maximum number of old audit log files to retain (default 10; 0: no "
+                        "limit)")
+    p.add_argument("--audit-log-maxage", type=int, default=30,
+                   help="maximum number of days to retain old audit log files based on the "
+                        "timestamp encoded in their filename (default 30; 0: no limit)")
     p.add_argument("--etcd-compaction-interval", "--compaction-interval",
                    dest="compaction_interval", type=duration, default=300.0,
                    help="compact the store's history this often, keeping at least one "
@@ -180,6 +195,9 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
                         encryption_config=args.encryption_config,
                         audit_policy_file=args.audit_policy_file,
                         audit_log_path=args.audit_log_path,
+                        audit_log_maxsize=args.audit_log_maxsize,
+                        audit_log_maxbackup=args.audit_log_maxbackup,
+                        audit_log_maxage=args.audit_log_maxage,
                         compaction_interval=args.compaction_interval)
 
 
@@ -222,8 +240,9 @@ async def serve(config: ServerConfig) -> None:
     await builtincrds.install(resources)     # navio's own kinds (PodGroup) are CRDs
     await crds.start()   # the kinds of stored CRDs are served before the first request
     Auditor(config.audit_log_path or data / "logs" / "audit.log",
-            load_policy(config.audit_policy_file) if config.audit_policy_file else None
-            ).install(api.app)
+            load_policy(config.audit_policy_file) if config.audit_policy_file else None,
+            max_size=config.audit_log_maxsize, max_backups=config.audit_log_maxbackup,
+            max_age=config.audit_log_maxage).install(api.app)
     revocation.install(api.app, pki / "revoked-serials")   # `navio cert revoke` writes it
     install_token_authentication(api.app, resources, pki)
     # The API server reaches kubelets (logs, exec, port-forward) with its own client cert.

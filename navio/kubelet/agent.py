@@ -166,7 +166,8 @@ class Agent:
         self.containers = ContainerRunner(
             self.runtime, self.probes, lookup=self.lookup, event=self.event, reasons=reasons,
             services_env=self._services_env, host_ips=self.host_ips,
-            allocatable=lambda: self.node.allocatable, refresh=self.cache.refresh_container)
+            allocatable=lambda: self.node.allocatable, refresh=self.cache.refresh_container,
+            seccomp_root=str(config.root_dir / "seccomp"))
         self.syncer = PodSyncer(
             runtime=self.runtime, cache=self.cache, prober=self.prober, runner=self.containers,
             volumes=self.volumes, status=self.status, event=self.event,

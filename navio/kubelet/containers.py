@@ -13,6 +13,8 @@ Guarantees:
   accepts it).
 - `kill` runs preStop within the grace period, subtracts the time it took, never gives less
   than 2 s (minimumGracePeriodInSeconds) and stops the container (SIGTERM, then SIGKILL).
+- Every container gets a seccomp profile as a kubelet with `--seccomp-default` would
+  (runtime/seccomp/profiles.py); an unusable Localhost profile is CreateContainerError.
 - Env values and secret contents are never logged or put in events.
 """
 
@@ -38,6 +40,7 @@ from navio.runtime.protocol import (
     RuntimeFailure,
     SandboxInfo,
 )
+from navio.runtime.seccomp.profiles import SeccompProfileError, resolve_profile
 
 __all__ = ["ContainerRunner", "pod_ref", "format_pod", "INIT_LABEL", "MINIMUM_GRACE"]
 
@@ -85,8 +88,10 @@ class ContainerRunner:
                  services_env: Callable[[dict[str, Any]], dict[str, str]],
                  host_ips: Callable[[], list[str]],
                  allocatable: Callable[[], Mapping[str, str]],
-                 refresh: Callable[[str], Awaitable[ContainerStatus | None]]) -> None:
+                 refresh: Callable[[str], Awaitable[ContainerStatus | None]],
+                 seccomp_root: str = "/var/lib/kubelet/seccomp") -> None:
         self.runtime = runtime
+        self._seccomp_root = seccomp_root
         self.probes = probes
         self._lookup = lookup
         self._event = event
@@ -131,6 +136,11 @@ class ContainerRunner:
             mounts = self._mounts(spec, volumes, pod_files)
         except ValueError as exc:
             return self._fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, str(exc))
+        try:   # kubelet --seccomp-default: RuntimeDefault unless the pod or container says
+            seccomp = resolve_profile(dict(pod), dict(spec), self._seccomp_root)
+        except SeccompProfileError as exc:   # containerd fails CreateContainer on it
+            return self._fail(pod, name, "CreateContainerError",
+                              f"failed to generate seccomp spec opts: {exc}")
         labels = [("io.kubernetes.pod.name", str(meta.get("name"))),
                   ("io.kubernetes.pod.namespace", str(meta.get("namespace"))),
                   ("io.kubernetes.pod.uid", uid), ("io.kubernetes.container.name", name)]
@@ -143,7 +153,9 @@ class ContainerRunner:
             mounts=tuple(mounts), resources=_resources(spec), attempt=attempt,
             tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")),
             stdin_once=bool(spec.get("stdinOnce")), run_as_user=_user(pod, spec, "runAsUser"),
-            run_as_group=_user(pod, spec, "runAsGroup"), labels=tuple(labels))
+            run_as_group=_user(pod, spec, "runAsGroup"), labels=tuple(labels),
+            seccomp=seccomp, no_new_privs=(spec.get("securityContext") or {}).get(
+                "allowPrivilegeEscalation") is False)
         try:
             cid = await self.runtime.create_container(sandbox.id, dict(spec), config)
         except RuntimeFailure as exc:

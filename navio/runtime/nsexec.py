@@ -8,7 +8,9 @@ travel in argv or in the helper's own environment (it may hold secrets, and PYTH
 would change this interpreter), so this helper reads it as JSON from an inherited pipe.
 
 Run as `python -m navio.runtime.nsexec --pid P --starttime T [--cgroup-procs F ...]
-[--cwd D] [--env-fd N] [--tty] -- argv...` with the desired stdio. It exits with the
+[--cwd D] [--env-fd N] [--tty] [--seccomp-from CONFIG] -- argv...` with the desired stdio.
+With --seccomp-from (the container's config.json), the command runs under the container's
+seccomp filter and no_new_privs, as `runc exec` gives an exec'd process. It exits with the
 command's exit status (128+signal if it was killed), 126/127 if it could not be run. It dies
 with its parent (the agent) and the command dies with it (parent-death signals), and it
 forwards SIGTERM/SIGINT/SIGHUP to the command.
@@ -27,6 +29,9 @@ import termios
 
 from navio.runtime import namespaces as ns
 from navio.runtime.launch import close_inherited_fds
+from navio.runtime.seccomp.compiler import Program
+from navio.runtime.seccomp.install import install as install_seccomp
+from navio.runtime.seccomp.install import program_of, set_no_new_privs
 
 __all__ = ["main"]
 
@@ -43,6 +48,14 @@ def _read_env(fd: int | None) -> dict[str, str]:
     os.close(fd)
     env = json.loads(data or b"{}")
     return {str(k): str(v) for k, v in env.items()}
+
+
+def _seccomp_of(config_path: str | None) -> tuple[Program | None, bool]:
+    if not config_path:
+        return None, False
+    with open(config_path) as f:
+        cfg = json.load(f)
+    return program_of(cfg), bool(cfg.get("no_new_privs"))
 
 
 def _enter(pid: int, starttime: int | None, cgroup_procs: list[str]) -> None:
@@ -74,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cwd")
     parser.add_argument("--env-fd", type=int)
     parser.add_argument("--tty", action="store_true")
+    parser.add_argument("--seccomp-from")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -83,6 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     ns.set_parent_death_signal(signal.SIGKILL)
     close_inherited_fds(keep=(args.env_fd,) if args.env_fd is not None else ())
     env = _read_env(args.env_fd)
+    try:
+        seccomp, nnp = _seccomp_of(args.seccomp_from)
+    except (OSError, ValueError) as exc:   # never run the command less confined than asked
+        sys.stderr.write(f"exec failed: seccomp profile: {exc}\n")
+        sys.exit(126)
     try:
         _enter(args.pid, args.starttime, args.cgroup_procs)
         os.chdir(args.cwd or "/")
@@ -100,6 +119,10 @@ def main(argv: list[str] | None = None) -> None:
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
                         signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
+            if seccomp is not None:
+                install_seccomp(seccomp, no_new_privs=nnp)
+            elif nnp:
+                set_no_new_privs()
             os.execvpe(command[0], command, env)
         except OSError as exc:
             os.write(2, f"exec {command[0]!r} failed: {exc.strerror}\n".encode())

@@ -22,6 +22,8 @@ Guarantees, beyond protocol.py's:
 - `stop_container` sends SIGTERM to the container's process group, waits up to `grace`, then
   SIGKILLs the group and everything left in its cgroup. (Without cgroups — the unprivileged
   fallback — a process that left the group with setsid can outlive its container.)
+- Each container runs under the seccomp filter of its config (installed by the supervisor
+  just before exec, after the mounts), and so does every exec in it (nsexec.py).
 - `stop_sandbox` kills the containers and the pause (which takes the pod's PID namespace with
   it), deletes the pod network and releases the IP; `remove_sandbox` also deletes the records.
 - One runtime per state dir at a time (an flock; `StateLocked` otherwise).
@@ -30,6 +32,7 @@ Guarantees, beyond protocol.py's:
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import logging
 import os
@@ -51,6 +54,7 @@ from navio.runtime.protocol import (Capabilities, ContainerConfig, ContainerStat
                                     ContainerStatus, InvalidState, NotFound, RuntimeFailure,
                                     SandboxInfo)
 from navio.runtime.sandbox import SandboxResources
+from navio.runtime.seccomp.compiler import SeccompProfileError, compile_cached
 from navio.runtime.state import StateDir
 
 __all__ = ["ProcessRuntime", "ProcessRuntimeConfig"]
@@ -243,6 +247,14 @@ class ProcessRuntime:
             if not config.argv:
                 raise RuntimeFailure(f"container {name!r} has no command: the process runtime "
                                      "runs host programs and needs command or args")
+            seccomp = dict(config.seccomp) if config.seccomp is not None else None
+            bpf = None
+            if seccomp is not None:
+                try:   # compiled here, once per profile: helpers only install the program
+                    program = compile_cached(seccomp)
+                except SeccompProfileError as exc:
+                    raise RuntimeFailure(f"container {name!r}: seccomp profile: {exc}") from None
+                bpf = {"code": base64.b64encode(program.code).decode(), "flags": program.flags}
             cid = uuid.uuid4().hex
             log_path = str(self._config.log_dir / config.log_path)   # absolute paths win
             env = {"PATH": _DEFAULT_PATH, "HOSTNAME": sandbox["hostname"], **dict(config.env)}
@@ -273,6 +285,7 @@ class ProcessRuntime:
                     "log_max_files": self._config.log_max_files, "tty": config.tty,
                     "stdin": config.stdin, "stdin_once": config.stdin_once,
                     "uid": config.run_as_user, "gid": config.run_as_group,
+                    "seccomp": seccomp, "seccomp_bpf": bpf, "no_new_privs": config.no_new_privs,
                     "start_timeout": self._config.helper_timeout})
             except BaseException as exc:
                 await asyncio.shield(self._remove_container(cid, rec))
@@ -396,6 +409,10 @@ class ProcessRuntime:
         args = ["--pid", str(status["pid"]), "--cwd", rec.get("cwd") or "/"]
         if status.get("starttime") is not None:
             args += ["--starttime", str(status["starttime"])]
+        if config.get("seccomp_bpf") is not None or config.get("no_new_privs"):
+            # the container's filter (and no_new_privs) for the exec'd command too, as runc exec
+            args += ["--seccomp-from",
+                     str(self._state.container_dir(container_id) / "config.json")]
         if rec.get("cgroup"):
             args += ["--cgroup-procs", *(os.path.join(d, "cgroup.procs")
                                          for d in rec["cgroup"].values())]

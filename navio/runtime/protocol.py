@@ -34,7 +34,7 @@ Times are UNIX seconds as floats (the kubelet formats them as RFC 3339).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol
 
 if TYPE_CHECKING:   # helpers (supervisor, pause) import this module and stay asyncio-free
     import asyncio
@@ -124,7 +124,10 @@ class ContainerConfig:
     `log_path` is where the CRI-format log goes (relative paths are under the runtime's log
     dir). `attempt` is the restart count: (sandbox, name, attempt) identifies a container.
     `labels` are kept and reported back in ContainerStatus (the kubelet's own bookkeeping,
-    such as the spec hash, survives its restarts this way, as with CRI labels)."""
+    such as the spec hash, survives its restarts this way, as with CRI labels).
+    `seccomp` is the OCI `linux.seccomp` object to confine the container (and every exec in
+    it) with, None = unconfined (the kubelet resolves it: navio.runtime.seccomp.profiles);
+    `no_new_privs` sets PR_SET_NO_NEW_PRIVS (allowPrivilegeEscalation: false)."""
 
     name: str
     log_path: str
@@ -141,6 +144,8 @@ class ContainerConfig:
     run_as_user: int | None = None
     run_as_group: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    seccomp: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    no_new_privs: bool = False
 
     @property
     def argv(self) -> tuple[str, ...]:

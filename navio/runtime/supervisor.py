@@ -9,7 +9,8 @@ What it does, in order: joins the pod's net/UTS/IPC namespaces and (for its chil
 namespace via /proc/<pause>/ns/*, after checking the pause is still the process it was; forks
 the container process, which starts a session (so the container is one process group), joins
 the container's cgroups (limits already written), makes a private mount namespace with the
-volumes (mounts.py), drops to run_as_user/group, and execs the argv with exactly the given env;
+volumes (mounts.py), installs the container's seccomp filter (seccomp/), drops to
+run_as_user/group, and execs the argv with exactly the given env;
 captures stdout/stderr into the CRI log (logs.py); keeps the container's stdin for attach
 sessions when the spec asks (stdinrelay.py); reaps it, kills whatever is left of the
 container (its process group and cgroup), and records the exit in status.json.
@@ -44,6 +45,9 @@ from navio.runtime import cgroups, mounts
 from navio.runtime import namespaces as ns
 from navio.runtime.launch import Report, detach
 from navio.runtime.logs import LogWriter
+from navio.runtime.seccomp.compiler import Program
+from navio.runtime.seccomp.install import install as install_seccomp
+from navio.runtime.seccomp.install import program_of, set_no_new_privs
 from navio.runtime.state import write_json
 from navio.runtime.stdinrelay import StdinRelay
 
@@ -79,8 +83,13 @@ def _join_pod(cfg: dict[str, Any]) -> None:
 
 
 def _container_child(cfg: dict[str, Any], errw: int, stdio: tuple[int, int, int],
-                     tty: bool) -> None:
-    """In the forked child: never returns (execs or _exits 127 with the error on `errw`)."""
+                     tty: bool, seccomp: Program | None) -> None:
+    """In the forked child: never returns (execs or _exits 127 with the error on `errw`).
+
+    The seccomp filter goes on as runc puts it: without no_new_privs while still root (so
+    installing needs no PR_SET_NO_NEW_PRIVS and setuid programs keep working), i.e. before
+    dropping to run_as_user; with no_new_privs as late as possible, right before exec."""
+    nnp = bool(cfg.get("no_new_privs"))
     try:
         os.setsid()
         if cfg.get("cgroup"):
@@ -94,6 +103,8 @@ def _container_child(cfg: dict[str, Any], errw: int, stdio: tuple[int, int, int]
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         os.chdir(cfg.get("cwd") or "/")
         os.umask(0o022)
+        if seccomp is not None and not nnp:
+            install_seccomp(seccomp)
         if cfg.get("gid") is not None:
             os.setgroups([])
             os.setgid(int(cfg["gid"]))
@@ -103,6 +114,10 @@ def _container_child(cfg: dict[str, Any], errw: int, stdio: tuple[int, int, int]
                     signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        if nnp and seccomp is not None:
+            install_seccomp(seccomp, no_new_privs=True)
+        elif nnp:
+            set_no_new_privs()
         argv = cfg["argv"]
         os.execvpe(argv[0], argv, cfg.get("env") or {})
     except BaseException as exc:
@@ -156,6 +171,7 @@ class _Supervisor:
             streams = {out_r: "stdout", err_r: "stderr"}
             stdio = (stdin_r, out_w, err_w)
             child_ends = [out_w, err_w, stdin_r]
+        seccomp = program_of(cfg)
         errr, errw = os.pipe()   # (Python's pipes are close-on-exec)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -166,7 +182,7 @@ class _Supervisor:
 
         self.pid = os.fork()
         if self.pid == 0:
-            _container_child(cfg, errw, stdio, tty)
+            _container_child(cfg, errw, stdio, tty, seccomp)
         os.close(errw)
         for fd in child_ends:
             os.close(fd)

@@ -127,3 +127,61 @@ def test_bad_policy_file_is_refused(tmp_path: Path) -> None:
                            "--audit-policy-file", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "rules[0].level" in proc.stderr, proc.stderr
+
+
+def test_audit_log_rotates_like_kube_apiserver(tmp_path: Path) -> None:
+    """CIS 1.2.17-1.2.19: --audit-log-maxage/-maxbackup/-maxsize, lumberjack's naming."""
+    import datetime as dt
+    import http.client
+    import re
+
+    logs = tmp_path / "audit"
+    logs.mkdir()
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def stamp(t: dt.datetime) -> str:
+        return t.strftime("%Y-%m-%dT%H-%M-%S.%f")[:-3]
+    too_old = logs / f"audit-{stamp(now - dt.timedelta(days=40))}.log"
+    recent = logs / f"audit-{stamp(now - dt.timedelta(days=1))}.log"
+    unrelated = logs / "audit-notes.log"
+    for path in (too_old, recent, unrelated):
+        path.write_text("{}\n")
+    srv = NavioServer(tmp_path / "data", extra_args=(
+        "--no-agent", "--audit-log-path", str(logs / "audit.log"), "--audit-log-maxsize", "1",
+        "--audit-log-maxbackup", "2", "--audit-log-maxage", "30")).start()
+    try:
+        # at start: the backup older than maxage is gone, the others are untouched
+        assert not too_old.exists() and recent.exists() and unrelated.exists()
+        pki = srv.data_dir / "pki"
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=30)
+        pad = "p" * 7000   # each event carries its requestURI: ~7 KB an event
+        try:
+            for i in range(700):   # ~5 MB of events: four or five rotations of 1 MB
+                conn.request("GET", f"/api/v1/namespaces/default/configmaps?marker=m{i:04d}x"
+                                    f"&pad={pad}")
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 200
+        finally:
+            conn.close()
+        pattern = re.compile(r"audit-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}\.log$")
+
+        def backups() -> list[Path]:
+            return sorted(p for p in logs.iterdir() if pattern.match(p.name))
+        wait_for(lambda: "m0699x" in (logs / "audit.log").read_text(), 10,
+                 "the last request's event")
+        kept = backups()
+        assert len(kept) == 2, kept                      # maxbackup: the two newest
+        assert recent not in kept and unrelated.exists()  # the oldest went first
+        for path in kept + [logs / "audit.log"]:
+            assert path.stat().st_size <= 1024 * 1024     # maxsize, in MiB as lumberjack
+            assert path.stat().st_mode & 0o777 == 0o600
+        assert kept[0].stat().st_size > 1024 * 1024 - 16 * 1024   # rotated when full
+        text = "".join(p.read_text() for p in kept)
+        assert "m0000x" not in text and "m0000x" not in (logs / "audit.log").read_text()
+        for line in text.splitlines():   # whole events only: none split across files
+            assert json.loads(line)["kind"] == "Event"
+    finally:
+        srv.stop()
