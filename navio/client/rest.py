@@ -272,8 +272,9 @@ class Client:
     async def delete_collection(self, resource: ResourceRef, namespace: str | None = None, *,
                                 label_selector: str | None = None,
                                 field_selector: str | None = None,
+                                grace_period_seconds: int | None = None,
                                 propagation_policy: str | None = None) -> dict[str, Any]:
-        options = _delete_options(None, propagation_policy, None)
+        options = _delete_options(grace_period_seconds, propagation_policy, None)
         return await self.request(
             "DELETE", resource.path(self._ns(resource, namespace)), body=options,
             params=_params(labelSelector=label_selector, fieldSelector=field_selector))
