@@ -91,9 +91,12 @@ POD_GROUP_CRD: dict[str, Any] = {
                                                "least 1."},
                             "scheduleTimeoutSeconds": {
                                 "type": "integer", "format": "int32", "minimum": 1,
-                                "description": "scheduleTimeoutSeconds: informational in "
-                                               "this version (the group keeps being "
-                                               "retried)."}}},
+                                "description": "scheduleTimeoutSeconds: how long the "
+                                               "group may stay Unschedulable while some "
+                                               "members are bound; the controller that "
+                                               "owns the gang (PyTorchJob) then deletes "
+                                               "them to release their capacity. The "
+                                               "scheduler keeps retrying the group."}}},
                     "status": {
                         "type": "object",
                         "description": "status is the scheduler's view of the group, written "

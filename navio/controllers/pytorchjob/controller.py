@@ -6,7 +6,10 @@ Guarantees (as the operator's ReconcileJobs, with gang scheduling on):
   all replicas, or schedulingPolicy.minAvailable), and every replica has its pod and headless
   Service (spec.py); pods beyond a replica count are deleted. The scheduler binds the pods
   all together or none; while the PodGroup is Unschedulable, the job gets a Warning event
-  carrying the PodGroup's reason (kubectl describe pytorchjob says why it waits).
+  carrying the PodGroup's reason (kubectl describe pytorchjob says why it waits). A gang
+  that stays Unschedulable longer than schedulingPolicy.scheduleTimeoutSeconds while some of
+  its members are bound (one was lost and cannot come back) releases them: they are deleted,
+  re-created, and the whole gang is placed again, so no job holds capacity it cannot use.
 - A Failed pod of an OnFailure/Always replica, or of an ExitCode replica whose exit code is
   retryable (128+), is deleted and re-created, and the job is Restarting; a non-retryable
   ExitCode failure, or any failed pod of a Never replica, fails the job. Restarts inside pods
@@ -181,7 +184,7 @@ class PyTorchJobController(Controller):
             set_condition(status, "Failed", "True", REASON("Failed"), failure, now)
             return await self._expire(job, status, now)
 
-        await self._ensure_pod_group(job)
+        gang_wait = await self._ensure_pod_group(job, pods, now)
         replica_statuses: Obj = {}
         restarted = False
         for rtype in sorted(job["spec"]["pytorchReplicaSpecs"]):
@@ -195,9 +198,9 @@ class PyTorchJobController(Controller):
             return 0.0                      # clean up on the next pass, as the operator
         deadline = run.get("activeDeadlineSeconds")
         start = parse_time(status.get("startTime"))
-        if deadline is not None and start is not None:
-            return (start - now).total_seconds() + int(deadline)
-        return None
+        waits = [w for w in (gang_wait, None if deadline is None or start is None else
+                             (start - now).total_seconds() + int(deadline)) if w is not None]
+        return min(waits) if waits else None
 
     async def _sync_replicas(self, job: Obj, status: Obj, rtype: str, pods: list[Obj],
                              now: datetime) -> tuple[Obj, bool]:
@@ -296,19 +299,18 @@ class PyTorchJobController(Controller):
             set_condition(status, "Restarting", "True", restarting["reason"],
                           restarting["message"], now)
 
-    async def _ensure_pod_group(self, job: Obj) -> None:
+    async def _ensure_pod_group(self, job: Obj, pods: list[Obj], now: datetime
+                                ) -> float | None:
+        """Keep the job's PodGroup; say why it waits; and when it has waited longer than its
+        scheduleTimeoutSeconds while some members are bound (a member lost and unable to
+        come back), delete those members so the capacity they hold is released and the
+        whole gang is placed again. Returns seconds until that timeout, if one runs."""
         want = pod_group_for(job)
         key = f"{job['metadata']['namespace']}/{job['metadata']['name']}"
         current = self.groups.get(key)
         if current is None:
             await self._create(PODGROUPS, job, want)
-            return
-        st = current.get("status") or {}
-        if st.get("phase") == "Unschedulable":
-            cond = next((c for c in st.get("conditions") or ()
-                         if c.get("type") == "Scheduled"), {})
-            self._warn_once(job, key, "PodGroupUnschedulable",
-                            cond.get("message") or "the pod group cannot be scheduled yet")
+            return None
         if current.get("spec") != want["spec"]:
             body = copy.deepcopy(current)
             body["spec"] = want["spec"]
@@ -316,6 +318,28 @@ class PyTorchJobController(Controller):
                 await self.client.update(PODGROUPS, body, job["metadata"]["namespace"])
             except (errors.NotFound, errors.Conflict):
                 self.queue.add_after(key, 1.0)
+        st = current.get("status") or {}
+        if st.get("phase") != "Unschedulable":
+            return None
+        cond = next((c for c in st.get("conditions") or () if c.get("type") == "Scheduled"), {})
+        self._warn_once(job, key, "PodGroupUnschedulable",
+                        cond.get("message") or "the pod group cannot be scheduled yet")
+        timeout = want["spec"].get("scheduleTimeoutSeconds")
+        since = parse_time(cond.get("lastTransitionTime"))
+        held = [p for p in pods if p["spec"].get("nodeName") and
+                (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and
+                not p["metadata"].get("deletionTimestamp")]
+        if timeout is None or since is None or not held:
+            return None
+        left = (since - now).total_seconds() + int(timeout)
+        if left > 0:
+            return left
+        self.recorder.event(job, WARNING, "GangScheduleTimeout",
+                            f"pod group {key} could not be scheduled within {timeout}s: "
+                            f"releasing the {len(held)} pod(s) it held")
+        for pod in held:
+            await self._delete(PODS, pod)
+        return None
 
     async def _clean_up(self, job: Obj, status: Obj, pods: list[Obj]) -> None:
         """CleanUpResources: pods and Services per cleanPodPolicy, and the PodGroup."""

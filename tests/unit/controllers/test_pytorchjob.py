@@ -293,3 +293,21 @@ async def test_an_invalid_job_is_warned_about_and_left_alone() -> None:
     client, rec = await reconcile(j)
     assert client.calls == [] and client.status is None
     assert rec.events[0][1] == "InvalidSpec"
+
+
+async def test_a_gang_unschedulable_past_its_timeout_releases_the_pods_it_holds() -> None:
+    j = job(workers=1, schedulingPolicy={"scheduleTimeoutSeconds": 30})
+    group = pod_group_for(with_defaults(j))
+    group["status"] = {"phase": "Unschedulable", "conditions": [{
+        "type": "Scheduled", "status": "False", "reason": "Unschedulable", "message": "m",
+        "lastTransitionTime": (NOW - timedelta(seconds=31)).strftime("%Y-%m-%dT%H:%M:%SZ")}]}
+    master = _pod(j, "Master", 0, "Running")
+    master["spec"]["nodeName"] = "n1"
+    worker = _pod(j, "Worker", 0, "Pending")            # lost its place; cannot come back
+    client, rec = await reconcile(j, [master, worker], groups=[group])
+    assert ("delete", "pods", "mnist-master-0") in client.calls
+    assert ("delete", "pods", "mnist-worker-0") not in client.calls, "it holds nothing"
+    assert any(r == "GangScheduleTimeout" for _, r, _ in rec.events)
+    group["status"]["conditions"][0]["lastTransitionTime"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    client, _ = await reconcile(j, [master, worker], groups=[group])
+    assert ("delete", "pods", "mnist-master-0") not in client.calls, "not yet timed out"
