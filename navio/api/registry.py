@@ -194,6 +194,11 @@ BUILTIN: tuple[Kind, ...] = (
     _k("storage.k8s.io", "v1", "CSINode", "csinodes", False),
     _k("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False,
        subresources=(_STATUS,)),
+    # admissionregistration.k8s.io/v1: dynamic admission (apiserver/webhooks.py)
+    _k("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+       "mutatingwebhookconfigurations", False, categories=("api-extensions",)),
+    _k("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+       "validatingwebhookconfigurations", False, categories=("api-extensions",)),
     # navio's own: gangs of pods bound all-or-nothing (scheduler/gang.py).
     _k("scheduling.navio.dev", "v1alpha1", "PodGroup", "podgroups", short_names=("pg",),
        subresources=(_STATUS,)),

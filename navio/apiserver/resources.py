@@ -31,6 +31,7 @@ from navio.apiserver.podsecurity import pod_security
 from navio.apiserver.quota import resource_quota
 from navio.apiserver.allocators import IPAllocator, PortAllocator
 from navio.apiserver.watchcache import WatchCache, decode_object
+from navio.apiserver.webhooks import WebhookAdmission
 from navio.storage.protocol import (KeyExists, KeyNotFound, RevisionConflict, Store)
 
 __all__ = ["Resources", "WriteOptions", "now_rfc3339"]
@@ -74,6 +75,8 @@ class WriteOptions:
     user_agent: str = ""
     # The authenticated user (authn.UserInfo) writing, for admission that depends on who.
     user: Any = None
+    # The request's fieldValidation parameter as given (admission webhooks see it).
+    field_validation: str = ""
 
     def manager(self) -> str:
         """The field manager name: the given one, else the user agent's program name, as
@@ -122,11 +125,14 @@ class Resources:
         self.service_ips = IPAllocator(service_cidr)
         self.node_ports = PortAllocator()
         self._caches: dict[tuple[str, str], WatchCache] = {}
+        # Admission webhooks (admissionregistration.k8s.io): mutating after the built-in
+        # mutating admission, validating before ResourceQuota, as kube orders them.
+        self.webhooks = WebhookAdmission(self)
         # Admission after schema validation: LimitRanger (defaults, then bounds), PodSecurity,
-        # ResourceQuota, then those that need the writer (NodeRestriction, RBAC escalation,
-        # added by the authorizer).
+        # ValidatingAdmissionWebhook, ResourceQuota, then those that need the writer
+        # (NodeRestriction, RBAC escalation, added by the authorizer).
         self.validators: list[admission.Validator] = [limit_ranger, pod_security,
-                                                      resource_quota]
+                                                      self.webhooks.validate, resource_quota]
         self._cache_lock = asyncio.Lock()
         # Set by the API server's metrics: (operation, group, plural, seconds) per store call.
         self.observe_storage: Callable[[str, str, str, float], None] | None = None
@@ -154,6 +160,7 @@ class Resources:
         return cache
 
     async def stop(self) -> None:
+        await self.webhooks.close()
         for cache in self._caches.values():
             await cache.stop()
 
@@ -227,6 +234,8 @@ class Resources:
             obj = self._track_fields(kind, None, obj, opts, now)
         undo = admission.admit_create(self, kind, obj)
         try:
+            obj = await self._mutating_webhooks(admission.Request(kind, "CREATE", obj, None,
+                                                                  opts))
             self._validate(kind, obj, None)
             await admission.validate(self, admission.Request(kind, "CREATE", obj, None, opts))
             name = obj["metadata"].get("name", "")
@@ -245,6 +254,17 @@ class Resources:
             undo()
             raise
         obj["metadata"]["resourceVersion"] = str(rev)
+        return obj
+
+    async def _mutating_webhooks(self, request: admission.Request) -> dict[str, Any]:
+        """MutatingAdmissionWebhook; the object to store (namespace and name kept)."""
+        obj = await self.webhooks.admit(request)
+        if obj is request.obj:
+            return obj
+        meta, was = obj.get("metadata") or {}, request.obj.get("metadata") or {}
+        if meta.get("namespace") != was.get("namespace"):
+            raise errors.BadRequest("the namespace of the provided object does not match the "
+                                    "namespace sent on the request")
         return obj
 
     def _validate(self, kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -338,6 +358,8 @@ class Resources:
         new["metadata"]["resourceVersion"] = rv
         undo = admission.admit_update(self, kind, new, current)
         try:
+            new = await self._mutating_webhooks(admission.Request(kind, "UPDATE", new, current,
+                                                                  opts, subresource))
             if subresource != "binding":
                 self._validate(kind, new, current)
             await admission.validate(self, admission.Request(kind, "UPDATE", new, current, opts,
@@ -387,8 +409,10 @@ class Resources:
             if current is None:
                 raise not_found(kind, name)
             _check_preconditions(kind, name, current, options.get("preconditions") or {})
-            await admission.validate(self, admission.Request(kind, "DELETE", current, current,
-                                                             opts))
+            request = admission.Request(kind, "DELETE", current, current, opts,
+                                        options=options)
+            await self._mutating_webhooks(request)
+            await admission.validate(self, request)
             pending = self._deletion_update(kind, current, options)
             key = kind.storage_key(namespace, name)
             rv = int(current["metadata"]["resourceVersion"])
