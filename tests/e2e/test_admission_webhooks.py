@@ -177,6 +177,14 @@ def test_validating_webhook_rejects_a_forbidden_label(kc: Kubectl, hooks: Webhoo
         upd = hooks.received("deny")[-1]
         assert upd["operation"] == "UPDATE" and upd["oldObject"]["metadata"]["name"] == "ok"
         assert upd["options"]["kind"] == "UpdateOptions"
+        # Calls and refusals are counted as kube-apiserver counts them.
+        metrics = kc("get", "--raw", "/metrics")
+        assert 'apiserver_admission_webhook_rejection_count{error_type="no_error",' \
+               'name="deny.navio.test",operation="CREATE",rejection_code="403",' \
+               'type="validating"}' in metrics
+        assert 'apiserver_admission_webhook_admission_duration_seconds_count{' \
+               'name="deny.navio.test",operation="CREATE",rejected="false",' \
+               'type="validating"}' in metrics
         # The webhook's audit annotation is in the audit log.
         log = wh_server.data_dir / "logs" / "audit.log"
         assert wait_for(lambda: '"deny.navio.test/checked":"true"' in log.read_text()
@@ -228,6 +236,8 @@ def test_failure_policy_fail_and_ignore_when_the_webhook_is_down(kc: Kubectl,
                _hook("down.navio.test", url, hooks.ca_bundle, wns, failurePolicy="Ignore"))
         wait_for(lambda: _configmap(kc, wns, "c2", check=False).returncode == 0, 30,
                  "failurePolicy Ignore to let writes through")
+        assert 'apiserver_admission_webhook_fail_open_count{name="down.navio.test",' \
+               'type="validating"}' in kc("get", "--raw", "/metrics")
     finally:
         _delete(kc, "validatingwebhookconfiguration", f"down-{wns}")
 
