@@ -362,3 +362,44 @@ def test_webhook_tls_is_verified_against_the_ca_bundle(kc: Kubectl, hooks: Webho
                 "x509: certificate signed by unknown authority") in out.stderr
     finally:
         _delete(kc, "validatingwebhookconfiguration", f"tls-{wns}")
+
+
+def test_service_references_reach_a_ready_endpoint(kc: Kubectl, hooks: WebhookServer,
+                                                   wns: str) -> None:
+    """A `service` clientConfig goes to a ready endpoint of the Service's EndpointSlices
+    (as kube-apiserver with --enable-aggregator-routing), TLS verified for
+    `<name>.<namespace>.svc`."""
+    kc("create", "namespace", "webhook-svc")
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hook",
+                                                               "namespace": "webhook-svc"},
+           "spec": {"ports": [{"name": "https", "port": 443, "targetPort": hooks.port}]}}
+    eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"name": "hook-manual", "namespace": "webhook-svc",
+                        "labels": {"kubernetes.io/service-name": "hook",
+                                   "endpointslice.kubernetes.io/managed-by": "navio-e2e"}},
+           "addressType": "IPv4", "ports": [{"name": "https", "port": hooks.port,
+                                             "protocol": "TCP"}],
+           "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]}
+    kc("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                              "items": [svc, eps]}))
+    hook = _hook("svc.navio.test", "", hooks.ca_bundle, wns)
+    hook["clientConfig"] = {"service": {"namespace": "webhook-svc", "name": "hook",
+                                        "path": "/deny"}, "caBundle": hooks.ca_bundle}
+    _apply(kc, "ValidatingWebhookConfiguration", f"svc-{wns}", hook)
+    try:
+        def refused() -> Any:
+            out = _configmap(kc, wns, "s", {"forbidden": "true"}, "--dry-run=server",
+                             check=False)
+            return out if out.returncode != 0 else None
+        out = wait_for(refused, 30, "the service-referenced webhook to take effect")
+        assert 'admission webhook "svc.navio.test" denied the request' in out.stderr
+        # No ready endpoint: the call fails with the service's URL in the message.
+        kc("delete", "endpointslice", "hook-manual", "-n", "webhook-svc")
+        out = wait_for(lambda: (lambda o: o if "no endpoints" in o.stderr else None)(
+            _configmap(kc, wns, "s2", check=False)), 30, "the endpoint to go away")
+        assert ('failed calling webhook "svc.navio.test": failed to call webhook: Post '
+                '"https://hook.webhook-svc.svc:443/deny?timeout=10s": no endpoints available '
+                'for service "hook"') in out.stderr
+    finally:
+        _delete(kc, "validatingwebhookconfiguration", f"svc-{wns}")
+        kc("delete", "namespace", "webhook-svc", "--wait=false", check=False)

@@ -29,6 +29,9 @@ from navio.pki import tlspolicy
 from navio.pki.certs import load_or_create_ca
 
 SLOW_SECONDS = 4.0
+# The certificate is also valid for this service (what a `service` reference is verified
+# against): Service `hook` in namespace `webhook-svc`.
+SERVICE_DNS_NAME = "hook.webhook-svc.svc"
 
 
 def _patch_label(obj: dict[str, Any], key: str, value: str) -> list[dict[str, Any]]:
@@ -43,7 +46,7 @@ class WebhookServer:
         directory.mkdir(parents=True, exist_ok=True)
         self.ca = load_or_create_ca(directory, "webhook-test-ca")
         self.pair = self.ca.issue(directory, "webhook", cn="webhook.test", client=False,
-                                  server_names=("127.0.0.1", "localhost"))
+                                  server_names=("127.0.0.1", "localhost", SERVICE_DNS_NAME))
         self.ca_bundle = base64.b64encode(self.ca.pair.cert.read_bytes()).decode()
         self.reviews: list[tuple[str, dict[str, Any]]] = []
         self.port = 0
