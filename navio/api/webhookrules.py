@@ -80,6 +80,16 @@ class Attributes:
     name: str
     obj: dict[str, Any] | None
     old: dict[str, Any] | None
+    # The object's group and version when they differ from the resource's (a subresource of
+    # another kind: deployments/scale is an autoscaling/v1 Scale, pods/exec a v1
+    # PodExecOptions).
+    kind_group: str | None = None
+    kind_version: str | None = None
+
+    @property
+    def gvk(self) -> tuple[str, str, str]:
+        return (self.group if self.kind_group is None else self.kind_group,
+                self.version if self.kind_version is None else self.kind_version, self.kind)
 
 
 @dataclass(frozen=True, slots=True)

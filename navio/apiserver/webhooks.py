@@ -35,15 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from navio.api import conversion, errors, fieldvalidation, patch
-from navio.api.defaults import apply_defaults
+from navio.api import errors
 from navio.api.registry import Kind
 from navio.api.webhookrules import (Attributes, Equivalent, Webhook, compile_configuration,
                                     invocation, is_exempt, namespace_selector_applies,
                                     object_selector_matches)
-from navio.apiserver import admissionnotes, admissionreview
-from navio.apiserver.admissionreview import InvalidResponse, ReviewUnsupported
-from navio.apiserver.webhookclient import EndpointResolver, WebhookCallError, WebhookClient
+from navio.apiserver import admissionnotes
+from navio.apiserver.webhookcall import CallingError, apply_patch, call, internal_error
+from navio.apiserver.webhookclient import EndpointResolver, WebhookClient
 
 if TYPE_CHECKING:
     from navio.apiserver.admission import Request
@@ -54,38 +53,6 @@ __all__ = ["WebhookAdmission", "CallingError"]
 log = logging.getLogger(__name__)
 
 _GROUP = "admissionregistration.k8s.io"
-_NO_SIDE_EFFECTS = ("None", "NoneOnDryRun")
-
-
-class CallingError(Exception):
-    """webhookutil.ErrCallingWebhook: the webhook could not be called or answered badly."""
-
-    def __init__(self, name: str, reason: str, code: int = 500) -> None:
-        super().__init__(f'failed calling webhook "{name}": {reason}')
-        self.code = code
-
-
-def _internal(message: str) -> errors.InternalError:
-    """apierrors.NewInternalError(err)."""
-    return errors.InternalError(f"Internal error occurred: {message}",
-                                details={"causes": [{"message": message}]})
-
-
-def _denied(name: str, status: dict[str, Any] | None) -> errors.ApiError:
-    """webhookerrors.ToStatusErr: the webhook's Status, its message prefixed."""
-    status = dict(status or {})
-    denied_by = f'admission webhook "{name}" denied the request'
-    if status.get("message"):
-        message = f"{denied_by}: {status['message']}"
-    elif status.get("reason"):
-        message = f"{denied_by}: {status['reason']}"
-    else:
-        message = f"{denied_by} without explanation"
-    code = status.get("code")
-    exc = errors.ApiError(message, details=status.get("details") or None)
-    exc.code = code if isinstance(code, int) and code >= 400 else 400
-    exc.reason = str(status.get("reason") or "")
-    return exc
 
 
 class WebhookAdmission:
@@ -124,13 +91,21 @@ class WebhookAdmission:
 
     # -- matching ------------------------------------------------------------------------------
     def _attributes(self, request: "Request", obj: dict[str, Any] | None,
-                    old: dict[str, Any] | None) -> Attributes:
+                    old: dict[str, Any] | None, target: tuple[str, str] | None = None
+                    ) -> Attributes:
         kind = request.kind
         meta = (request.obj or request.old or {}).get("metadata") or {}
         name = meta.get("name", "")
         namespace = meta.get("namespace", "") if kind.namespaced else ""
+        if target is not None:      # CONNECT: the options object names nothing
+            namespace, name = target
         if (kind.group, kind.plural) == ("", "namespaces"):
             namespace = name
+        sub = kind.subresource(request.subresource) if request.subresource else None
+        if sub is not None and sub.kind:
+            return Attributes(kind.group, kind.version, kind.plural, sub.kind,
+                              request.subresource, request.operation, namespace, name, obj,
+                              old, sub.group, sub.version)
         return Attributes(kind.group, kind.version, kind.plural, kind.kind,
                           request.subresource, request.operation, namespace, name, obj, old)
 
@@ -163,72 +138,10 @@ class WebhookAdmission:
             raise errors.NotFound(f'namespaces "{exc.args[0]}" not found',
                                   details={"name": exc.args[0], "kind": "namespaces"}) from None
         except ValueError as exc:
-            raise _internal(str(exc)) from None
+            raise internal_error(str(exc)) from None
         return inv
 
     # -- one call ------------------------------------------------------------------------------
-    def _versioned(self, obj: dict[str, Any] | None, attrs: Attributes, inv: Equivalent
-                   ) -> dict[str, Any] | None:
-        """The object in the version the webhook is called with."""
-        if obj is None or (inv.group, inv.version) == (attrs.group, attrs.version):
-            return obj
-        stored = conversion.to_storage(attrs.group, attrs.kind, obj)
-        out = dict(conversion.from_storage(inv.group, inv.kind, stored))
-        out["apiVersion"] = f"{inv.group}/{inv.version}" if inv.group else inv.version
-        return out
-
-    def _unversioned(self, obj: dict[str, Any], attrs: Attributes, inv: Equivalent
-                     ) -> dict[str, Any]:
-        if (inv.group, inv.version) == (attrs.group, attrs.version):
-            return obj
-        stored = conversion.to_storage(inv.group, inv.kind, obj)
-        out = dict(conversion.from_storage(attrs.group, attrs.kind, stored))
-        out["apiVersion"] = f"{attrs.group}/{attrs.version}" if attrs.group else attrs.version
-        return out
-
-    async def _call(self, hook: Webhook, inv: Equivalent, attrs: Attributes,
-                    request: "Request") -> admissionreview.Response:
-        """Send the review; the verified response. Raises CallingError or an ApiError."""
-        opts = request.opts
-        if opts.dry_run and hook.side_effects not in _NO_SIDE_EFFECTS:
-            if hook.side_effects is None:
-                raise CallingError(hook.name, "Webhook SideEffects is nil", 400)
-            raise errors.BadRequest(f'admission webhook "{hook.name}" does not support dry run')
-        user = opts.user.to_api() if opts.user is not None else {"username": ""}
-        try:
-            uid, body = admissionreview.review(
-                hook.review_versions, kind=(inv.group, inv.version, inv.kind),
-                resource=(inv.group, inv.version, inv.resource), subresource=attrs.subresource,
-                request_kind=(attrs.group, attrs.version, attrs.kind),
-                request_resource=(attrs.group, attrs.version, attrs.resource),
-                request_subresource=attrs.subresource, name=attrs.name,
-                namespace=attrs.namespace, operation=attrs.operation, user=user,
-                obj=self._versioned(attrs.obj, attrs, inv),
-                old=self._versioned(attrs.old, attrs, inv), dry_run=opts.dry_run,
-                options=admissionreview.operation_options(
-                    attrs.operation, opts.dry_run, opts.field_manager,
-                    opts.field_validation, request.options))
-        except ReviewUnsupported as exc:
-            raise CallingError(hook.name, f"could not create admission objects: {exc}",
-                               400) from None
-        try:
-            reply = await self.client.post(hook.client_config, body, hook.timeout_seconds)
-        except WebhookCallError as exc:
-            raise CallingError(hook.name, f"failed to call webhook: {exc}",
-                               exc.status_code or 503) from None
-        try:
-            result = admissionreview.verify(uid, hook.mutating, body["apiVersion"], reply)
-        except InvalidResponse as exc:
-            raise CallingError(hook.name, f"received invalid webhook response: {exc}",
-                               503) from None
-        for k, v in result.audit_annotations.items():
-            admissionnotes.annotate(f"{hook.name}/{k}", v)
-        for w in result.warnings:
-            admissionnotes.warn(w)
-        if not result.allowed:
-            raise _denied(hook.name, result.status)
-        return result
-
     def _observe(self, hook: Webhook, kind: str, operation: str, started: float,
                  error: BaseException | None) -> None:
         if self.metrics is None:
@@ -249,18 +162,31 @@ class WebhookAdmission:
         self.metrics.observe(hook.name, kind, operation, rejected, code,
                              time.monotonic() - started)
 
+    @staticmethod
+    def _view(request: "Request", obj: dict[str, Any] | None) -> dict[str, Any] | None:
+        """What webhooks see of `obj`: the autoscaling/v1 Scale for the scale subresource,
+        the object itself otherwise."""
+        if request.subresource == "scale" and obj is not None \
+                and obj.get("kind") == request.kind.kind:
+            from navio.apiserver.subresources import to_scale
+            return to_scale(request.kind, obj)
+        return obj
+
     # -- mutating ------------------------------------------------------------------------------
-    async def admit(self, request: "Request") -> dict[str, Any]:
+    async def admit(self, request: "Request", target: tuple[str, str] | None = None
+                    ) -> dict[str, Any]:
         """Run the mutating webhooks; the object as they left it (`request.obj` itself when
-        none matched or changed it). Raises the API error that stops the request."""
+        none matched or changed it). Raises the API error that stops the request.
+        `target` (namespace, name) names the object of a CONNECT."""
         kind = request.kind
         if is_exempt(kind.group, kind.plural):
             return request.obj
         hooks = self.hooks(True)
         if not hooks:
             return request.obj
-        obj: dict[str, Any] | None = request.obj if request.operation != "DELETE" else None
-        old = request.old if request.operation == "UPDATE" else None
+        first = self._view(request, request.obj) if request.operation != "DELETE" else None
+        obj = first
+        old = self._view(request, request.old) if request.operation == "UPDATE" else None
         previously: set[str] = set()
         reinvoke: set[str] = set()
         again = False
@@ -268,7 +194,7 @@ class WebhookAdmission:
             if round_ == 1 and not again:
                 break
             for i, hook in enumerate(hooks):
-                attrs = self._attributes(request, obj, old)
+                attrs = self._attributes(request, obj, old, target)
                 inv = self._should_call(hook, attrs)
                 if inv is None or (round_ == 1 and hook.uid not in reinvoke):
                     continue
@@ -279,7 +205,13 @@ class WebhookAdmission:
                     again = True
                 if hook.reinvocation_policy == "IfNeeded":
                     previously.add(hook.uid)
-        return obj if obj is not None else request.obj
+        if obj is None or obj is first:
+            return request.obj
+        if first is not request.obj:   # a Scale: only spec.replicas goes back to the object
+            out = dict(request.obj, spec=dict(request.obj.get("spec") or {}))
+            out["spec"]["replicas"] = (obj.get("spec") or {}).get("replicas", 0)
+            return out
+        return obj
 
     async def _mutate_once(self, hook: Webhook, inv: Equivalent, attrs: Attributes,
                            request: "Request", round_: int, index: int
@@ -288,9 +220,9 @@ class WebhookAdmission:
         obj = attrs.obj
         changed = False
         try:
-            result = await self._call(hook, inv, attrs, request)
+            result = await call(self.client, hook, inv, attrs, request)
             if result.patch:
-                obj, changed = self._apply(hook, inv, attrs, result)
+                obj, changed = apply_patch(hook, inv, attrs, result)
         except CallingError as exc:
             self._observe(hook, "admit", attrs.operation, started, exc)
             self._annotate_mutation(hook, round_, index, False)
@@ -301,7 +233,7 @@ class WebhookAdmission:
                     f"failed-open.mutation.webhook.admission.k8s.io/round_{round_}_index_"
                     f"{index}", hook.name)
                 return False, obj
-            raise _internal(str(exc)) from None
+            raise internal_error(str(exc)) from None
         except errors.ApiError as exc:
             self._observe(hook, "admit", attrs.operation, started, exc)
             self._annotate_mutation(hook, round_, index, False)
@@ -317,44 +249,9 @@ class WebhookAdmission:
             orjson.dumps({"configuration": hook.configuration, "webhook": hook.name,
                           "mutated": mutated}).decode())
 
-    def _apply(self, hook: Webhook, inv: Equivalent, attrs: Attributes,
-               result: admissionreview.Response) -> tuple[dict[str, Any], bool]:
-        """The object with the webhook's JSONPatch applied, pruned and defaulted."""
-        try:
-            ops = orjson.loads(result.patch)
-        except orjson.JSONDecodeError as exc:
-            raise CallingError(hook.name, f"received undecodable patch in webhook response: "
-                                          f"{exc}", 503) from None
-        if not isinstance(ops, list):
-            raise CallingError(hook.name, "received undecodable patch in webhook response: "
-                                          "json: cannot unmarshal object into Go value of type "
-                                          "jsonpatch.Patch", 503)
-        if not ops:
-            return attrs.obj or {}, False
-        if attrs.obj is None:
-            raise _internal(f'admission webhook "{hook.name}" attempted to modify the object, '
-                            f"which is not supported for this operation")
-        if result.patch_type != "JSONPatch":
-            raise CallingError(hook.name, f'unsupported patch type "{result.patch_type}"', 500)
-        versioned = self._versioned(attrs.obj, attrs, inv)
-        assert versioned is not None
-        try:
-            patched = patch.json_patch(versioned, ops)
-        except errors.ApiError as exc:
-            raise _internal(exc.message) from None
-        if not isinstance(patched, dict) or (patched.get("apiVersion"), patched.get("kind")) \
-                != (versioned.get("apiVersion"), versioned.get("kind")):
-            raise _internal(f'admission webhook "{hook.name}" changed the object\'s apiVersion '
-                            f"or kind")
-        kind = self.resources.registry.resource(inv.group, inv.version, inv.resource)
-        if kind is not None and kind.schema_name:
-            patched = fieldvalidation.prune(patched, kind.schema_name)
-        apply_defaults(inv.group, inv.kind, patched)
-        changed = patched != versioned
-        return self._unversioned(patched, attrs, inv), changed
-
     # -- validating ----------------------------------------------------------------------------
-    async def validate(self, resources: "Resources", request: "Request") -> None:
+    async def validate(self, resources: "Resources", request: "Request",
+                       target: tuple[str, str] | None = None) -> None:
         """The validating plugin (a `Resources.validators` entry): every matching webhook
         at once; the first failure, in webhook order, is the answer."""
         kind = request.kind
@@ -367,7 +264,8 @@ class WebhookAdmission:
             obj, old = None, request.old
         else:
             obj, old = request.obj, request.old if request.operation == "UPDATE" else None
-        attrs = self._attributes(request, obj, old)
+        attrs = self._attributes(request, self._view(request, obj), self._view(request, old),
+                                 target)
         calls = []
         for i, hook in enumerate(hooks):
             inv = self._should_call(hook, attrs)
@@ -380,11 +278,20 @@ class WebhookAdmission:
             if isinstance(r, BaseException):
                 raise r
 
+    async def connect(self, kind: Kind, namespace: str, name: str, subresource: str,
+                      options: dict[str, Any], opts: Any) -> None:
+        """Admission of a CONNECT (pods/exec, attach, portforward): both webhook kinds see
+        the options object (PodExecOptions, …). A mutation of the options is not applied."""
+        from navio.apiserver.admission import Request
+        request = Request(kind, "CONNECT", options, None, opts, subresource)
+        await self.admit(request, (namespace, name))
+        await self.validate(self.resources, request, (namespace, name))
+
     async def _validate_once(self, hook: Webhook, inv: Equivalent, attrs: Attributes,
                              request: "Request", index: int) -> None:
         started = time.monotonic()
         try:
-            await self._call(hook, inv, attrs, request)
+            await call(self.client, hook, inv, attrs, request)
         except CallingError as exc:
             self._observe(hook, "validating", attrs.operation, started, exc)
             if hook.failure_policy == "Ignore":
@@ -394,7 +301,7 @@ class WebhookAdmission:
                     f"failed-open.validating.webhook.admission.k8s.io/round_0_index_{index}",
                     hook.name)
                 return
-            raise _internal(str(exc)) from None
+            raise internal_error(str(exc)) from None
         except errors.ApiError as exc:
             self._observe(hook, "validating", attrs.operation, started, exc)
             raise

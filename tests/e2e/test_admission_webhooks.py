@@ -403,3 +403,47 @@ def test_service_references_reach_a_ready_endpoint(kc: Kubectl, hooks: WebhookSe
     finally:
         _delete(kc, "validatingwebhookconfiguration", f"svc-{wns}")
         kc("delete", "namespace", "webhook-svc", "--wait=false", check=False)
+
+
+def test_connect_requests_go_through_webhooks(kc: Kubectl, hooks: WebhookServer,
+                                              wns: str) -> None:
+    """`kubectl exec` is a CONNECT of pods/exec: webhooks see a PodExecOptions."""
+    _apply(kc, "ValidatingWebhookConfiguration", f"exec-{wns}",
+           _hook("exec.navio.test", hooks.url + "/deny", hooks.ca_bundle, wns,
+                 resources=("pods/exec",), operations=("CONNECT",)))
+    kc("run", "p", "-n", wns, "--image=busybox", "--labels=forbidden=true", "--", "sleep",
+       "3600")
+    try:
+        def called() -> Any:
+            kc.run("exec", "p", "-n", wns, "-c", "p", "--", "ls", check=False, timeout=30)
+            return [r for r in hooks.received("deny") if r["operation"] == "CONNECT"
+                    and r.get("namespace") == wns]
+        req = wait_for(called, 30, "the exec to reach the webhook")[-1]
+        assert req["kind"] == {"group": "", "version": "v1", "kind": "PodExecOptions"}
+        assert req["resource"] == {"group": "", "version": "v1", "resource": "pods"}
+        assert req["subResource"] == "exec" and req["name"] == "p"
+        assert req["object"]["command"] == ["ls"] and req["object"]["container"] == "p"
+        assert req["oldObject"] is None
+    finally:
+        _delete(kc, "validatingwebhookconfiguration", f"exec-{wns}")
+
+
+def test_scale_subresource_webhooks_see_a_scale(kc: Kubectl, hooks: WebhookServer,
+                                                wns: str) -> None:
+    rules = [{"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"],
+              "resources": ["deployments/scale"]}]
+    _apply(kc, "ValidatingWebhookConfiguration", f"scale-{wns}",
+           _hook("scale.navio.test", hooks.url + "/allow", hooks.ca_bundle, wns, rules=rules))
+    kc("create", "deployment", "d", "-n", wns, "--image=busybox")
+    try:
+        def called() -> Any:
+            kc("scale", "deployment", "d", "-n", wns, "--replicas=2")
+            return [r for r in hooks.received("allow") if r.get("namespace") == wns]
+        req = wait_for(called, 30, "the scale to reach the webhook")[-1]
+        assert req["kind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+        assert req["resource"] == {"group": "apps", "version": "v1", "resource": "deployments"}
+        assert req["subResource"] == "scale" and req["operation"] == "UPDATE"
+        assert req["object"]["spec"]["replicas"] == 2
+        assert req["oldObject"]["kind"] == "Scale"
+    finally:
+        _delete(kc, "validatingwebhookconfiguration", f"scale-{wns}")

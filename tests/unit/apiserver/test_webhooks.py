@@ -118,7 +118,8 @@ def _patch(*ops: dict[str, Any]) -> dict[str, Any]:
 
 def _req(op: str = "CREATE", obj: dict[str, Any] | None = None, dry: bool = False,
          old: dict[str, Any] | None = None) -> Request:
-    return Request(CM_KIND, op, obj or _cm(), old, WriteOptions(dry_run=dry))  # type: ignore[arg-type]
+    return Request(CM_KIND, op, obj or _cm(), old,  # type: ignore[arg-type]
+                   WriteOptions(dry_run=dry))
 
 
 async def test_a_json_patch_is_applied_pruned_and_defaulted() -> None:
@@ -302,3 +303,25 @@ def test_service_references_resolve_to_a_ready_endpoint() -> None:
         resolver.resolve("ns", "hook", 80)
     with pytest.raises(ResolveError, match='services "nope" not found'):
         resolver.resolve("ns", "nope", 443)
+
+
+async def test_a_scale_is_what_scale_webhooks_patch() -> None:
+    hook = _hook("s.navio.test", "s")
+    hook["rules"] = [{"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"],
+                      "resources": ["deployments/scale"]}]
+    adm, client = _setup([_config("MutatingWebhookConfiguration", "s", hook)],
+                         handlers={"s": lambda p, r: _patch(
+                             {"op": "replace", "path": "/spec/replicas", "value": 5})})
+    kind = default_registry().resource("apps", "v1", "deployments")
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "d", "namespace": "ns"},
+           "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}}}}
+    old = dict(dep, spec={"replicas": 1})
+    out = await adm.admit(Request(kind, "UPDATE", dep, old,  # type: ignore[arg-type]
+                                  WriteOptions(), "scale"))
+    assert out["kind"] == "Deployment" and out["spec"]["replicas"] == 5
+    assert out["spec"]["selector"] == {"matchLabels": {"a": "b"}}
+    req = client.calls[0][1]
+    assert req["kind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    assert req["object"]["spec"] == {"replicas": 2} and req["oldObject"]["spec"] == {
+        "replicas": 1}
