@@ -284,7 +284,9 @@ def test_webhook_timeout_is_honoured(kc: Kubectl, hooks: WebhookServer, wns: str
         out, took = wait_for(timed_out, 60, "the slow webhook to time out")
         assert (f'failed calling webhook "slow.navio.test": failed to call webhook: Post '
                 f'"{hooks.url}/slow?timeout=1s": context deadline exceeded') in out.stderr
-        assert took < 4.0, took   # the webhook would have answered after 4 s
+        # The webhook would only answer after SLOW_SECONDS (10 s); kubectl's own start-up on a
+        # loaded machine is the rest.
+        assert took < 8.0, took
     finally:
         _delete(kc, "validatingwebhookconfiguration", f"slow-{wns}")
 

@@ -28,7 +28,7 @@ from aiohttp import web
 from navio.pki import tlspolicy
 from navio.pki.certs import load_or_create_ca
 
-SLOW_SECONDS = 4.0
+SLOW_SECONDS = 10.0
 # The certificate is also valid for this service (what a `service` reference is verified
 # against): Service `hook` in namespace `webhook-svc`.
 SERVICE_DNS_NAME = "hook.webhook-svc.svc"
@@ -66,7 +66,7 @@ class WebhookServer:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/{hook}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         ctx = tlspolicy.server_context(self.pair.cert, self.pair.key)
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=ctx)
