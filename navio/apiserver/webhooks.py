@@ -240,6 +240,14 @@ class WebhookAdmission:
             raise
         self._observe(hook, "admit", attrs.operation, started, None)
         self._annotate_mutation(hook, round_, index, changed)
+        ops = orjson.loads(result.patch) if result.patch else None
+        if ops:
+            # PatchAuditAnnotationPrefix: the patch itself, at audit level Request or above.
+            admissionnotes.annotate(
+                f"patch.webhook.admission.k8s.io/round_{round_}_index_{index}",
+                orjson.dumps({"configuration": hook.configuration, "webhook": hook.name,
+                              "patch": ops, "patchType": "JSONPatch"}).decode(),
+                request_level=True)
         return changed, obj
 
     @staticmethod

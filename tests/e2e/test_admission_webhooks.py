@@ -206,6 +206,10 @@ def test_mutating_webhook_adds_a_label(kc: Kubectl, hooks: WebhookServer, wns: s
         assert created["metadata"]["labels"] == {"app": "x", "mutated": "yes"}
         stored = kc.json("get", "cm", "m1", "-n", wns)
         assert stored["metadata"]["labels"]["mutated"] == "yes"
+        # The audit log (level Metadata) records that the webhook mutated, not the patch.
+        log = (Path(str(kc.kubeconfig)).parent / "logs" / "audit.log").read_text()
+        assert '"mutation.webhook.admission.k8s.io/round_0_index_0"' in log
+        assert "patch.webhook.admission.k8s.io" not in log
         # Objects without labels get the whole map; the dry run told the webhook.
         dry = [r for r in hooks.received("mutate") if r["dryRun"]]
         assert dry and dry[-1]["options"]["dryRun"] == ["All"]

@@ -136,6 +136,11 @@ async def test_a_json_patch_is_applied_pruned_and_defaulted() -> None:
     assert notes is not None and json.loads(
         notes.annotations["mutation.webhook.admission.k8s.io/round_0_index_0"]) == {
         "configuration": "m", "webhook": "m.navio.test", "mutated": True}
+    # The patch itself is only for audit events of level Request and above.
+    assert "patch.webhook.admission.k8s.io/round_0_index_0" not in notes.annotations
+    patch_note = json.loads(
+        notes.request_annotations["patch.webhook.admission.k8s.io/round_0_index_0"])
+    assert patch_note["patchType"] == "JSONPatch" and patch_note["patch"][0]["op"] == "add"
 
 
 async def test_a_patch_that_changes_the_kind_or_targets_a_delete_is_an_internal_error() -> None:
