@@ -234,8 +234,20 @@ class Resources:
             obj = self._track_fields(kind, None, obj, opts, now)
         undo = admission.admit_create(self, kind, obj)
         try:
-            obj = await self._mutating_webhooks(admission.Request(kind, "CREATE", obj, None,
-                                                                  opts))
+            mutated = await self._mutating_webhooks(admission.Request(kind, "CREATE", obj,
+                                                                      None, opts))
+            if mutated is not obj:
+                # A webhook changed the object: kube reinvokes the built-in mutating plugins
+                # (for pods: the token volume reaches injected containers; the pod plugins are
+                # idempotent, a Service's allocation is not) and prepares the object after
+                # admission (status reset, a pod's QoS class); uid and time stay.
+                if (kind.group, kind.kind) == ("", "Pod"):
+                    admission.admit_create(self, kind, mutated)
+                kept = {k: v for k, v in obj["metadata"].items()
+                        if k in ("uid", "creationTimestamp")}
+                strategy.prepare_for_create(kind, mutated, now)
+                mutated["metadata"].update(kept)
+                obj = mutated
             self._validate(kind, obj, None)
             await admission.validate(self, admission.Request(kind, "CREATE", obj, None, opts))
             name = obj["metadata"].get("name", "")
@@ -340,17 +352,7 @@ class Resources:
         meta["name"] = name
         if kind.namespaced:
             meta["namespace"] = current["metadata"].get("namespace")
-        if subresource == "status":
-            new = strategy.prepare_status_update(kind, new, current)
-            if (kind.group, kind.kind) == ("certificates.k8s.io", "CertificateSigningRequest"):
-                strategy.keep_csr_decisions(new, current)
-        elif subresource == "approval":
-            new = strategy.prepare_approval_update(kind, new, current)
-        elif subresource != "binding":
-            # A binding is built by the server from the stored pod: nothing to protect.
-            strategy.prepare_for_update(kind, new, current)
-            if subresource == "finalize":
-                new["status"] = copy.deepcopy(current.get("status", {}))
+        new = self._prepare_update(kind, new, current, subresource)
         apply_defaults(kind.group, kind.kind, new)
         if track_fields:
             new = self._track_fields(kind, current, new, opts, now, subresource)
@@ -358,8 +360,13 @@ class Resources:
         new["metadata"]["resourceVersion"] = rv
         undo = admission.admit_update(self, kind, new, current)
         try:
-            new = await self._mutating_webhooks(admission.Request(kind, "UPDATE", new, current,
-                                                                  opts, subresource))
+            mutated = await self._mutating_webhooks(admission.Request(
+                kind, "UPDATE", new, current, opts, subresource))
+            if mutated is not new:
+                # As kube, which prepares after mutating admission: a webhook's spec change on
+                # /status is undone, one on the main resource bumps generation.
+                new = self._prepare_update(kind, mutated, current, subresource)
+                new["metadata"]["resourceVersion"] = rv
             if subresource != "binding":
                 self._validate(kind, new, current)
             await admission.validate(self, admission.Request(kind, "UPDATE", new, current, opts,
@@ -383,6 +390,23 @@ class Resources:
             undo()
             raise
         new["metadata"]["resourceVersion"] = str(rev)
+        return new
+
+    @staticmethod
+    def _prepare_update(kind: Kind, new: dict[str, Any], current: dict[str, Any],
+                        subresource: str) -> dict[str, Any]:
+        """The strategy's PrepareForUpdate for the main resource or a subresource."""
+        if subresource == "status":
+            new = strategy.prepare_status_update(kind, new, current)
+            if (kind.group, kind.kind) == ("certificates.k8s.io", "CertificateSigningRequest"):
+                strategy.keep_csr_decisions(new, current)
+        elif subresource == "approval":
+            new = strategy.prepare_approval_update(kind, new, current)
+        elif subresource != "binding":
+            # A binding is built by the server from the stored pod: nothing to protect.
+            strategy.prepare_for_update(kind, new, current)
+            if subresource == "finalize":
+                new["status"] = copy.deepcopy(current.get("status", {}))
         return new
 
     @staticmethod

@@ -453,3 +453,30 @@ def test_scale_subresource_webhooks_see_a_scale(kc: Kubectl, hooks: WebhookServe
         assert req["oldObject"]["kind"] == "Scale"
     finally:
         _delete(kc, "validatingwebhookconfiguration", f"scale-{wns}")
+
+
+def test_an_injected_sidecar_is_prepared_like_the_rest_of_the_pod(kc: Kubectl,
+                                                                  hooks: WebhookServer,
+                                                                  wns: str) -> None:
+    """kube prepares a new pod after mutating admission: the QoS class counts the sidecar a
+    webhook injected (BestEffort alone, Burstable with it), and defaults apply to it."""
+    _apply(kc, "MutatingWebhookConfiguration", f"sidecar-{wns}",
+           _hook("sidecar.navio.test", hooks.url + "/sidecar", hooks.ca_bundle, wns,
+                 resources=("pods",), operations=("CREATE",)))
+    try:
+        def injected() -> Any:
+            out = kc.run("run", "p", "-n", wns, "--image=busybox", "--dry-run=server",
+                         "-o", "json", "--", "sleep", "60")
+            pod = json.loads(out.stdout)
+            return pod if len(pod["spec"]["containers"]) == 2 else None
+        pod = wait_for(injected, 30, "the sidecar injector to take effect")
+        assert pod["status"]["qosClass"] == "Burstable"
+        sidecar = pod["spec"]["containers"][1]
+        assert sidecar["name"] == "sidecar"
+        assert sidecar["terminationMessagePolicy"] == "File"       # defaulted after the patch
+        assert sidecar["imagePullPolicy"] == "Always"
+        # The ServiceAccount plugin, reinvoked, mounts the token into the sidecar too.
+        mounts = {m["mountPath"] for m in sidecar.get("volumeMounts") or ()}
+        assert "/var/run/secrets/kubernetes.io/serviceaccount" in mounts
+    finally:
+        _delete(kc, "mutatingwebhookconfiguration", f"sidecar-{wns}")

@@ -8,6 +8,7 @@ webhook configuration's `caBundle` carries) and answers AdmissionReviews per pat
 - `/mutate`: adds the label `mutated=yes` with a JSONPatch;
 - `/add-b`: adds the label `b=1`; `/reinvoke`: adds `a-saw-b=<whether label b is there>`
   (a webhook reinvoked after `/add-b` ran sees it);
+- `/sidecar`: adds a container `sidecar` requesting 10m CPU to a pod (a sidecar injector);
 - `/slow`: answers allowed after `SLOW_SECONDS`;
 - `/allow`: allows everything.
 
@@ -116,6 +117,13 @@ class WebhookServer:
             ops = _patch_label(req["object"], key, value)
             resp["patchType"] = "JSONPatch"
             resp["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+        elif hook == "sidecar" and req.get("object"):
+            sidecar = {"name": "sidecar", "image": "busybox",
+                       "resources": {"requests": {"cpu": "10m"}}}
+            resp["patchType"] = "JSONPatch"
+            resp["patch"] = base64.b64encode(json.dumps(
+                [{"op": "add", "path": "/spec/containers/-", "value": sidecar}]).encode()
+            ).decode()
         elif hook == "slow":
             await asyncio.sleep(SLOW_SECONDS)
         return web.json_response({"apiVersion": "admission.k8s.io/v1",
