@@ -5,7 +5,8 @@ Mutating webhooks run after navio's built-in mutating admission (`admission.admi
 in the order listed; each JSONPatch answer is applied, pruned to the kind's schema and
 defaulted again, and the result goes through schema validation like any write. A webhook with
 `reinvocationPolicy: IfNeeded` is called once more when a later webhook changed the object
-after it ran (kube's webhookReinvokeContext; in-tree plugins are not re-run). Validating
+after it ran (kube's webhookReinvokeContext); when any webhook changed it, the write path
+(`resources.py`) re-runs the built-in pod plugins and the strategy's preparation. Validating
 webhooks run after the built-in validating plugins and before ResourceQuota, all at once, as
 kube calls them in parallel; the first failure in webhook order wins.
 
@@ -20,6 +21,10 @@ For each webhook, as k8s.io/apiserver/pkg/admission/plugin/webhook does (v1.32):
   matching webhook whose sideEffects is neither None nor NoneOnDryRun;
 - warnings become `Warning` headers; auditAnnotations are recorded as `NAME/KEY`, beside
   `mutation.webhook.admission.k8s.io/round_R_index_I`.
+
+Subresources of another kind are sent as that kind: a deployments/scale update as an
+autoscaling/v1 Scale (a patched spec.replicas goes back to the object), a pods/exec CONNECT
+as a PodExecOptions (`connect`, called by nodeproxy; a patch of the options is not applied).
 
 The configurations are read from the API server's watch caches and compiled once per change,
 never from the store per request. matchConditions (CEL) are not evaluated: navio has no CEL
