@@ -200,6 +200,11 @@ BUILTIN: tuple[Kind, ...] = (
     _k("storage.k8s.io", "v1", "CSINode", "csinodes", False),
     _k("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False,
        subresources=(_STATUS,)),
+    # admissionregistration.k8s.io/v1: dynamic admission (apiserver/webhooks.py)
+    _k("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+       "mutatingwebhookconfigurations", False, categories=("api-extensions",)),
+    _k("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+       "validatingwebhookconfigurations", False, categories=("api-extensions",)),
     # apiextensions.k8s.io/v1: the kinds CRDs add are registered at run time (navio's own,
     # such as the scheduler's PodGroup, too: navio/apiserver/builtincrds.py).
     _k("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",

@@ -44,6 +44,7 @@ class Request:
     old: dict[str, Any] | None
     opts: "WriteOptions"
     subresource: str = ""
+    options: dict[str, Any] | None = None   # DELETE: the DeleteOptions (for webhooks)
 
 
 Validator = Callable[["Resources", Request], Awaitable[None]]

@@ -14,11 +14,16 @@ from dataclasses import dataclass, field
 
 __all__ = ["Notes", "begin", "current", "warn", "annotate"]
 
+# Audit levels at which an annotation is recorded (kube's AddAnnotationWithLevel).
+REQUEST_LEVELS = ("Request", "RequestResponse")
+
 
 @dataclass(slots=True)
 class Notes:
     warnings: list[str] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
+    # Recorded only in audit events of level Request or above (they may carry object data).
+    request_annotations: dict[str, str] = field(default_factory=dict)
 
 
 _NOTES: ContextVar[Notes | None] = ContextVar("navio_admission_notes", default=None)
@@ -42,7 +47,7 @@ def warn(message: str) -> None:
         notes.warnings.append(message)
 
 
-def annotate(key: str, value: str) -> None:
+def annotate(key: str, value: str, *, request_level: bool = False) -> None:
     notes = _NOTES.get()
     if notes is not None:
-        notes.annotations[key] = value
+        (notes.request_annotations if request_level else notes.annotations)[key] = value

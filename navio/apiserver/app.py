@@ -66,6 +66,8 @@ def _noted(request: web.Request, resp: web.StreamResponse,
         resp.headers.add("Warning", warning_header(w))
     if notes.annotations:
         request.setdefault("audit_annotations", {}).update(notes.annotations)
+    if notes.request_annotations:
+        request.setdefault("audit_annotations_request", {}).update(notes.request_annotations)
     return resp
 
 

@@ -192,9 +192,11 @@ class Auditor:
                    "apiGroup": info.group, "apiVersion": info.version,
                    "subresource": info.subresource}
             event["objectRef"] = {k: v for k, v in ref.items() if v}
-        annotations = request.get("audit_annotations")
+        annotations = dict(request.get("audit_annotations") or {})
+        if ctx.level in ("Request", "RequestResponse"):
+            annotations.update(request.get("audit_annotations_request") or {})
         if annotations:
-            event["annotations"] = dict(annotations)
+            event["annotations"] = annotations
         if ctx.level in ("Request", "RequestResponse"):
             raw = getattr(request, "_read_bytes", None)
             body = _protobuf_body(raw) if request.content_type == protobuf.MEDIA_TYPE \

@@ -70,7 +70,8 @@ def _write_options(request: web.Request) -> WriteOptions:
         raise errors.BadRequest("fieldManager: Too long: may not be longer than 128 characters")
     return WriteOptions(dry_run=bool(dry), field_manager=manager,
                         user_agent=request.headers.get("User-Agent", ""),
-                        user=request.get("user"))
+                        user=request.get("user"),
+                        field_validation=q.get("fieldValidation", ""))
 
 
 def _field_validation(request: web.Request) -> str:

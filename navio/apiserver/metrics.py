@@ -12,6 +12,7 @@
   `deployments.apps`), counted from the watch caches when scraped;
 - `etcd_request_duration_seconds{operation,type}`: latency of the storage calls (kube's name
   for them, whatever the backend), type the group-resource;
+- `apiserver_admission_webhook_*` (`webhookmetrics`): admission webhook calls;
 - `process_*` (CPU seconds, resident memory, open fds, start time), as every kube component.
 
 Each ApiServer has its own registry, so several servers in one process (tests) do not clash.
@@ -29,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from navio.api import errors
 from navio.apiserver.requestinfo import RequestInfo
+from navio.apiserver.webhookmetrics import WebhookMetrics
 
 if TYPE_CHECKING:
     from navio.apiserver.resources import Resources
@@ -114,6 +116,7 @@ class ApiMetrics:
         self.registry.register(_StorageObjects(resources))  # type: ignore[arg-type]
         ProcessCollector(registry=self.registry)   # process_cpu_seconds_total, …, as kube's
         resources.observe_storage = self.observe_storage
+        resources.webhooks.metrics = WebhookMetrics(self.registry)
         # Label lookups cost more than the samples: children are looked up once per series.
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
         self._storage_children: dict[tuple[str, str, str], Any] = {}

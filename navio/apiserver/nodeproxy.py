@@ -153,10 +153,17 @@ async def proxy(h: "ResourceHandlers", request: web.Request, info: RequestInfo,
     if kind.kind != "Pod" or sub == "proxy":
         raise errors.ServiceUnavailable(f"{kind.plural}/{sub} is not served yet")
     pod = await h.resources.get(kind, info.namespace, info.name)
+    q = request.query
+    if sub != "log":
+        # CONNECT admission, before the pod's node is looked for, as kube's connecter runs
+        # it: webhooks see the options object.
+        from navio.apiserver.resources import WriteOptions
+        await h.resources.webhooks.connect(kind, info.namespace, info.name, sub,
+                                           _connect_options(sub, q),
+                                           WriteOptions(user=request.get("user")))
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
         raise errors.BadRequest(f"pod {info.name} does not have a host assigned")
-    q = request.query
     ns, name = quote(info.namespace, safe=""), quote(info.name, safe="")
     params: list[tuple[str, str]]
     if sub == "log":
@@ -182,6 +189,27 @@ async def proxy(h: "ResourceHandlers", request: web.Request, info: RequestInfo,
     if sub == "log":
         return await _logs(request, url, params, client_tls)
     return await _bridge(request, url, params, client_tls)
+
+
+def _connect_options(sub: str, q: Any) -> dict[str, Any]:
+    """PodExecOptions / PodAttachOptions / PodPortForwardOptions from the query, in Go's
+    field order with its omitempty rules."""
+    if sub == "portforward":
+        out: dict[str, Any] = {"kind": "PodPortForwardOptions", "apiVersion": "v1"}
+        ports = [int(p) for p in q.getall("ports", []) if str(p).isdigit()]
+        if ports:
+            out["ports"] = ports
+        return out
+    out = {"kind": "PodExecOptions" if sub == "exec" else "PodAttachOptions",
+           "apiVersion": "v1"}
+    for flag in ("stdin", "stdout", "stderr", "tty"):
+        if q.get(flag, "").lower() in ("1", "true"):
+            out[flag] = True
+    if q.get("container"):
+        out["container"] = q["container"]
+    if sub == "exec":
+        out["command"] = q.getall("command", [])
+    return out
 
 
 def _session(client_tls: KubeletClientTLS) -> aiohttp.ClientSession:

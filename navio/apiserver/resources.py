@@ -31,6 +31,7 @@ from navio.apiserver.podsecurity import pod_security
 from navio.apiserver.quota import resource_quota
 from navio.apiserver.allocators import IPAllocator, PortAllocator
 from navio.apiserver.watchcache import WatchCache, decode_object
+from navio.apiserver.webhooks import WebhookAdmission
 from navio.storage.protocol import (KeyExists, KeyNotFound, RevisionConflict, Store)
 
 __all__ = ["Resources", "WriteOptions", "now_rfc3339"]
@@ -75,6 +76,8 @@ class WriteOptions:
     user_agent: str = ""
     # The authenticated user (authn.UserInfo) writing, for admission that depends on who.
     user: Any = None
+    # The request's fieldValidation parameter as given (admission webhooks see it).
+    field_validation: str = ""
 
     def manager(self) -> str:
         """The field manager name: the given one, else the user agent's program name, as
@@ -131,11 +134,14 @@ class Resources:
         self.service_ips = IPAllocator(service_cidr)
         self.node_ports = PortAllocator()
         self._caches: dict[tuple[str, str, str], WatchCache] = {}
+        # Admission webhooks (admissionregistration.k8s.io): mutating after the built-in
+        # mutating admission, validating before ResourceQuota, as kube orders them.
+        self.webhooks = WebhookAdmission(self)
         # Admission after schema validation: LimitRanger (defaults, then bounds), PodSecurity,
-        # ResourceQuota, then those that need the writer (NodeRestriction, RBAC escalation,
-        # added by the authorizer).
+        # ValidatingAdmissionWebhook, ResourceQuota, then those that need the writer
+        # (NodeRestriction, RBAC escalation, added by the authorizer).
         self.validators: list[admission.Validator] = [limit_ranger, pod_security,
-                                                      resource_quota]
+                                                      self.webhooks.validate, resource_quota]
         self._cache_lock = asyncio.Lock()
         # Set by the API server's metrics: (operation, group, plural, seconds) per store call.
         self.observe_storage: Callable[[str, str, str, float], None] | None = None
@@ -180,6 +186,7 @@ class Resources:
             await cache.stop()
 
     async def stop(self) -> None:
+        await self.webhooks.close()
         for cache in self._caches.values():
             await cache.stop()
 
@@ -252,6 +259,20 @@ class Resources:
             obj = self._track_fields(kind, None, obj, opts, now)
         undo = admission.admit_create(self, kind, obj)
         try:
+            mutated = await self._mutating_webhooks(admission.Request(kind, "CREATE", obj,
+                                                                      None, opts))
+            if mutated is not obj:
+                # A webhook changed the object: kube reinvokes the built-in mutating plugins
+                # (for pods: the token volume reaches injected containers; the pod plugins are
+                # idempotent, a Service's allocation is not) and prepares the object after
+                # admission (status reset, a pod's QoS class); uid and time stay.
+                if (kind.group, kind.kind) == ("", "Pod"):
+                    admission.admit_create(self, kind, mutated)
+                kept = {k: v for k, v in obj["metadata"].items()
+                        if k in ("uid", "creationTimestamp")}
+                strategy.prepare_for_create(kind, mutated, now)
+                mutated["metadata"].update(kept)
+                obj = mutated
             self._validate(kind, obj, None)
             await admission.validate(self, admission.Request(kind, "CREATE", obj, None, opts))
             name = obj["metadata"].get("name", "")
@@ -270,6 +291,17 @@ class Resources:
             undo()
             raise
         obj["metadata"]["resourceVersion"] = str(rev)
+        return obj
+
+    async def _mutating_webhooks(self, request: admission.Request) -> dict[str, Any]:
+        """MutatingAdmissionWebhook; the object to store (namespace and name kept)."""
+        obj = await self.webhooks.admit(request)
+        if obj is request.obj:
+            return obj
+        meta, was = obj.get("metadata") or {}, request.obj.get("metadata") or {}
+        if meta.get("namespace") != was.get("namespace"):
+            raise errors.BadRequest("the namespace of the provided object does not match the "
+                                    "namespace sent on the request")
         return obj
 
     def _validate(self, kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -345,17 +377,7 @@ class Resources:
         meta["name"] = name
         if kind.namespaced:
             meta["namespace"] = current["metadata"].get("namespace")
-        if subresource == "status":
-            new = strategy.prepare_status_update(kind, new, current)
-            if (kind.group, kind.kind) == ("certificates.k8s.io", "CertificateSigningRequest"):
-                strategy.keep_csr_decisions(new, current)
-        elif subresource == "approval":
-            new = strategy.prepare_approval_update(kind, new, current)
-        elif subresource != "binding":
-            # A binding is built by the server from the stored pod: nothing to protect.
-            strategy.prepare_for_update(kind, new, current)
-            if subresource == "finalize":
-                new["status"] = copy.deepcopy(current.get("status", {}))
+        new = self._prepare_update(kind, new, current, subresource)
         if subresource != "binding":        # a binding changes no defaulted field
             apply_defaults(kind.group, kind.kind, new)
         if track_fields:
@@ -364,6 +386,13 @@ class Resources:
         new["metadata"]["resourceVersion"] = rv
         undo = admission.admit_update(self, kind, new, current)
         try:
+            mutated = await self._mutating_webhooks(admission.Request(
+                kind, "UPDATE", new, current, opts, subresource))
+            if mutated is not new:
+                # As kube, which prepares after mutating admission: a webhook's spec change on
+                # /status is undone, one on the main resource bumps generation.
+                new = self._prepare_update(kind, mutated, current, subresource)
+                new["metadata"]["resourceVersion"] = rv
             if subresource != "binding":
                 self._validate(kind, new, current)
             await admission.validate(self, admission.Request(kind, "UPDATE", new, current, opts,
@@ -390,6 +419,23 @@ class Resources:
         return new
 
     @staticmethod
+    def _prepare_update(kind: Kind, new: dict[str, Any], current: dict[str, Any],
+                        subresource: str) -> dict[str, Any]:
+        """The strategy's PrepareForUpdate for the main resource or a subresource."""
+        if subresource == "status":
+            new = strategy.prepare_status_update(kind, new, current)
+            if (kind.group, kind.kind) == ("certificates.k8s.io", "CertificateSigningRequest"):
+                strategy.keep_csr_decisions(new, current)
+        elif subresource == "approval":
+            new = strategy.prepare_approval_update(kind, new, current)
+        elif subresource != "binding":
+            # A binding is built by the server from the stored pod: nothing to protect.
+            strategy.prepare_for_update(kind, new, current)
+            if subresource == "finalize":
+                new["status"] = copy.deepcopy(current.get("status", {}))
+        return new
+
+    @staticmethod
     def _finalized(kind: Kind, obj: dict[str, Any]) -> bool:
         """A deleting object whose last finalizer is gone: the update completes the delete."""
         meta = obj.get("metadata", {})
@@ -413,8 +459,10 @@ class Resources:
             if current is None:
                 raise not_found(kind, name)
             _check_preconditions(kind, name, current, options.get("preconditions") or {})
-            await admission.validate(self, admission.Request(kind, "DELETE", current, current,
-                                                             opts))
+            request = admission.Request(kind, "DELETE", current, current, opts,
+                                        options=options)
+            await self._mutating_webhooks(request)
+            await admission.validate(self, request)
             pending = self._deletion_update(kind, current, options)
             key = kind.storage_key(namespace, name)
             rv = int(current["metadata"]["resourceVersion"])

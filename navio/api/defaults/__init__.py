@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from navio.api.defaults import apps, batch, core, misc, networking, storage
+from navio.api.defaults import admissionregistration, apps, batch, core, misc, networking, storage
 from navio.api.quantity import QuantityError
 from navio.api.validation.resources import parse_json_quantity
 
@@ -29,6 +29,7 @@ _DEFAULTS: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
     **misc.KIND_DEFAULTS,
     **storage.KIND_DEFAULTS,
     **networking.KIND_DEFAULTS,
+    **admissionregistration.KIND_DEFAULTS,
 }
 
 

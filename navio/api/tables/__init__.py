@@ -29,8 +29,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from navio.api.errors import BadRequest
-from navio.api.tables import (apps, batch, certificates, cluster, core, events, networking,
-                              pods, rbac, storage, volumes)
+from navio.api.tables import (admissionregistration, apps, batch, certificates, cluster, core,
+                              events, networking, pods, rbac, storage, volumes)
 from navio.api.tables.cells import Printer, column, get, human_duration, name_column, parse_time
 from navio.api.tables.descriptions import DOC
 
@@ -55,6 +55,7 @@ _PRINTERS: dict[tuple[str, str], Printer] = {
     **pods.PRINTERS, **core.PRINTERS, **events.PRINTERS, **volumes.PRINTERS,
     **apps.PRINTERS, **batch.PRINTERS, **cluster.PRINTERS, **rbac.PRINTERS,
     **certificates.PRINTERS, **storage.PRINTERS, **networking.PRINTERS,
+    **admissionregistration.PRINTERS,
 }
 
 

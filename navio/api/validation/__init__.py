@@ -21,8 +21,8 @@ from typing import Any, Callable
 import orjson
 
 from navio.api.registry import BUILTIN
-from navio.api.validation import (apps, batch, certificates, core, misc, names, networking,
-                                  pod, rbac, service, storage)
+from navio.api.validation import (admissionregistration, apps, batch, certificates, core, misc,
+                                  names, networking, pod, rbac, service, storage)
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
@@ -93,6 +93,12 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
     ("storage.k8s.io", "CSINode"): (storage.validate_csi_node, storage.validate_csi_node_update),
     ("storage.k8s.io", "VolumeAttachment"): (storage.validate_volume_attachment,
                                              storage.validate_volume_attachment_update),
+    (admissionregistration.GROUP, "ValidatingWebhookConfiguration"): (
+        admissionregistration.validate_validating_configuration,
+        admissionregistration.validate_validating_configuration_update),
+    (admissionregistration.GROUP, "MutatingWebhookConfiguration"): (
+        admissionregistration.validate_mutating_configuration,
+        admissionregistration.validate_mutating_configuration_update),
 }
 
 def register(group: str, kind: str, create: Create, update: Update,

@@ -92,3 +92,31 @@ def test_audit_ids_are_distinct_version_4_uuids() -> None:
     for text in ids:
         u = uuid.UUID(text)
         assert str(u) == text and u.version == 4 and u.variant == uuid.RFC_4122
+
+
+async def _annotated_events(tmp_path: Path, policy: dict[str, Any] | None,
+                            path: str) -> list[dict[str, Any]]:
+    async def annotating(request: web.Request) -> web.StreamResponse:
+        request["audit_annotations"] = {"always": "1"}
+        request["audit_annotations_request"] = {"patch.webhook.admission.k8s.io/x": "[]"}
+        return web.json_response({}, status=201)
+    app = web.Application(middlewares=[fake_authn])
+    app.router.add_route("*", "/{tail:.*}", annotating)
+    log = tmp_path / "audit.log"
+    Auditor(log, parse_policy(policy) if policy else None).install(app)
+    async with TestClient(TestServer(app)) as client:
+        await client.post(path, json={}, headers={"X-User": "ann"})
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+async def test_request_level_annotations_only_at_request_level(tmp_path: Path) -> None:
+    """Mutating webhooks' patches (#4) are recorded at level Request and above only, as
+    kube's AddAnnotationWithLevel does; secrets stay capped at Metadata."""
+    events = await _annotated_events(tmp_path / "a", None, "/api/v1/namespaces/a/configmaps")
+    assert events[-1]["annotations"] == {"always": "1"}
+    policy = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "Request"}]}
+    events = await _annotated_events(tmp_path / "b", policy, "/api/v1/namespaces/a/configmaps")
+    assert events[-1]["annotations"] == {"always": "1",
+                                         "patch.webhook.admission.k8s.io/x": "[]"}
+    events = await _annotated_events(tmp_path / "c", policy, "/api/v1/namespaces/a/secrets")
+    assert events[-1]["annotations"] == {"always": "1"}
