@@ -164,9 +164,10 @@ class Registry:
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {self.root / 'data'}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.host}\n{auth}")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(self.root / "config.yml")],
-                                     stdout=open(self.root / "registry.log", "ab"),
-                                     stderr=subprocess.STDOUT)
+        with open(self.root / "registry.log", "ab") as log:
+            self.proc = subprocess.Popen(["docker-registry", "serve",
+                                          str(self.root / "config.yml")],
+                                         stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
