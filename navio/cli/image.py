@@ -73,7 +73,7 @@ def _run(args: Any) -> int:
         return 0
     if args.verb == "ls":
         print(f"{'IMAGE':<50} {'TAG':<20} {'IMAGE ID':<15} SIZE")
-        for image in store.list():
+        for image in store.images():
             short = image.id.removeprefix("sha256:")[:13]
             names = image.repo_tags or ("<none>:<none>",)
             for tag in names:

@@ -143,8 +143,8 @@ def merge(layers: list[Path], target: Path) -> None:
 def _merge_dir(src: str, dst: str) -> None:
     try:
         if os.getxattr(src, _OVERLAY_OPAQUE) == b"y":
-            for entry in os.listdir(dst):
-                _remove(os.path.join(dst, entry))
+            for name in os.listdir(dst):
+                _remove(os.path.join(dst, name))
     except OSError:
         pass
     for entry in os.scandir(src):

@@ -28,7 +28,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -237,7 +236,8 @@ class RegistryClient:
             last: Exception | None = None
             async with aiohttp.ClientSession(timeout=timeout) as http:
                 for base in self.endpoints(ref):
-                    for cred in list(credentials) or [None]:
+                    candidates: list[Credential | None] = [*credentials] or [None]
+                    for cred in candidates:
                         try:
                             return await _Session(self, http, base, ref, cred).pull(self.store)
                         except (PullError, mf.ManifestError, DigestMismatch) as exc:

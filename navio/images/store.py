@@ -14,7 +14,7 @@ Guarantees:
   finds an image by tag, repo digest, or ID.
 - `remove` deletes the record and every layer and blob no remaining image uses;
   `garbage_collect` removes unused images, least recently used first, while the store's
-  filesystem is above the high threshold, until it is below the low one (kubelet's
+  filesystem is at or above the high threshold, until it is down to the low one (kubelet's
   imageGCHighThresholdPercent / imageGCLowThresholdPercent).
 """
 
@@ -190,7 +190,7 @@ class ImageStore:
     def _save(self, record: ImageRecord) -> None:
         _write_atomic(self._record_path(record.id), json.dumps(record.to_json()).encode())
 
-    def list(self) -> list[ImageRecord]:
+    def images(self) -> list[ImageRecord]:
         out = [self._load(p) for p in sorted((self.root / "images").glob("*.json"))]
         return [r for r in out if r is not None]
 
@@ -209,7 +209,7 @@ class ImageStore:
             wanted.add(str(ref))
         except InvalidReference:
             ref = None
-        images = self.list()
+        images = self.images()
         for image in images:
             if ref is not None and ref.digest and f"{ref.name}@{ref.digest}" in image.repo_digests:
                 return image
@@ -234,7 +234,7 @@ class ImageStore:
             raise ValueError(f"image {config_id} is missing layers {missing}")
         tags = [str(parse(t)) for t in tags]
         with self._lock:
-            for other in self.list():
+            for other in self.images():
                 if other.id != config_id and set(tags) & set(other.repo_tags):
                     kept = tuple(t for t in other.repo_tags if t not in tags)
                     self._save(ImageRecord(other.id, kept, other.repo_digests, other.layers,
@@ -264,7 +264,7 @@ class ImageStore:
                 return False
             self._record_path(image_id).unlink(missing_ok=True)
             self.blob_path(image_id).unlink(missing_ok=True)
-            used = {d for other in self.list() for d in other.layers}
+            used = {d for other in self.images() for d in other.layers}
             for diff_id in record.layers:
                 if diff_id not in used:
                     shutil.rmtree(self.layer_path(diff_id), ignore_errors=True)
@@ -277,13 +277,13 @@ class ImageStore:
 
     def garbage_collect(self, high: float, low: float, in_use: set[str], *,
                         usage: Callable[[], float] | None = None) -> list[str]:
-        """Remove unused images (LRU first) if usage >= `high` percent, until < `low`."""
+        """Remove unused images (LRU first) if usage >= `high` percent, down to `low`."""
         usage = usage or self.disk_usage_percent
         removed: list[str] = []
         if usage() < high:
             return removed
-        for image in sorted(self.list(), key=lambda i: i.last_used):
-            if usage() < low:
+        for image in sorted(self.images(), key=lambda i: i.last_used):
+            if usage() <= low:
                 break
             if image.id in in_use:
                 continue

@@ -57,14 +57,15 @@ from navio.kubelet.podfiles import load_host_resolv_conf
 from navio.kubelet.podworkers import PodWorkers
 from navio.kubelet.prober import ProbeManager
 from navio.kubelet.projected import ServiceAccountTokens
+from navio.kubelet.runtimes import collect_images, make_runtime
 from navio.kubelet.probes import ProbeRunner
 from navio.kubelet.server import KubeletServer, serve
 from navio.kubelet.status import StatusManager
 from navio.kubelet.sync import PodSyncer
 from navio.kubelet.volumes import VolumeManager
-from navio.runtime.protocol import ContainerStatus, Runtime, SandboxInfo
+from navio.runtime.protocol import ContainerStatus, SandboxInfo
 
-__all__ = ["Agent", "run", "detect_node_ip", "resolve_runtime"]
+__all__ = ["Agent", "run", "detect_node_ip"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,6 @@ _LOOKUP_RESOURCES = {"configmap": CONFIGMAPS, "secret": SECRETS, "persistentvolu
                      "persistentvolume": PVS, "csidriver": CSIDRIVERS,
                      "volumeattachment": VOLUMEATTACHMENTS}
 _SIOCGIFADDR = 0x8915
-_IMAGE_GC_PERIOD = 300.0   # kubelet ImageGCPeriod
 
 
 def detect_node_ip() -> str:
@@ -93,40 +93,6 @@ def detect_node_ip() -> str:
     except (OSError, StopIteration):
         pass
     return "127.0.0.1"
-
-
-def resolve_runtime(config: AgentConfig) -> str:
-    """`auto`: `oci` where runc is installed and the agent is root (and isolation is not
-    switched off), `process` elsewhere (issue 11); any other choice stands."""
-    if config.runtime != "auto":
-        return config.runtime
-    from navio.runtime import namespaces
-    from navio.runtime.oci.runtime import runc_available
-    if config.isolation is not False and namespaces.available() and runc_available():
-        return "oci"
-    return "process"
-
-
-def _make_runtime(config: AgentConfig, node_ip: str) -> Runtime:
-    kind = resolve_runtime(config)
-    if kind == "sim":
-        # Nothing is networked on a simulated node: its made-up pod IPs need not wait for
-        # the range node IPAM assigns (the Node still gets one).
-        from navio.runtime.sim import SimRuntime
-        return SimRuntime(pod_cidr=config.pod_cidr or "10.42.0.0/24")
-    assert config.pod_cidr is not None
-    from navio.runtime.process import ProcessRuntime, ProcessRuntimeConfig
-    process = ProcessRuntimeConfig(
-        state_dir=config.runtime_state_dir, log_dir=config.pod_logs_dir,
-        pod_cidr=config.pod_cidr, bridge=config.bridge, node_netns=config.node_netns,
-        cgroup_parent=config.cgroup_parent, isolation=config.isolation, node_ip=node_ip)
-    if kind == "oci":
-        from navio.images.registry import load_registry_config
-        from navio.runtime.oci.runtime import OciRuntime, OciRuntimeConfig
-        return OciRuntime(OciRuntimeConfig(
-            process=process, image_dir=config.image_dir,
-            registry=load_registry_config(config.registry_config)))
-    return ProcessRuntime(process)
 
 
 def _spec_or_meta(pod: dict[str, Any]) -> tuple[Any, Any]:
@@ -154,7 +120,7 @@ class Agent:
         self.node_ip = config.node_ip or detect_node_ip()
         self.client = Client.from_kubeconfig(config.kubeconfig, component="kubelet",
                                              qps=config.kube_api_qps, burst=config.kube_api_burst)
-        self.runtime = _make_runtime(config, self.node_ip)
+        self.runtime = make_runtime(config, self.node_ip)
         self.recorder = EventRecorder(self.client, "kubelet", host=config.node_name)
         self.port = config.port
         self._tasks: list[asyncio.Task[None]] = []
@@ -302,7 +268,8 @@ class Agent:
         self._spawn(self._reconcile_orphans(), "orphans")
         self._spawn(self.cache.run(), "pleg")
         if self.images is not None:
-            self._spawn(self._image_gc(), "image gc")
+            self._spawn(collect_images(self.images.service, config, self.node_event),
+                        "image gc")
         log.info("agent started", extra={"node": config.node_name, "runtime": self.runtime.name,
                                          "kubelet_port": self.port, "node_ip": self.node_ip})
 
@@ -315,23 +282,6 @@ class Agent:
             return
         # A change of status alone (mostly our own write coming back) needs no sync.
         self.workers.update(new, wake=_spec_or_meta(old) != _spec_or_meta(new))
-
-    async def _image_gc(self) -> None:
-        """kubelet's ImageGCManager: every 5 minutes, unused images go (least recently
-        used first) while disk usage is above the high threshold, down to the low one."""
-        assert self.images is not None
-        while True:
-            await asyncio.sleep(_IMAGE_GC_PERIOD)
-            try:
-                removed = await self.images.service.garbage_collect(
-                    self.config.image_gc_high_threshold, self.config.image_gc_low_threshold)
-            except Exception:   # (a GC pass failing must not end the agent)
-                log.exception("image garbage collection failed")
-                continue
-            if removed:
-                log.info("images garbage collected", extra={"count": len(removed)})
-                self.node_event("Normal", "FreeDiskSpace",
-                                f"removed {len(removed)} unused images")
 
     async def _start_server(self) -> None:
         config = self.config

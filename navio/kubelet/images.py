@@ -135,7 +135,7 @@ class ImageManager:
 
     async def _credentials(self, pod: Mapping[str, Any], image: str) -> list[tuple[str, str]]:
         namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
-        secrets = []
+        secrets: list[Mapping[str, Any]] = []
         for ref in (pod.get("spec") or {}).get("imagePullSecrets") or ():
             name = (ref or {}).get("name")
             if not name:

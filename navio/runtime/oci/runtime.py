@@ -27,11 +27,11 @@ import pty
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from navio.images.registry import RegistryClient, RegistryConfig
+from navio.images.registry import RegistryClient, load_registry_config
 from navio.images.store import ImageRecord, ImageStore
 from navio.runtime import cgroups
 from navio.runtime.execsession import ProcessExecSession, _pty_reader, _PtyWriter
@@ -59,12 +59,12 @@ def runc_available(runc: str = "runc") -> str | None:
 @dataclass(frozen=True, slots=True)
 class OciRuntimeConfig:
     """`process`: the sandbox/record settings shared with the process runtime;
-    `image_dir`: the node's image store; `registry`: mirrors and insecure hosts;
-    `seccomp_root`: where Localhost seccomp profiles live."""
+    `image_dir`: the node's image store; `registry_config`: registries.yaml (mirrors,
+    insecure hosts); `seccomp_root`: where Localhost seccomp profiles live."""
 
     process: ProcessRuntimeConfig
     image_dir: Path
-    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    registry_config: Path | None = None
     runc: str = "runc"
     seccomp_root: str | None = None
     overlay: bool = True
@@ -88,8 +88,8 @@ class OciRuntime(ProcessRuntime):
         self._runc_root = str(config.process.state_dir / "runc")
         os.makedirs(self._runc_root, mode=0o700, exist_ok=True)
         self.store = ImageStore(config.image_dir)
-        self.images = OciImages(self.store, RegistryClient(self.store, config.registry),
-                                self._images_in_use)
+        registry = RegistryClient(self.store, load_registry_config(config.registry_config))
+        self.images = OciImages(self.store, registry, self._images_in_use)
 
     @property
     def capabilities(self) -> Capabilities:

@@ -35,7 +35,6 @@ from navio.runtime import cgroups
 from navio.runtime import namespaces as ns
 from navio.runtime.launch import Report, detach
 from navio.runtime.logs import LogWriter
-from navio.runtime.state import write_json
 from navio.runtime.stdinrelay import StdinRelay
 from navio.runtime.supervisor import _Supervisor
 
