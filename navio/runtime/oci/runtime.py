@@ -112,6 +112,13 @@ class OciRuntime(ProcessRuntime):
             self._state.save_sandbox(rec)
         return info
 
+    async def _stop_sandbox(self, sandbox_id: str) -> None:
+        rec = self._state.load_sandbox(sandbox_id)
+        await super()._stop_sandbox(sandbox_id)
+        relpath = self._cgroups_path((rec or {}).get("cgroup") or {})
+        if relpath:   # runc made the pod's cgroup in every hierarchy (devices, blkio, ...)
+            await asyncio.to_thread(remove_cgroup_everywhere, relpath)
+
     # ---- statuses carry the image ---------------------------------------------------------
 
     def _status(self, rec: dict[str, Any]) -> ContainerStatus:
@@ -282,6 +289,30 @@ class OciRuntime(ProcessRuntime):
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **kwargs)
         assert proc.stdout is not None and proc.stderr is not None
         return ProcessExecSession(proc, stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
+
+
+def _v1_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    out = []
+    with open(mountinfo) as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split()[:1] in (["cgroup"], ["cgroup2"]):   # (runc uses both: hybrid)
+                out.append(pre.split()[4])
+    return out
+
+
+def remove_cgroup_everywhere(relpath: str) -> None:
+    """rmdir the (empty) cgroup `relpath` and its empty children in every hierarchy."""
+    for mount in _v1_mounts():
+        top = Path(mount) / relpath.lstrip("/")
+        if not top.is_dir():
+            continue
+        for sub in sorted((p for p in top.glob("**/") if p.is_dir()),
+                          key=lambda p: -len(p.parts)):
+            try:
+                sub.rmdir()
+            except OSError:
+                pass
 
 
 def _display_ref(ref: str, image: ImageRecord) -> str:
