@@ -34,6 +34,7 @@ from navio.kubelet.volumes import PodVolumes
 from navio.runtime.protocol import (
     INIT_LABEL,
     ContainerConfig,
+    ContainerConfigFailure,
     ContainerStatus,
     Mount,
     Resources,
@@ -157,6 +158,8 @@ class ContainerRunner:
             run_as_group=_user(pod, spec, "runAsGroup"), labels=tuple(labels))
         try:
             cid = await self.runtime.create_container(sandbox.id, dict(spec), config)
+        except ContainerConfigFailure as exc:
+            return self._fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, str(exc))
         except RuntimeFailure as exc:
             return self._fail(pod, name, "CreateContainerError", str(exc))
         self._event(pod, "Normal", "Created", f"Created container: {name}")

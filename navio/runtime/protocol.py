@@ -41,7 +41,7 @@ if TYPE_CHECKING:   # helpers (supervisor, pause) import this module and stay as
 
 __all__ = [
     "AttachSession", "ByteSink", "Capabilities", "ContainerConfig", "ContainerState",
-    "ContainerStats", "ContainerStatus",
+    "ContainerConfigFailure", "ContainerStats", "ContainerStatus",
     "ExecSession", "ImageInfo", "ImagePullFailure", "ImageService", "InvalidImage",
     "InvalidState", "Mount", "NotFound", "Resources", "Runtime", "RuntimeFailure",
     "SandboxInfo", "SandboxState", "Unsupported", "INIT_LABEL", "REASON_COMPLETED", "REASON_ERROR",
@@ -80,6 +80,11 @@ class Unsupported(RuntimeFailure):
 
 class ImagePullFailure(RuntimeFailure):
     """The image could not be pulled (the kubelet's ErrImagePull; message says why)."""
+
+
+class ContainerConfigFailure(RuntimeFailure):
+    """The container's configuration cannot work with its image, e.g. runAsNonRoot with an
+    image running as root (the kubelet's CreateContainerConfigError)."""
 
 
 class InvalidImage(RuntimeFailure):

@@ -28,7 +28,7 @@ from pathlib import Path
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "ps", "cat", "sleep", "echo", "ls", "id", "hostname", "head", "dd", "touch",
            "ip", "wget", "env", "pwd", "true", "false", "grep", "mkdir", "rm", "nc", "tail",
-           "yes", "awk", "seq", "uname")
+           "yes", "awk", "seq", "uname", "httpd", "md5sum", "whoami")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -92,6 +92,7 @@ def build_image(*, marker: str = "navio", extra: dict[str, bytes | str | None] |
                       b"app:x:1000:1000:app:/home/app:/bin/sh\n",
         "etc/group": b"root:x:0:\nnogroup:x:65534:\napp:x:1000:\n",
         "etc/marker": marker.encode() + b"\n",
+        "www": None, "www/index.html": f"hello from {marker}\n".encode(),
     }
     files.update({f"bin/{a}": "busybox" for a in APPLETS})
     files.update(extra or {})

@@ -245,3 +245,48 @@ def test_a_missing_image_with_pull_policy_never(kctl: Kubectl, ns: str,
         "never", f"{registry.host}/test/absent:v9", container="    imagePullPolicy: Never\n"))
     wait_for(lambda: (_state(_pod(kctl, ns, "never")).get("waiting") or {}).get("reason")
              == "ErrImageNeverPull", 60, "ErrImageNeverPull")
+
+
+def test_port_forward_works_and_containers_survive_an_agent_restart(
+        kctl: Kubectl, ns: str, registry: Registry, agent: Agent, server: NavioServer) -> None:
+    import urllib.request
+    from kubelet_lab import free_port
+    kctl("apply", "-n", ns, "-f", "-", input=_pod_manifest(
+        "web", f"{registry.host}/test/busybox:v1",
+        container="    command: [httpd, -f, -p, '8080', -h, /www]\n"))
+    wait_for(lambda: "running" in _state(_pod(kctl, ns, "web")), 90, "the web pod to run")
+    local = free_port()
+    with kctl.popen("port-forward", "pod/web", f"{local}:8080", "-n", ns) as pf:
+        try:
+            assert pf.stdout is not None
+            assert "Forwarding from 127.0.0.1" in pf.stdout.readline()
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=20) as resp:
+                assert resp.read() == b"hello from public\n"
+        finally:
+            pf.terminate()
+    before = _pod(kctl, ns, "web")["status"]["containerStatuses"][0]["containerID"]
+    agent.kill9()
+    agent.start()
+    # (the restarted kubelet listens on a new port: exec works once the Node says which)
+    wait_for(lambda: kctl.run("exec", "-n", ns, "web", "--", "whoami",
+                              check=False).stdout.strip() == "root", 90,
+             "exec through the restarted agent")
+    status = _pod(kctl, ns, "web")["status"]["containerStatuses"][0]
+    assert status["containerID"] == before and status["restartCount"] == 0
+    assert "running" in status["state"]
+
+
+def test_run_as_non_root_with_a_root_image_is_a_config_error(kctl: Kubectl, ns: str,
+                                                             registry: Registry) -> None:
+    kctl("apply", "-n", ns, "-f", "-", input=_pod_manifest(
+        "nonroot", f"{registry.host}/test/busybox:v1",
+        extra_spec="  securityContext:\n    runAsNonRoot: true\n"))
+    wait_for(lambda: (_state(_pod(kctl, ns, "nonroot")).get("waiting") or {}).get("reason")
+             == "CreateContainerConfigError", 90, "CreateContainerConfigError")
+    message = _state(_pod(kctl, ns, "nonroot"))["waiting"]["message"]
+    assert "container has runAsNonRoot and image will run as root" in message
+    kctl("apply", "-n", ns, "-f", "-", input=_pod_manifest(
+        "asuser", f"{registry.host}/test/busybox:v1",
+        extra_spec="  securityContext:\n    runAsNonRoot: true\n    runAsUser: 1000\n"))
+    wait_for(lambda: "running" in _state(_pod(kctl, ns, "asuser")), 90, "the pod as uid 1000")
+    assert kctl("exec", "-n", ns, "asuser", "--", "id", "-u").strip() == "1000"

@@ -37,11 +37,12 @@ from navio.runtime import cgroups
 from navio.runtime.execsession import ProcessExecSession, _pty_reader, _PtyWriter
 from navio.runtime.oci import rootfs
 from navio.runtime.oci.images import OciImages
-from navio.runtime.oci.spec import SpecError, build_spec
+from navio.runtime.oci.spec import NonRootError, SpecError, build_spec
 from navio.runtime.process import ProcessRuntime, _bounded
 from navio.runtime.process_config import ProcessRuntimeConfig
 from navio.runtime.process_records import container_status_of, finalize_lost, sandbox_info_of
-from navio.runtime.protocol import (Capabilities, ContainerConfig, ContainerStatus,
+from navio.runtime.protocol import (Capabilities, ContainerConfig, ContainerConfigFailure,
+                                    ContainerStatus,
                                     InvalidState, NotFound, RuntimeFailure, SandboxInfo)
 
 __all__ = ["OciRuntime", "OciRuntimeConfig", "runc_available"]
@@ -183,6 +184,8 @@ class OciRuntime(ProcessRuntime):
                 await asyncio.shield(self._remove_container(cid, rec))
                 if isinstance(exc, (RuntimeFailure, asyncio.CancelledError)):
                     raise
+                if isinstance(exc, NonRootError):
+                    raise ContainerConfigFailure(str(exc)) from None
                 if isinstance(exc, SpecError):
                     raise RuntimeFailure(str(exc)) from None
                 raise RuntimeFailure(f"creating container {name!r} failed: {exc}") from exc

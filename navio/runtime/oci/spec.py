@@ -30,7 +30,8 @@ from typing import Any, Mapping, Sequence
 
 from navio.runtime.protocol import ContainerConfig
 
-__all__ = ["DEFAULT_CAPABILITIES", "MASKED_PATHS", "READONLY_PATHS", "SpecError", "argv_of",
+__all__ = ["DEFAULT_CAPABILITIES", "MASKED_PATHS", "NonRootError", "READONLY_PATHS",
+           "SpecError", "argv_of",
            "build_spec", "seccomp_section"]
 
 # containerd pkg/oci/spec.go defaultUnixCaps (what Docker and CRI-O give too).
@@ -59,7 +60,12 @@ _CFS_PERIOD = 100_000
 
 
 class SpecError(ValueError):
-    """The container cannot be configured (CreateContainerConfigError)."""
+    """The container cannot be configured (CreateContainerError)."""
+
+
+class NonRootError(SpecError):
+    """runAsNonRoot cannot be honoured (kubelet's verifyRunAsNonRoot:
+    CreateContainerConfigError)."""
 
 
 def argv_of(config: ContainerConfig, image: Mapping[str, Any]) -> list[str]:
@@ -126,6 +132,29 @@ def _user(config: ContainerConfig, image: Mapping[str, Any], rootfs: Path,
     return {"uid": uid, "gid": gid or 0, "additionalGids": additional}
 
 
+def _verify_non_root(pod: Mapping[str, Any], container: Mapping[str, Any],
+                     config: ContainerConfig, image: Mapping[str, Any]) -> None:
+    """kubelet kuberuntime_container_linux.go verifyRunAsNonRoot, in its words."""
+    ctx = container.get("securityContext") or {}
+    pod_ctx = (pod.get("spec") or {}).get("securityContext") or {}
+    non_root = ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot"))
+    if not non_root:
+        return
+    meta = pod.get("metadata") or {}
+    where = (f"(pod: \"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})\", "
+             f"container: {container.get('name')})")
+    if config.run_as_user is not None:
+        if config.run_as_user == 0:
+            raise NonRootError(f"container's runAsUser breaks non-root policy {where}")
+        return
+    user = str(image.get("User") or "").partition(":")[0]
+    if not user.isdigit() and user:
+        raise NonRootError(f"container has runAsNonRoot and image has non-numeric user "
+                           f"({user}), cannot verify user is non-root {where}")
+    if not user or int(user) == 0:
+        raise NonRootError(f"container has runAsNonRoot and image will run as root {where}")
+
+
 def _capabilities(ctx: Mapping[str, Any], privileged: bool) -> dict[str, list[str]]:
     if privileged:
         caps = list(ALL_CAPABILITIES)
@@ -171,6 +200,7 @@ def build_spec(*, pod: Mapping[str, Any], container: Mapping[str, Any],
     if not argv:
         raise SpecError("no command specified: the image has no Entrypoint or Cmd and the "
                         "container sets no command")
+    _verify_non_root(pod, container, config, image)
     groups = [int(g) for g in pod_ctx.get("supplementalGroups") or ()]
     if pod_ctx.get("fsGroup") is not None:
         groups.append(int(pod_ctx["fsGroup"]))

@@ -115,3 +115,23 @@ def test_limits_volumes_and_cgroup_path(tmp_path: Path) -> None:
     assert data["source"] == "/host/data" and "ro" in data["options"]
     shm = next(m for m in spec["mounts"] if m["destination"] == "/dev/shm")
     assert shm["source"] == "/shm"
+
+
+@pytest.mark.parametrize("image_user,run_as_user,message", [
+    ("", None, "image will run as root"),
+    ("0", None, "image will run as root"),
+    ("app", None, "non-numeric user (app)"),
+    ("1000", 0, "runAsUser breaks non-root policy"),
+    ("1000", None, None),
+    ("", 7, None),
+])
+def test_run_as_non_root_is_verified_as_the_kubelet_does(tmp_path: Path, image_user,
+                                                         run_as_user, message) -> None:
+    from navio.runtime.oci.spec import NonRootError
+    kwargs = dict(pod_spec={"securityContext": {"runAsNonRoot": True}},
+                  image={**IMAGE, "User": image_user}, run_as_user=run_as_user)
+    if message is None:
+        _spec(tmp_path, **kwargs)
+    else:
+        with pytest.raises(NonRootError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            _spec(tmp_path, **kwargs)
