@@ -138,10 +138,16 @@ def format_trigger_time(when: datetime) -> str:
 
 
 class TriggerTimeTracker:
-    """endpointsliceutil.TriggerTimeTracker: the earliest change not yet exported."""
+    """endpointsliceutil.TriggerTimeTracker: the earliest change not yet exported.
+
+    Unlike upstream, what `compute` saw becomes "exported" only when the caller `commit`s it
+    after its write succeeded: a write that fails (a conflict with a stale informer) would
+    otherwise consume the change, and the retry would clear the annotation.
+    """
 
     def __init__(self) -> None:
         self._states: dict[str, tuple[datetime | None, dict[str, datetime]]] = {}
+        self._pending: dict[str, tuple[datetime | None, dict[str, datetime]]] = {}
 
     def compute(self, key: str, service: dict[str, Any], pods: list[dict[str, Any]]
                 ) -> datetime | None:
@@ -162,11 +168,17 @@ class TriggerTimeTracker:
         created = _parse(service["metadata"].get("creationTimestamp"))
         if created is not None and (last_svc is None or created > last_svc):
             changed = created if changed is None else min(changed, created)
-        self._states[key] = (created, pod_times)
+        self._pending[key] = (created, pod_times)
         return created if not known else changed
+
+    def commit(self, key: str) -> None:
+        """The trigger `compute` last returned for key has been written."""
+        if key in self._pending:
+            self._states[key] = self._pending.pop(key)
 
     def delete(self, key: str) -> None:
         self._states.pop(key, None)
+        self._pending.pop(key, None)
 
 
 # ---- the Endpoints controller ---------------------------------------------------------------
@@ -349,6 +361,7 @@ class EndpointsController(Controller):
                     entries.append((addr, _endpoint_port(sp, number), ready))
         subsets = repack_subsets(entries)
         await self._write(service, key, subsets, trigger)
+        self.tracker.commit(key)
 
     async def _write(self, service: dict[str, Any], key: str, subsets: list[dict[str, Any]],
                      trigger: datetime | None) -> None:

@@ -318,6 +318,7 @@ class EndpointSliceController(Controller):
                                 f"Error updating Endpoint Slices for Service {ns}/{name}: "
                                 f"{'; '.join(problems)}")
             raise RuntimeError(f"endpoint slices of {key}: {'; '.join(problems)}")
+        self.tracker.commit(key)
 
     def _desired(self, service: Obj, pods: list[Obj], address_type: str, problems: list[str]
                  ) -> dict[bytes, tuple[list[Obj], dict[Any, Obj]]]:

@@ -171,6 +171,47 @@ def test_a_deployment_of_a_pushed_image_runs_isolated_replicas(kctl: Kubectl, ns
         addr = kctl("exec", "-n", ns, p["metadata"]["name"], "--", "ip", "-4", "addr")
         assert p["status"]["podIP"] in addr
     assert kctl("exec", "-n", ns, first, "--", "hostname").strip() == first
+    hosts = kctl("exec", "-n", ns, first, "--", "cat", "/etc/hosts")   # the kubelet's file
+    assert "# Kubernetes-managed hosts file." in hosts and first in hosts
+
+
+def test_volumes_are_bind_mounted_and_shared_by_the_pods_containers(
+        kctl: Kubectl, ns: str, registry: Registry) -> None:
+    image = f"{registry.host}/test/busybox:v1"
+    kctl("create", "configmap", "settings", "-n", ns, "--from-literal=greeting=hello")
+    kctl("apply", "-n", ns, "-f", "-", input=f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: vols
+spec:
+  nodeName: {NODE}
+  volumes:
+  - name: shared
+    emptyDir: {{}}
+  - name: settings
+    configMap: {{name: settings}}
+  containers:
+  - name: writer
+    image: {image}
+    command: [sh, -c, 'cat /config/greeting > /data/out; exec sleep 3600']
+    volumeMounts:
+    - {{name: shared, mountPath: /data}}
+    - {{name: settings, mountPath: /config, readOnly: true}}
+  - name: reader
+    image: {image}
+    command: [sleep, '3600']
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+""")
+    wait_for(lambda: all("running" in (c.get("state") or {}) for c in (
+        _pod(kctl, ns, "vols").get("status") or {}).get("containerStatuses") or [{}]), 90,
+             "both containers to run")
+    wait_for(lambda: kctl.run("exec", "-n", ns, "vols", "-c", "reader", "--", "cat",
+                              "/shared/out", check=False).stdout.strip() == "hello", 30,
+             "the reader to see the writer's file")
+    denied = kctl.run("exec", "-n", ns, "vols", "-c", "writer", "--", "touch",
+                      "/config/x", check=False)
+    assert denied.returncode != 0   # a read-only volume
 
 
 def test_a_wrong_tag_gives_errimagepull_then_imagepullbackoff(kctl: Kubectl, ns: str,

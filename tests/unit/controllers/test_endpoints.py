@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from navio.api import errors
 from navio.client import ENDPOINTS, PODS, SERVICES
 from navio.controllers.base import ControllerContext, SharedInformers
 from navio.controllers.endpoints import (TRIGGER_TIME_ANNOTATION, EndpointsController,
@@ -94,9 +95,26 @@ def test_trigger_time_is_creation_first_then_the_earliest_new_change() -> None:
     svc = {"metadata": {"name": "s", "creationTimestamp": "2024-05-01T11:00:00Z"}}
     pods = [pod("a", ready_at="2024-05-01T12:00:00Z")]
     assert tracker.compute("ns/s", svc, pods) == datetime(2024, 5, 1, 11, tzinfo=timezone.utc)
+    tracker.commit("ns/s")
     assert tracker.compute("ns/s", svc, pods) is None, "nothing changed"
+    tracker.commit("ns/s")
     pods = [pod("a", ready_at="2024-05-01T12:05:00Z"), pod("b", ready_at="2024-05-01T12:03:00Z")]
     assert tracker.compute("ns/s", svc, pods) == datetime(2024, 5, 1, 12, 3, tzinfo=timezone.utc)
+
+
+def test_a_trigger_whose_write_failed_is_reported_again() -> None:
+    """A failed write (say, a conflict) must not consume the change: the retry's write would
+    otherwise clear the annotation though nothing exported it."""
+    tracker = TriggerTimeTracker()
+    svc = {"metadata": {"name": "s", "creationTimestamp": "2024-05-01T11:00:00Z"}}
+    tracker.compute("ns/s", svc, [])
+    tracker.commit("ns/s")
+    pods = [pod("a", ready_at="2024-05-01T12:00:00Z")]
+    when = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    assert tracker.compute("ns/s", svc, pods) == when
+    assert tracker.compute("ns/s", svc, pods) == when, "not committed: still pending"
+    tracker.commit("ns/s")
+    assert tracker.compute("ns/s", svc, pods) is None
 
 
 @pytest.mark.parametrize("when,text", [
@@ -196,3 +214,25 @@ async def test_the_endpoints_of_a_deleted_service_are_deleted() -> None:
     ctl = EndpointsController(ControllerContext(client, informers, _Recorder(), {}))  # type: ignore[arg-type]
     await ctl.reconcile("ns/gone")
     assert client.written == [("delete", {"metadata": {"name": "gone"}})]
+
+
+async def test_an_endpoints_write_retried_after_a_conflict_keeps_its_trigger_time() -> None:
+    """The flake this fixed: a conflict (stale informer) made the retry clear the annotation."""
+    class _Conflicting(_Client):
+        async def create(self, resource: Any, body: Obj, ns: Any = None) -> Obj:
+            if not self.written:
+                self.written.append(("conflict", copy.deepcopy(body)))
+                raise errors.Conflict("the object has been modified")
+            return await super().create(resource, body, ns)
+
+    client = _Conflicting()
+    informers = SharedInformers(client)  # type: ignore[arg-type]
+    ctl = EndpointsController(ControllerContext(client, informers, _Recorder(), {}))  # type: ignore[arg-type]
+    informers.get(SERVICES)._replace([service()], "1")
+    informers.get(PODS)._replace([pod("a", "10.0.0.1")], "1")
+    informers.get(ENDPOINTS)._replace([], "1")
+    with pytest.raises(errors.Conflict):
+        await ctl.reconcile("ns/w")
+    await ctl.reconcile("ns/w")
+    (_, body), = [w for w in client.written if w[0] == "create"]
+    assert body["metadata"]["annotations"][TRIGGER_TIME_ANNOTATION] == "2024-05-01T11:00:00Z"
