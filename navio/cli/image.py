@@ -84,15 +84,15 @@ def _run(args: Any) -> int:
     used = _in_use(root)
     code = 0
     for text in args.images:
-        image = store.resolve(text)
-        if image is None:
+        found = store.resolve(text)
+        if found is None:
             print(f"error: no such image {text}", file=sys.stderr)
             code = 1
             continue
-        if image.id in used:
+        if found.id in used:
             print(f"error: image {text} is in use by a container", file=sys.stderr)
             code = 1
             continue
-        store.remove(image.id)
+        store.remove(found.id)
         print(f"Deleted: {text}")
     return code

@@ -57,7 +57,7 @@ from navio.kubelet.podfiles import load_host_resolv_conf
 from navio.kubelet.podworkers import PodWorkers
 from navio.kubelet.prober import ProbeManager
 from navio.kubelet.projected import ServiceAccountTokens
-from navio.kubelet.runtimes import collect_images, make_runtime
+from navio.kubelet.runtimes import collect_images, make_runtime, report_images
 from navio.kubelet.probes import ProbeRunner
 from navio.kubelet.server import KubeletServer, serve
 from navio.kubelet.status import StatusManager
@@ -270,6 +270,9 @@ class Agent:
         if self.images is not None:
             self._spawn(collect_images(self.images.service, config, self.node_event),
                         "image gc")
+            self._spawn(report_images(self.images.service,
+                                      lambda found: setattr(self.node, "images", found),
+                                      config.node_status_update_frequency), "node images")
         log.info("agent started", extra={"node": config.node_name, "runtime": self.runtime.name,
                                          "kubelet_port": self.port, "node_ip": self.node_ip})
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from navio.kubelet.config import AgentConfig
-from navio.runtime.protocol import ImageService, Runtime
+from navio.runtime.protocol import ImageInfo, ImageService, Runtime
 
-__all__ = ["IMAGE_GC_PERIOD", "collect_images", "make_runtime", "resolve_runtime"]
+__all__ = ["IMAGE_GC_PERIOD", "collect_images", "make_runtime", "node_images",
+           "report_images", "resolve_runtime"]
 
 log = logging.getLogger(__name__)
 
 IMAGE_GC_PERIOD = 300.0   # kubelet ImageGCPeriod
+NODE_STATUS_MAX_IMAGES = 50   # kubelet --node-status-max-images
 
 
 def resolve_runtime(config: AgentConfig) -> str:
@@ -72,3 +74,22 @@ async def collect_images(images: ImageService, config: AgentConfig,
         if removed:
             log.info("images garbage collected", extra={"count": len(removed)})
             node_event("Normal", "FreeDiskSpace", f"removed {len(removed)} unused images")
+
+
+def node_images(images: list[ImageInfo]) -> list[dict[str, Any]]:
+    """Node.status.images as the kubelet writes it: largest first, at most 50, each named by
+    its repo digests then its tags."""
+    out = [{"names": [*i.repo_digests, *i.repo_tags] or [i.id], "sizeBytes": i.size}
+           for i in sorted(images, key=lambda i: -i.size)]
+    return out[:NODE_STATUS_MAX_IMAGES]
+
+
+async def report_images(images: ImageService, set_images: Callable[[list[dict[str, Any]]],
+                                                                  None], period: float) -> None:
+    """Keep the Node's image list current (read at every node status update)."""
+    while True:
+        try:
+            set_images(node_images(await images.list_images()))
+        except Exception:   # (a failed listing must not end the agent)
+            log.exception("listing images failed")
+        await asyncio.sleep(period)

@@ -173,6 +173,9 @@ def test_a_deployment_of_a_pushed_image_runs_isolated_replicas(kctl: Kubectl, ns
     assert kctl("exec", "-n", ns, first, "--", "hostname").strip() == first
     hosts = kctl("exec", "-n", ns, first, "--", "cat", "/etc/hosts")   # the kubelet's file
     assert "# Kubernetes-managed hosts file." in hosts and first in hosts
+    wait_for(lambda: any(f"{registry.host}/test/busybox:v1" in i["names"] for i in (
+        kctl.json("get", "node", NODE)["status"].get("images") or [])), 30,
+             "the image in the Node's status")
 
 
 def test_volumes_are_bind_mounted_and_shared_by_the_pods_containers(

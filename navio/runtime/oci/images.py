@@ -52,7 +52,7 @@ class OciImages:
         return info_of(record) if record else None
 
     async def list_images(self) -> list[ImageInfo]:
-        return [info_of(r) for r in await asyncio.to_thread(self.store.list)]
+        return [info_of(r) for r in await asyncio.to_thread(self.store.images)]
 
     async def remove_image(self, image: str) -> None:
         record = await asyncio.to_thread(self.store.resolve, image)

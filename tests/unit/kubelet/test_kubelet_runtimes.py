@@ -38,3 +38,13 @@ def test_an_explicit_runtime_stands(tmp_path: Path, choice: str) -> None:
 def test_image_gc_thresholds_are_validated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="image GC thresholds"):
         _config(tmp_path, image_gc_high_threshold=70, image_gc_low_threshold=80)
+
+
+def test_node_images_are_largest_first_named_by_digest_then_tag() -> None:
+    from navio.runtime.protocol import ImageInfo
+    found = runtimes.node_images([
+        ImageInfo("sha256:a", ("r/a:1",), ("r/a@sha256:1",), 10),
+        ImageInfo("sha256:b", (), (), 30)] + [ImageInfo(f"sha256:{i}", size=1) for i in range(60)])
+    assert found[0] == {"names": ["sha256:b"], "sizeBytes": 30}
+    assert found[1] == {"names": ["r/a@sha256:1", "r/a:1"], "sizeBytes": 10}
+    assert len(found) == 50
