@@ -271,6 +271,20 @@ def test_an_imported_tarball_runs_with_the_registry_down(kctl: Kubectl, ns: str,
     wait_for(lambda: "running" in _state(_pod(kctl, ns, "offline")), 90,
              "the imported image to run")
     assert "airgapped" in kctl("exec", "-n", ns, "offline", "--", "cat", "/etc/marker")
+    busy = subprocess.run([sys.executable, "-m", "navio.cli.main", "image", "--root-dir",
+                           str(agent.root), "rm", image], capture_output=True, text=True,
+                          timeout=60)
+    assert busy.returncode == 1 and "in use by a container" in busy.stderr
+
+
+def test_attach_reaches_the_containers_stdin(kctl: Kubectl, ns: str, registry: Registry) -> None:
+    kctl("apply", "-n", ns, "-f", "-", input=_pod_manifest(
+        "talk", f"{registry.host}/test/busybox:v1", container=(
+            "    stdin: true\n    stdinOnce: true\n"
+            "    command: [sh, -c, 'read line; echo got:$line']\n")))
+    wait_for(lambda: "running" in _state(_pod(kctl, ns, "talk")), 90, "the pod to run")
+    kctl.run("attach", "-i", "talk", "-n", ns, input="hello\n", check=False)
+    wait_for(lambda: "got:hello" in kctl("logs", "talk", "-n", ns), 30, "the echoed line")
 
 
 def test_a_memory_hog_is_oomkilled(kctl: Kubectl, ns: str, registry: Registry) -> None:
