@@ -64,9 +64,18 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root-dir", type=Path, default=default_root_dir(),
                    help="the agent's state: pods, volumes, runtime records (default: "
                         "%(default)s)")
-    p.add_argument("--runtime", choices=("process", "sim"), default="process",
-                   help="process: containers are host processes (namespaces when root); "
-                        "sim: nothing runs, containers are reported running")
+    p.add_argument("--runtime", choices=("auto", "oci", "process", "sim"), default="auto",
+                   help="oci: images run by runc (needs root and runc); process: containers "
+                        "are host processes (namespaces when root); sim: nothing runs, "
+                        "containers are reported running; auto (default): oci when runc is "
+                        "installed and the agent is root, else process")
+    p.add_argument("--registry-config", type=Path, default=None,
+                   help="oci runtime: registries.yaml (k3s shape: mirrors.<registry>.endpoint, "
+                        "configs.<host>.tls.insecure_skip_verify)")
+    p.add_argument("--image-gc-high-threshold", type=int, default=85,
+                   help="disk usage percent above which unused images are removed")
+    p.add_argument("--image-gc-low-threshold", type=int, default=80,
+                   help="disk usage percent image garbage collection frees down to")
     p.add_argument("--pod-cidr", default="",
                    help="this node's pod IP range (default: the one the control plane "
                         "assigns the Node, spec.podCIDR)")
@@ -113,7 +122,9 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         node_name=args.node_name, kubeconfig=args.kubeconfig, server=args.server,
         token_file=args.token_file, ca_file=args.ca_file, ca_cert_hash=args.ca_cert_hash,
         root_dir=args.root_dir,
-        runtime=args.runtime,
+        runtime=args.runtime, registry_config=args.registry_config,
+        image_gc_high_threshold=args.image_gc_high_threshold,
+        image_gc_low_threshold=args.image_gc_low_threshold,
         pod_cidr=args.pod_cidr or None, cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr,
         node_netns=args.node_netns, node_ip=args.node_ip, address=args.address, port=args.port,
@@ -220,7 +231,7 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
                           cluster_dns: tuple[str, ...] = (), serve_dns: bool = False,
                           service_cidr: str = "10.43.0.0/16", node_netns: str | None = None,
                           resolv_conf: str | None = None, proxy_mode: str = "auto",
-                          verbosity: int = 0) -> Component:
+                          runtime: str = "auto", verbosity: int = 0) -> Component:
     """The local node of `navio server`: its kubelet serving certificate (signed by the
     cluster CA, for 127.0.0.1), the `navio agent` argv and the same agent in-process.
     `kubeconfig` is the node's identity (user `system:node:<node>`, group `system:nodes`).
@@ -235,7 +246,7 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
             "--port", str(port), "--tls-cert-file", str(serving.cert),
             "--tls-private-key-file", str(serving.key), "--client-ca-file", str(ca.pair.cert),
             "--service-cluster-ip-range", service_cidr, "--proxy-mode", proxy_mode,
-            "--pod-cidr", "10.42.0.0/24",
+            "--pod-cidr", "10.42.0.0/24", "--runtime", runtime,
             "--v", str(verbosity)]
     if cluster_dns:
         argv += ["--cluster-dns", ",".join(cluster_dns)]

@@ -64,6 +64,7 @@ class ServerConfig:
     node_netns: str | None = None         # the local node's pods in this netns (tests)
     resolv_conf: str | None = None        # the agent's --resolv-conf (None: its default)
     proxy_mode: str = "auto"
+    runtime: str = "auto"                 # the local node's container runtime
     kubelet_port: int = 10250             # the local node's kubelet API (0: any free port)
     agent: bool = True
     verbosity: int = 0
@@ -122,6 +123,9 @@ def add_parser(sub: Any) -> None:
                    choices=("auto", "nftables", "iptables", "userspace", "none"),
                    help="the local node's Service proxy (default: nftables when root, "
                         "else userspace)")
+    p.add_argument("--runtime", choices=("auto", "oci", "process", "sim"), default="auto",
+                   help="the local node's container runtime (default auto: oci when runc is "
+                        "installed and this runs as root, else process)")
     p.add_argument("--no-agent", dest="agent", action="store_false",
                    help="run the control plane only, without a local node")
     p.add_argument("--single-process", action="store_true",
@@ -188,6 +192,7 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
                         cluster_cidr=args.cluster_cidr,
                         cluster_dns=args.cluster_dns, node_netns=args.node_netns,
                         resolv_conf=args.resolv_conf, proxy_mode=args.proxy_mode,
+                        runtime=args.runtime,
                         kubelet_port=args.kubelet_port, agent=args.agent,
                         verbosity=args.verbosity, single_process=args.single_process,
                         disabled=tuple(d.strip() for d in args.disable.split(",")
@@ -338,6 +343,7 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
                                       node_netns=config.node_netns,
                                       resolv_conf=config.resolv_conf,
                                       proxy_mode=config.proxy_mode,
+                                      runtime=config.runtime,
                                       verbosity=config.verbosity)
         out.append(agent)   # (the runtime never forks the agent: in-process is safe)
     if "scheduler" not in config.disabled:

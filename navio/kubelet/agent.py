@@ -43,6 +43,7 @@ from navio.kubelet.backoff import Backoff
 from navio.kubelet.config import AgentConfig
 from navio.kubelet.containers import MINIMUM_GRACE, ContainerRunner
 from navio.kubelet.env import service_env
+from navio.kubelet.images import ImageManager
 from navio.kubelet.csi.attacher import CSIAttacher
 from navio.kubelet.csi.mounter import CSIMounter
 from navio.kubelet.csi.plugins import CSIPlugins
@@ -56,12 +57,13 @@ from navio.kubelet.podfiles import load_host_resolv_conf
 from navio.kubelet.podworkers import PodWorkers
 from navio.kubelet.prober import ProbeManager
 from navio.kubelet.projected import ServiceAccountTokens
+from navio.kubelet.runtimes import collect_images, make_runtime, report_images
 from navio.kubelet.probes import ProbeRunner
 from navio.kubelet.server import KubeletServer, serve
 from navio.kubelet.status import StatusManager
 from navio.kubelet.sync import PodSyncer
 from navio.kubelet.volumes import VolumeManager
-from navio.runtime.protocol import ContainerStatus, Runtime, SandboxInfo
+from navio.runtime.protocol import ContainerStatus, SandboxInfo
 
 __all__ = ["Agent", "run", "detect_node_ip"]
 
@@ -93,20 +95,6 @@ def detect_node_ip() -> str:
     return "127.0.0.1"
 
 
-def _make_runtime(config: AgentConfig, node_ip: str) -> Runtime:
-    if config.runtime == "sim":
-        # Nothing is networked on a simulated node: its made-up pod IPs need not wait for
-        # the range node IPAM assigns (the Node still gets one).
-        from navio.runtime.sim import SimRuntime
-        return SimRuntime(pod_cidr=config.pod_cidr or "10.42.0.0/24")
-    assert config.pod_cidr is not None
-    from navio.runtime.process import ProcessRuntime, ProcessRuntimeConfig
-    return ProcessRuntime(ProcessRuntimeConfig(
-        state_dir=config.runtime_state_dir, log_dir=config.pod_logs_dir,
-        pod_cidr=config.pod_cidr, bridge=config.bridge, node_netns=config.node_netns,
-        cgroup_parent=config.cgroup_parent, isolation=config.isolation, node_ip=node_ip))
-
-
 def _spec_or_meta(pod: dict[str, Any]) -> tuple[Any, Any]:
     meta = {k: v for k, v in (pod.get("metadata") or {}).items()
             if k not in ("resourceVersion", "managedFields")}
@@ -132,7 +120,7 @@ class Agent:
         self.node_ip = config.node_ip or detect_node_ip()
         self.client = Client.from_kubeconfig(config.kubeconfig, component="kubelet",
                                              qps=config.kube_api_qps, burst=config.kube_api_burst)
-        self.runtime = _make_runtime(config, self.node_ip)
+        self.runtime = make_runtime(config, self.node_ip)
         self.recorder = EventRecorder(self.client, "kubelet", host=config.node_name)
         self.port = config.port
         self._tasks: list[asyncio.Task[None]] = []
@@ -163,11 +151,15 @@ class Agent:
                                      csi=CSIMounter(self.csi_plugins, config.pods_dir,
                                                     config.root_dir / "plugins"))
         reasons: dict[tuple[str, str], tuple[str, str]] = {}
+        image_service = getattr(self.runtime, "images", None)
+        self.images = None if image_service is None else ImageManager(
+            image_service, event=self.event,
+            secret=lambda namespace, name: self.lookup("secret", namespace, name))
         self.containers = ContainerRunner(
             self.runtime, self.probes, lookup=self.lookup, event=self.event, reasons=reasons,
             services_env=self._services_env, host_ips=self.host_ips,
             allocatable=lambda: self.node.allocatable, refresh=self.cache.refresh_container,
-            seccomp_root=str(config.root_dir / "seccomp"))
+            seccomp_root=str(config.root_dir / "seccomp"), images=self.images)
         self.syncer = PodSyncer(
             runtime=self.runtime, cache=self.cache, prober=self.prober, runner=self.containers,
             volumes=self.volumes, status=self.status, event=self.event,
@@ -275,6 +267,12 @@ class Agent:
         self.pod_informer.start()
         self._spawn(self._reconcile_orphans(), "orphans")
         self._spawn(self.cache.run(), "pleg")
+        if self.images is not None:
+            self._spawn(collect_images(self.images.service, config, self.node_event),
+                        "image gc")
+            self._spawn(report_images(self.images.service,
+                                      lambda found: setattr(self.node, "images", found),
+                                      config.node_status_update_frequency), "node images")
         log.info("agent started", extra={"node": config.node_name, "runtime": self.runtime.name,
                                          "kubelet_port": self.port, "node_ip": self.node_ip})
 

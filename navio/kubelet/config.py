@@ -20,7 +20,7 @@ from typing import Literal
 
 __all__ = ["AgentConfig", "RuntimeName", "default_node_name", "default_root_dir"]
 
-RuntimeName = Literal["process", "sim"]
+RuntimeName = Literal["auto", "oci", "process", "sim"]
 
 
 def default_root_dir() -> Path:
@@ -61,6 +61,9 @@ class AgentConfig:
     ca_cert_hash: str | None = None
     root_dir: Path = field(default_factory=default_root_dir)
     runtime: RuntimeName = "process"
+    registry_config: Path | None = None      # oci: registries.yaml (mirrors, insecure hosts)
+    image_gc_high_threshold: int = 85        # kubelet imageGCHighThresholdPercent
+    image_gc_low_threshold: int = 80         # kubelet imageGCLowThresholdPercent
     pod_cidr: str | None = "10.42.0.0/24"   # None: the range node IPAM assigns the Node
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
@@ -124,6 +127,8 @@ class AgentConfig:
             raise ValueError("--node-lease-duration-seconds must be positive")
         if self.node_netns is not None and ("/" in self.node_netns or not self.node_netns):
             raise ValueError("--node-netns is a name under /run/netns")
+        if not 0 <= self.image_gc_low_threshold <= self.image_gc_high_threshold <= 100:
+            raise ValueError("image GC thresholds: 0 <= low <= high <= 100")
 
     @property
     def lease_renew_interval(self) -> float:
@@ -141,3 +146,7 @@ class AgentConfig:
     @property
     def runtime_state_dir(self) -> Path:
         return self.root_dir / "runtime"
+
+    @property
+    def image_dir(self) -> Path:
+        return self.root_dir / "images"

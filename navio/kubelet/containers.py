@@ -8,6 +8,8 @@ Guarantees:
 - `start` resolves env and argv (env.py), maps volume mounts to host paths, creates and
   starts the container through the runtime, records the outcome in the reason cache
   (cleared on success) and runs postStart; a failing postStart kills the container.
+- On a runtime with images the image is made present first (images.py: pull policy, pull
+  secrets, ErrImagePull/ImagePullBackOff).
 - A container without command or args cannot run on a runtime without images: it fails as
   CreateContainerConfigError with a message saying so (the `sim` runtime runs nothing and
   accepts it).
@@ -28,11 +30,13 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from navio.api.quantity import QuantityError, milli_value, value
 from navio.kubelet.env import CREATE_CONTAINER_CONFIG_ERROR, EnvError, Lookup, container_env, expand
+from navio.kubelet.images import ImageManager
 from navio.kubelet.probes import ProbeRunner
 from navio.kubelet.volumes import PodVolumes
 from navio.runtime.protocol import (
     INIT_LABEL,
     ContainerConfig,
+    ContainerConfigFailure,
     ContainerStatus,
     Mount,
     Resources,
@@ -89,9 +93,11 @@ class ContainerRunner:
                  host_ips: Callable[[], list[str]],
                  allocatable: Callable[[], Mapping[str, str]],
                  refresh: Callable[[str], Awaitable[ContainerStatus | None]],
-                 seccomp_root: str = "/var/lib/kubelet/seccomp") -> None:
+                 seccomp_root: str = "/var/lib/kubelet/seccomp",
+                 images: ImageManager | None = None) -> None:
         self.runtime = runtime
         self._seccomp_root = seccomp_root
+        self.images = images
         self.probes = probes
         self._lookup = lookup
         self._event = event
@@ -116,7 +122,13 @@ class ContainerRunner:
         """Create and start `spec` as instance `attempt`; False when it could not start."""
         meta = pod.get("metadata") or {}
         uid, name = str(meta.get("uid")), str(spec.get("name"))
-        if not spec.get("command") and not spec.get("args") and self.runtime.name != "sim":
+        if self.images is not None:
+            failure = await self.images.ensure(pod, spec)
+            if failure is not None:
+                self.reasons[(uid, name)] = failure
+                self._event(pod, "Warning", "Failed", f"Error: {failure[0]}")
+                return False
+        elif not spec.get("command") and not spec.get("args") and self.runtime.name != "sim":
             return self._fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR,
                               "container has no command: this node runs host programs without "
                               "images, so the image's entrypoint is not available; set "
@@ -158,6 +170,8 @@ class ContainerRunner:
                 "allowPrivilegeEscalation") is False)
         try:
             cid = await self.runtime.create_container(sandbox.id, dict(spec), config)
+        except ContainerConfigFailure as exc:
+            return self._fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, str(exc))
         except RuntimeFailure as exc:
             return self._fail(pod, name, "CreateContainerError", str(exc))
         self._event(pod, "Normal", "Created", f"Created container: {name}")

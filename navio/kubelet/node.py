@@ -117,6 +117,7 @@ class NodeStatus:
         self.capacity = machine_capacity(str(config.root_dir), config.max_pods)
         self.allocatable = allocatable_of(self.capacity)
         self.uid = ""
+        self.images: list[dict[str, Any]] = []   # status.images (runtimes with images)
         self._conditions: dict[str, dict[str, Any]] = {}
         self._last_written: dict[str, Any] | None = None
         self._last_write = 0.0
@@ -175,7 +176,7 @@ class NodeStatus:
         machine_id = _read("/etc/machine-id")
         return {
             "capacity": dict(self.capacity), "allocatable": dict(self.allocatable),
-            "conditions": conditions,
+            "conditions": conditions, **({"images": list(self.images)} if self.images else {}),
             "addresses": [{"type": "InternalIP", "address": self.node_ip},
                           {"type": "Hostname", "address": self.config.node_name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.config.port}},

@@ -147,7 +147,8 @@ def _container_statuses(inp: PodStatusInput, specs: Sequence[Mapping[str, Any]],
             latest = history[0]
             cid = f"{inp.runtime_name}://{latest.id}"
             status.update(state=_state(latest, cid), restartCount=latest.attempt,
-                          containerID=cid, image=spec.get("image", ""), imageID="")
+                          containerID=cid, image=latest.image or spec.get("image", ""),
+                          imageID=latest.image_id)
             if len(history) > 1:
                 status["lastState"] = _state(history[1],
                                              f"{inp.runtime_name}://{history[1].id}")

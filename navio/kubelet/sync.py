@@ -342,7 +342,11 @@ class PodSyncer:
         uid = str((pod.get("metadata") or {}).get("uid"))
         attempt = self._attempt(uid, str(spec.get("name")))
         if not await self.runner.start(pod, spec, sandbox, attempt, volumes, files, init=init):
-            wake.append(_RETRY)
+            images = getattr(self.runner, "images", None)
+            retry = images.retry_in(pod, spec) if images is not None else None
+            # (an image pull that failed is retried once its back-off ends; until then the
+            # next sync reports ImagePullBackOff, as the kubelet's pod worker does)
+            wake.append(_RETRY if retry is None else min(_RETRY, max(1.0, retry)))
 
     async def _regular_containers(self, pod: Mapping[str, Any], sandbox: SandboxInfo,
                                   volumes: Any, files: list[tuple[str, str]],
@@ -428,6 +432,8 @@ class PodSyncer:
         self._pod_files_done.pop(uid, None)
         self._evicted.pop(uid, None)
         self.backoff.forget(f"{uid}/")
+        if getattr(self.runner, "images", None) is not None:
+            self.runner.images.forget(uid)
         for key in [k for k in self.reasons if k[0] == uid]:
             del self.reasons[key]
         self.status.forget(uid)

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ForkServer", "main"]
 
-_MODULES = ("navio.runtime.pause", "navio.runtime.supervisor")
+_MODULES = ("navio.runtime.pause", "navio.runtime.supervisor", "navio.runtime.oci.shim")
 _MAX_REQUEST = 1 << 16
 
 

@@ -34,15 +34,16 @@ Times are UNIX seconds as floats (the kubelet formats them as RFC 3339).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol, Sequence
 
 if TYPE_CHECKING:   # helpers (supervisor, pause) import this module and stay asyncio-free
     import asyncio
 
 __all__ = [
     "AttachSession", "ByteSink", "Capabilities", "ContainerConfig", "ContainerState",
-    "ContainerStats", "ContainerStatus",
-    "ExecSession", "InvalidState", "Mount", "NotFound", "Resources", "Runtime", "RuntimeFailure",
+    "ContainerConfigFailure", "ContainerStats", "ContainerStatus",
+    "ExecSession", "ImageInfo", "ImagePullFailure", "ImageService", "InvalidImage",
+    "InvalidState", "Mount", "NotFound", "Resources", "Runtime", "RuntimeFailure",
     "SandboxInfo", "SandboxState", "Unsupported", "INIT_LABEL", "REASON_COMPLETED", "REASON_ERROR",
     "REASON_OOM_KILLED", "REASON_START_ERROR", "REASON_UNKNOWN",
 ]
@@ -75,6 +76,19 @@ class InvalidState(RuntimeFailure):
 
 class Unsupported(RuntimeFailure):
     """This runtime does not implement the call."""
+
+
+class ImagePullFailure(RuntimeFailure):
+    """The image could not be pulled (the kubelet's ErrImagePull; message says why)."""
+
+
+class ContainerConfigFailure(RuntimeFailure):
+    """The container's configuration cannot work with its image, e.g. runAsNonRoot with an
+    image running as root (the kubelet's CreateContainerConfigError)."""
+
+
+class InvalidImage(RuntimeFailure):
+    """The image reference cannot be parsed (the kubelet's InvalidImageName)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +203,36 @@ class ContainerStatus:
     reason: str = ""
     message: str = ""
     labels: tuple[tuple[str, str], ...] = ()
+    image: str = ""       # the image reference it runs, normalised (runtimes with images)
+    image_id: str = ""    # its repo digest (name@sha256:...), else the image ID
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """An image on the node, as CRI's Image: `id` is the config digest."""
+
+    id: str
+    repo_tags: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+    size: int = 0
+
+
+class ImageService(Protocol):
+    """CRI's ImageService, offered as `Runtime.images` by runtimes that run images (`oci`);
+    runtimes without images (process, sim) have `images = None`."""
+
+    async def pull_image(self, image: str,
+                         credentials: Sequence[tuple[str, str]] = ()) -> ImageInfo:
+        """Pull `image`, trying each (username, password) in turn (anonymous when none)."""
+        ...
+
+    async def image_status(self, image: str) -> ImageInfo | None: ...
+    async def list_images(self) -> list[ImageInfo]: ...
+    async def remove_image(self, image: str) -> None: ...
+
+    async def garbage_collect(self, high: float, low: float) -> list[str]:
+        """Remove unused images while disk usage >= `high` percent, until < `low`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,11 +38,14 @@ class NavioServer:
 
     def start(self, timeout: float = 60.0) -> "NavioServer":
         self.output = []
+        # The suite's pods run host programs: their node runs the process runtime unless a
+        # test asks for another (`auto` would pick oci where runc is installed; issue 11).
+        runtime = () if "--runtime" in self.extra_args else ("--runtime", "process")
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         log = self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [*self.launcher(), sys.executable, "-m", "navio.cli.main", "server", "--data-dir",
-             str(self.data_dir), "--port", str(self.port), *self.extra_args],
+             str(self.data_dir), "--port", str(self.port), *runtime, *self.extra_args],
             stdout=subprocess.PIPE, stderr=log, text=True)
         found = threading.Event()
 

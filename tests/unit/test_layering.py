@@ -23,6 +23,8 @@ FORBIDDEN = {
     "netpol": COMPONENT,
     "kubelet": SERVER_SIDE + ("navio.cli",),
     "runtime": SERVER_SIDE + ("navio.cli", "navio.client", "navio.kubelet"),
+    # images: a library of the oci runtime and `navio image` (issue 11), below both.
+    "images": SERVER_SIDE + ("navio.cli", "navio.client", "navio.kubelet", "navio.runtime"),
 }
 
 

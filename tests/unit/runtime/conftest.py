@@ -50,15 +50,16 @@ async def runtime(lab: RuntimeLab) -> ProcessRuntime:
     return lab.runtime()
 
 
-@pytest.fixture(params=["process", "process-host", "sim"])
+@pytest.fixture(params=["process", "process-host", "sim", "oci"])
 async def rut(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RuntimeUnderTest]:
     if request.param == "sim":
         yield RuntimeUnderTest("sim", SimRuntime(pod_cidr=POD_CIDR))
         return
-    if request.param == "process":
+    if request.param in ("process", "oci"):
         request.getfixturevalue("root")
-    lab = RuntimeLab(tmp_path, isolated=request.param == "process")
+    lab = RuntimeLab(tmp_path, isolated=request.param != "process-host")
     try:
-        yield RuntimeUnderTest(request.param, lab.runtime())
+        rt = lab.oci_runtime() if request.param == "oci" else lab.runtime()
+        yield RuntimeUnderTest(request.param, rt)
     finally:
         await lab.cleanup()

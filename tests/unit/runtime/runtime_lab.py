@@ -122,6 +122,17 @@ class RuntimeLab:
         self.runtimes.append(rt)
         return rt
 
+    def oci_runtime(self, name: str = "rt") -> "ImageDefault":
+        """An oci runtime holding the test busybox image (oci_lab.py); containers created
+        without an image run it."""
+        from navio.images.archive import import_archive
+        from navio.runtime.oci.runtime import OciRuntime, OciRuntimeConfig
+        rt = OciRuntime(OciRuntimeConfig(process=self.config(name),
+                                         image_dir=self.tmp / f"{name}-images"))
+        self.runtimes.append(rt)
+        import_archive(rt.store, _test_image_archive(self.tmp))
+        return ImageDefault(rt, TEST_IMAGE)
+
     def node_socket_connect(self, ip: str, port: int, timeout: float = 2.0) -> bytes:
         """Connect from the node netns (blocking; use via asyncio.to_thread) and read all."""
         assert self.node
@@ -194,9 +205,48 @@ class RuntimeLab:
                     sub.rmdir()
                 except OSError:
                     pass
+        # runc (oci runtime) makes the same path in every other hierarchy (devices, ...)
+        from navio.runtime import cgroups
+        from navio.runtime.oci.runtime import remove_cgroup_everywhere
+        memory = cgroups.resolve(self.cgroup_parent).get("memory")
+        mounts = cgroups.discover()
+        if memory and "memory" in mounts:
+            remove_cgroup_everywhere("/" + os.path.relpath(memory, mounts["memory"]))
         if self.node:
             sh("ip", "netns", "del", self.node, check=False)
             shutil.rmtree(f"/etc/netns/{self.node}", ignore_errors=True)
+
+
+TEST_IMAGE = "test.local/busybox:contract"
+_ARCHIVE: list[Path] = []
+
+
+def _test_image_archive(tmp: Path) -> Path:
+    if not _ARCHIVE or not _ARCHIVE[0].exists():
+        import sys
+        sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+        from oci_lab import build_image, docker_save
+        path = tmp / "busybox-image.tar"
+        docker_save(build_image(), path, [TEST_IMAGE])
+        _ARCHIVE[:] = [path]
+    return _ARCHIVE[0]
+
+
+class ImageDefault:
+    """The oci runtime under the runtime contract: a container spec without an image runs
+    the test image (the process runtime's tests name none)."""
+
+    def __init__(self, rt: Any, image: str) -> None:
+        self.rt = rt
+        self.image = image
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rt, name)
+
+    async def create_container(self, sandbox_id: str, container: dict[str, Any],
+                               config: ContainerConfig) -> str:
+        return await self.rt.create_container(sandbox_id, {"image": self.image, **container},
+                                              config)
 
 
 def cgroup_dirs(parent: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The runtime contract (protocol.py), run against every runtime (STYLE §8).
 
-`process` is the isolated process runtime (root: netns, cgroups, mounts), `process-host` its
+`process` is the isolated process runtime (root: netns, cgroups, mounts), `oci` runs the same
+containers from a busybox image with runc (containers naming no image get it), `process-host` its
 unprivileged fallback (forced with isolation=False), `sim` the simulated one. Containers that
 must end by themselves run `sh -c 'exit N'`; for `sim`, which runs nothing, the fixture ends
 them through `SimRuntime.terminate`.

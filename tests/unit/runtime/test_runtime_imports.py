@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[3] / "navio" / "runtime"
 HELPERS = ["navio.runtime.pause", "navio.runtime.supervisor", "navio.runtime.nsexec",
-           "navio.runtime.forkserver"]
+           "navio.runtime.forkserver", "navio.runtime.oci.shim"]
 
 
 def imports(path: Path) -> Iterator[str]:
