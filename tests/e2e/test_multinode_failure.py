@@ -144,8 +144,12 @@ def test_a_cut_node_loses_its_pods_to_the_healthy_one_and_rejoins(cluster: Clust
 
     # ---- the cable is plugged back in -----------------------------------------------------
     c.link(True)
+    restored = time.monotonic()
     back = wait_for(lambda: _condition(n := node(kubectl, c.node), "Ready")
                     .get("status") == "True" and n, 90, "C Ready again", 0.5)
+    # the agent writes Ready as soon as it sees the stored Node say Unknown (a status
+    # update period, 2 s), not a report interval (60 s) later
+    assert time.monotonic() - restored < 40, time.monotonic() - restored
     wait_for(lambda: not {t for t in _taints(node(kubectl, c.node)) if t[0] == UNREACHABLE},
              30, "C's unreachable taints to go", 0.5)
     assert back["spec"]["podCIDR"] == node(kubectl, c.node)["spec"]["podCIDR"]
