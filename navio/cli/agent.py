@@ -71,6 +71,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="this node's pod IP range (default: the one the control plane "
                         "assigns the Node, spec.podCIDR)")
     p.add_argument("--cluster-cidr", default="10.42.0.0/16")
+    p.add_argument("--pod-network-backend", "--flannel-backend", dest="pod_network_backend",
+                   choices=("host-gw", "vxlan"), default="host-gw",
+                   help="how other nodes' pods are reached: host-gw (routes via their "
+                        "address; nodes on one link) or vxlan (an overlay any routed network "
+                        "carries; pods' MTU 50 below the link's)")
     p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
     p.add_argument("--node-netns", help="named netns (/run/netns) holding the pods' bridge "
                                         "(tests: a node namespace with no route out)")
@@ -115,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         root_dir=args.root_dir,
         runtime=args.runtime,
         pod_cidr=args.pod_cidr or None, cluster_cidr=args.cluster_cidr,
+        pod_network_backend=args.pod_network_backend,
         service_cidr=args.service_cidr,
         node_netns=args.node_netns, node_ip=args.node_ip, address=args.address, port=args.port,
         tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,

@@ -104,7 +104,8 @@ def _make_runtime(config: AgentConfig, node_ip: str) -> Runtime:
     return ProcessRuntime(ProcessRuntimeConfig(
         state_dir=config.runtime_state_dir, log_dir=config.pod_logs_dir,
         pod_cidr=config.pod_cidr, bridge=config.bridge, node_netns=config.node_netns,
-        cgroup_parent=config.cgroup_parent, isolation=config.isolation, node_ip=node_ip))
+        cgroup_parent=config.cgroup_parent, isolation=config.isolation, node_ip=node_ip,
+        mtu=config.pod_mtu))
 
 
 def _spec_or_meta(pod: dict[str, Any]) -> tuple[Any, Any]:
@@ -259,7 +260,8 @@ class Agent:
         if self.runtime.capabilities.pod_network:
             from navio.kubelet.routes import NodeRoutes
             self.routes = NodeRoutes(self.client, config.node_name, config.node_netns,
-                                     pod_cidr=config.pod_cidr, node_ip=self.node_ip)
+                                     pod_cidr=config.pod_cidr, node_ip=self.node_ip,
+                                     backend=config.pod_network_backend)
             self.routes.start()
             from navio.kubelet.egress import install_egress_masquerade
             self._egress = await install_egress_masquerade(
@@ -378,6 +380,22 @@ async def _assigned_pod_cidr(config: AgentConfig) -> AgentConfig:
     return replace(config, pod_cidr=cidr)
 
 
+async def _overlay_mtu(config: AgentConfig) -> AgentConfig:
+    """`config` with the pods' MTU under the vxlan backend: the node link's less 50."""
+    from dataclasses import replace
+
+    from navio.kubelet.netsetup import run_netlink
+    from navio.kubelet.vxlan import pod_mtu
+    node_ip = config.node_ip or detect_node_ip()
+    found: list[int] = []
+
+    async def work(ipr: Any) -> None:
+        found.append(await pod_mtu(ipr, node_ip))
+    await asyncio.to_thread(run_netlink, config.node_netns, work)
+    log.info("pod MTU for the vxlan overlay", extra={"node_ip": node_ip, "mtu": found[0]})
+    return replace(config, pod_mtu=found[0])
+
+
 def _with_port(config: AgentConfig, port: int) -> AgentConfig:
     from dataclasses import replace
     return config if config.port == port else replace(config, port=port)
@@ -402,6 +420,8 @@ async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None =
             config = await _joined_serving_cert(config)
     if config.pod_cidr is None and config.runtime != "sim":
         config = await _assigned_pod_cidr(config)
+    if config.pod_network_backend == "vxlan" and config.runtime != "sim" and not config.pod_mtu:
+        config = await _overlay_mtu(config)
     agent = Agent(config)
     if config.token_file is not None:
         rotator = asyncio.create_task(CertificateRotator(
