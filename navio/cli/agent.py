@@ -225,6 +225,7 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
                           node_name: str | None = None, port: int = 10250,
                           cluster_dns: tuple[str, ...] = (), serve_dns: bool = False,
                           service_cidr: str = "10.43.0.0/16", node_netns: str | None = None,
+                          cluster_cidr: str = "10.42.0.0/16", pod_cidr: str | None = None,
                           resolv_conf: str | None = None, proxy_mode: str = "auto",
                           verbosity: int = 0) -> Component:
     """The local node of `navio server`: its kubelet serving certificate (signed by the
@@ -232,7 +233,10 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
     `kubeconfig` is the node's identity (user `system:node:<node>`, group `system:nodes`).
     The kubelet API listens on 127.0.0.1:`port` and the node's InternalIP is 127.0.0.1.
     The agent hosts the node's proxy (`proxy_mode`) and, with `serve_dns`, the cluster DNS
-    on `cluster_dns`; `node_netns` puts the pods' bridge in that named namespace (tests)."""
+    on `cluster_dns`; `node_netns` puts the pods' bridge in that named namespace (tests).
+    Without `pod_cidr` the node takes the range node IPAM assigns it, like any joined node
+    (a fixed one could collide with a range IPAM already gave another node); give one only
+    where no IPAM runs."""
     pki = data_dir / "pki"
     node = node_name or default_node_name()
     serving = ensure_kubelet_serving_cert(ca, pki, node, ("127.0.0.1", "localhost"))
@@ -240,9 +244,10 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
             str(data_dir / "agent"), "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
             "--port", str(port), "--tls-cert-file", str(serving.cert),
             "--tls-private-key-file", str(serving.key), "--client-ca-file", str(ca.pair.cert),
-            "--service-cluster-ip-range", service_cidr, "--proxy-mode", proxy_mode,
-            "--pod-cidr", "10.42.0.0/24",
-            "--v", str(verbosity)]
+            "--service-cluster-ip-range", service_cidr, "--cluster-cidr", cluster_cidr,
+            "--proxy-mode", proxy_mode, "--v", str(verbosity)]
+    if pod_cidr:
+        argv += ["--pod-cidr", pod_cidr]
     if cluster_dns:
         argv += ["--cluster-dns", ",".join(cluster_dns)]
         if serve_dns:
