@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import pytest
 from cluster import wait_for
-from multinode_lab import FETCH, Cluster, multinode_cluster, node, pod_ip, server_container, \
+from multinode_lab import Cluster, multinode_cluster, node, pod_ip, server_container, \
     server_pod
 
 CM_FLAGS = ("--node-monitor-period", "1s", "--node-monitor-grace-period", "5s",
