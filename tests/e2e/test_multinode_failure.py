@@ -176,3 +176,30 @@ def _endpoint_nodes(cluster: Cluster) -> dict[str, list[str]]:
             if (ep.get("conditions") or {}).get("ready"):
                 nodes.setdefault(ep.get("nodeName", ""), []).extend(ep["addresses"])
     return nodes
+
+
+def test_agents_ride_out_a_control_plane_restart(cluster: Cluster) -> None:
+    """The API server stops and comes back on the same address: the joined agents
+    reconnect and re-list on their own, are Ready, and run pods bound after the restart."""
+    kubectl, b, c = cluster.kubectl, cluster.hosts["b"], cluster.hosts["c"]
+    renewed = {h.node: _lease_renew(cluster, h.node) for h in (b, c)}
+    cluster.server.stop()
+    cluster.server.start()
+    for h in (b, c):
+        wait_for(lambda: _lease_renew(cluster, h.node) not in (None, renewed[h.node]), 60,
+                 f"{h.key}'s Lease renewed after the restart", 0.5)
+        # (the controller manager may have seen the Lease silent for longer than its 5 s
+        # grace while the API server was away: the agent then writes Ready again at once)
+        wait_for(lambda: _condition(node(kubectl, h.node), "Ready").get("status") == "True",
+                 30, f"{h.key} Ready after the restart", 0.5)
+        assert h.agent is not None and h.agent.poll() is None
+    for h in (b, c):
+        kubectl("apply", "-f", "-", input=server_pod(f"after-{h.key}", h.node))
+    for h in (b, c):
+        wait_for(lambda: pod_ip(kubectl, f"after-{h.key}"), 90, f"after-{h.key} Ready", 0.5)
+
+
+def _lease_renew(cluster: Cluster, name: str) -> str | None:
+    proc = cluster.kubectl.run("get", "lease", "-n", "kube-node-lease", name, "-o",
+                               "jsonpath={.spec.renewTime}", check=False)
+    return proc.stdout or None if proc.returncode == 0 else None
