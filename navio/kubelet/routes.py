@@ -117,7 +117,7 @@ class NodeRoutes:
         while True:
             try:
                 await self.client.patch(NODES, self.node_name, {"metadata": {
-                    "annotations": vxlan.annotations(self.node_ip)}})
+                    "annotations": vxlan.node_annotations(self.node_ip)}})
                 return
             except (errors.ApiError, TransportError) as exc:
                 log.warning("vxlan annotations not written; retrying",

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["DEVICE", "VNI", "PORT", "OVERHEAD", "BACKEND_TYPE", "BACKEND_DATA", "PUBLIC_IP",
-           "Vtep", "vtep_mac", "annotations", "desired_vteps", "ensure_device", "pod_mtu",
+           "Vtep", "vtep_mac", "node_annotations", "desired_vteps", "ensure_device", "pod_mtu",
            "sync_neighbours", "remove_device", "ONLINK"]
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def vtep_mac(node_ip: str) -> str:
     return ":".join(f"{b:02x}" for b in (0x0e, *digest[:5]))
 
 
-def annotations(node_ip: str) -> dict[str, str]:
+def node_annotations(node_ip: str) -> dict[str, str]:
     return {BACKEND_TYPE: "vxlan",
             BACKEND_DATA: json.dumps({"VNI": VNI, "VtepMAC": vtep_mac(node_ip)},
                                      separators=(",", ":")),

@@ -11,7 +11,7 @@ from navio.kubelet.routes import NodeRoutes
 
 def node(name: str, cidr: str | None, ip: str | None, *, backend: str = "vxlan",
          data: str | None = None) -> dict[str, Any]:
-    notes = dict(vxlan.annotations(ip)) if ip else {}
+    notes = dict(vxlan.node_annotations(ip)) if ip else {}
     if backend != "vxlan":
         notes[vxlan.BACKEND_TYPE] = backend
     if data is not None:
@@ -25,7 +25,7 @@ def test_the_vtep_mac_is_fixed_by_the_address_and_locally_administered() -> None
     assert mac == vxlan.vtep_mac("10.201.0.2") != vxlan.vtep_mac("10.201.0.3")
     first = int(mac.split(":")[0], 16)
     assert first & 0x02 and not first & 0x01        # locally administered, unicast
-    notes = vxlan.annotations("10.201.0.2")
+    notes = vxlan.node_annotations("10.201.0.2")
     assert notes[vxlan.BACKEND_TYPE] == "vxlan" and notes[vxlan.PUBLIC_IP] == "10.201.0.2"
     assert json.loads(notes[vxlan.BACKEND_DATA]) == {"VNI": 1, "VtepMAC": mac}
 
