@@ -51,7 +51,12 @@ def _labels(text: str) -> tuple[tuple[str, str], ...]:
 
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", type=Path, help="credentials to reach the API server")
-    p.add_argument("--server", help="API server URL (with --token-file; see below)")
+    p.add_argument("--server", help="API server URL (with --token-file; see below); several, "
+                                    "comma-separated, are reached through a local load "
+                                    "balancer on 127.0.0.1:--lb-server-port that fails over "
+                                    "between them")
+    p.add_argument("--lb-server-port", type=int, default=6444,
+                   help="port of the local API load balancer (k3s's; default 6444)")
     p.add_argument("--token-file", type=Path, help=_TOKEN_NOTE)
     p.add_argument("--ca-file", type=Path,
                    help="the cluster CA certificate (public; <server data dir>/pki/ca.crt) "
@@ -120,7 +125,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         root_dir=args.root_dir,
         runtime=args.runtime,
         pod_cidr=args.pod_cidr or None, cluster_cidr=args.cluster_cidr,
-        pod_network_backend=args.pod_network_backend,
+        pod_network_backend=args.pod_network_backend, lb_server_port=args.lb_server_port,
         service_cidr=args.service_cidr,
         node_netns=args.node_netns, node_ip=args.node_ip, address=args.address, port=args.port,
         tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,
@@ -142,6 +147,9 @@ def _run(args: argparse.Namespace) -> int:
         services = node_services_from_args(args)
         if services.serve_dns and not config.cluster_dns:
             raise ValueError("--serve-cluster-dns needs --cluster-dns")
+        if config.server and "," in config.server:
+            from navio.kubelet.apilb import parse_servers
+            parse_servers(config.server)
         if services.proxy_mode == "userspace" and config.node_netns:
             raise ValueError("--proxy-mode userspace cannot serve a --node-netns")
     except ValueError as exc:

@@ -380,22 +380,6 @@ async def _assigned_pod_cidr(config: AgentConfig) -> AgentConfig:
     return replace(config, pod_cidr=cidr)
 
 
-async def _overlay_mtu(config: AgentConfig) -> AgentConfig:
-    """`config` with the pods' MTU under the vxlan backend: the node link's less 50."""
-    from dataclasses import replace
-
-    from navio.kubelet.netsetup import run_netlink
-    from navio.kubelet.vxlan import pod_mtu
-    node_ip = config.node_ip or detect_node_ip()
-    found: list[int] = []
-
-    async def work(ipr: Any) -> None:
-        found.append(await pod_mtu(ipr, node_ip))
-    await asyncio.to_thread(run_netlink, config.node_netns, work)
-    log.info("pod MTU for the vxlan overlay", extra={"node_ip": node_ip, "mtu": found[0]})
-    return replace(config, pod_mtu=found[0])
-
-
 def _with_port(config: AgentConfig, port: int) -> AgentConfig:
     from dataclasses import replace
     return config if config.port == port else replace(config, port=port)
@@ -403,7 +387,22 @@ def _with_port(config: AgentConfig, port: int) -> AgentConfig:
 
 async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None = None) -> None:
     """Run the agent until cancelled (joining first with a bootstrap token if so
-    configured)."""
+    configured). Several comma-separated `--server` URLs are reached through a local load
+    balancer (apilb.py) that every component of the node uses."""
+    if not (config.server and "," in config.server):
+        await _run(config, on_ready=on_ready)
+        return
+    from dataclasses import replace
+
+    from navio.kubelet.apilb import ApiLoadBalancer, parse_servers
+    lb = ApiLoadBalancer(parse_servers(config.server), port=config.lb_server_port)
+    try:
+        await _run(replace(config, server=await lb.start()), on_ready=on_ready)
+    finally:
+        await asyncio.shield(lb.stop())
+
+
+async def _run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None = None) -> None:
     rotator = None
     if config.token_file is not None:
         from dataclasses import replace
@@ -421,7 +420,11 @@ async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None =
     if config.pod_cidr is None and config.runtime != "sim":
         config = await _assigned_pod_cidr(config)
     if config.pod_network_backend == "vxlan" and config.runtime != "sim" and not config.pod_mtu:
-        config = await _overlay_mtu(config)
+        from dataclasses import replace
+
+        from navio.kubelet.vxlan import overlay_pod_mtu
+        config = replace(config, pod_mtu=await overlay_pod_mtu(
+            config.node_netns, config.node_ip or detect_node_ip()))
     agent = Agent(config)
     if config.token_file is not None:
         rotator = asyncio.create_task(CertificateRotator(

@@ -68,6 +68,7 @@ class AgentConfig:
     bridge: str = "navio0"
     pod_network_backend: str = "host-gw"    # how other nodes' pods are reached: or "vxlan"
     pod_mtu: int = 0                        # pods' interface MTU (0: the kernel's default)
+    lb_server_port: int = 6444              # the local API load balancer (several --server)
     node_ip: str | None = None
     address: str = "0.0.0.0"
     port: int = 10250

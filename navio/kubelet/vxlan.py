@@ -34,7 +34,7 @@ from typing import Any
 
 __all__ = ["DEVICE", "VNI", "PORT", "OVERHEAD", "BACKEND_TYPE", "BACKEND_DATA", "PUBLIC_IP",
            "Vtep", "vtep_mac", "node_annotations", "desired_vteps", "ensure_device", "pod_mtu",
-           "sync_neighbours", "remove_device", "ONLINK"]
+           "sync_neighbours", "remove_device", "ONLINK", "overlay_pod_mtu"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,20 @@ async def pod_mtu(ipr: Any, node_ip: str) -> int:
         for link in await _links(ipr, index):
             mtu = int(link.get_attr("IFLA_MTU") or mtu)
     return mtu - OVERHEAD
+
+
+async def overlay_pod_mtu(node_netns: str | None, node_ip: str) -> int:
+    """`pod_mtu` in the node namespace (the host's, or `node_netns`), for the agent's start."""
+    import asyncio
+
+    from navio.kubelet.netsetup import run_netlink
+    found: list[int] = []
+
+    async def work(ipr: Any) -> None:
+        found.append(await pod_mtu(ipr, node_ip))
+    await asyncio.to_thread(run_netlink, node_netns, work)
+    log.info("pod MTU for the vxlan overlay", extra={"node_ip": node_ip, "mtu": found[0]})
+    return found[0]
 
 
 async def _links(ipr: Any, index: int) -> list[Any]:

@@ -214,9 +214,12 @@ def _start_controller_manager(cluster: Cluster, flags: tuple[str, ...]) -> None:
 def multinode_cluster(base: Path, *, addrs: dict[str, str] = FLAT,
                       agent_args: tuple[str, ...] = (),
                       controller_manager: tuple[str, ...] | None = None,
-                      dns: bool = False) -> Iterator[Cluster]:
+                      dns: bool = False, bind: str | None = None,
+                      join_addrs: tuple[str, ...] = ()) -> Iterator[Cluster]:
     """Three hosts, the control plane on A, agents of B and C joined and Ready. With `dns`
-    every agent serves the node-local cluster DNS on 10.43.0.10."""
+    every agent serves the node-local cluster DNS on 10.43.0.10. `bind`: the API server's
+    bind address (default A's LAN address); `join_addrs`: the addresses the agents are
+    given as their --server URLs (default the server's own URL)."""
     assert os.geteuid() == 0, "multi-node tests need root (network namespaces)"
     tag = uuid.uuid4().hex[:6]
     lan = f"mnl-{tag}"
@@ -229,7 +232,7 @@ def multinode_cluster(base: Path, *, addrs: dict[str, str] = FLAT,
             (base / key).mkdir()
             hosts[key] = Host(key, RuntimeLab(base / key), addrs[key], tag)
         _lan(lan, hosts)
-        server_args = ["--no-agent", "--bind-address", hosts["a"].ip]
+        server_args = ["--no-agent", "--bind-address", bind or hosts["a"].ip]
         if controller_manager is not None:
             server_args += ["--disable", "controller-manager"]
         server = NetnsServer(base / "data", extra_args=tuple(server_args))
@@ -250,8 +253,9 @@ def multinode_cluster(base: Path, *, addrs: dict[str, str] = FLAT,
         resolv = base / "resolv.conf"
         resolv.write_text("nameserver 127.0.0.1\n")
         extra = agent_args + (("--cluster-dns", DNS_IP, "--serve-cluster-dns") if dns else ())
+        url = ",".join(f"https://{ip}:{server.port}" for ip in join_addrs) or server.url
         for key in ("b", "c"):
-            hosts[key].agent_argv = _agent_argv(server.url, hosts[key], token,
+            hosts[key].agent_argv = _agent_argv(url, hosts[key], token,
                                                 server.data_dir / "pki" / "ca.crt", resolv,
                                                 extra)
             hosts[key].start_agent()
