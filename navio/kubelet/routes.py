@@ -83,7 +83,8 @@ def desired_routes(nodes: list[dict[str, Any]], self_name: str, *,
 
 
 class NodeRoutes:
-    """Keeps the node namespace's host-gw routes equal to `desired_routes(Nodes)`."""
+    """Keeps the node namespace's routes to other nodes' pods equal to what the Nodes say:
+    `desired_routes` (host-gw) or `vxlan.desired_vteps` (vxlan)."""
 
     def __init__(self, client: Client, node_name: str, node_netns: str | None, *,
                  pod_cidr: str | None = None, node_ip: str | None = None,
@@ -109,20 +110,24 @@ class NodeRoutes:
 
     def start(self) -> None:
         self.nodes.start()
-        self._task = asyncio.create_task(self._loop(), name="host-gw routes")
+        self._task = asyncio.create_task(self._loop(), name=f"{self.backend} routes")
 
-    async def _announce(self) -> None:
-        """Publish this node's VTEP in its Node's annotations (retried until it works)."""
-        assert self.node_ip is not None
-        while True:
-            try:
-                await self.client.patch(NODES, self.node_name, {"metadata": {
-                    "annotations": vxlan.node_annotations(self.node_ip)}})
-                return
-            except (errors.ApiError, TransportError) as exc:
-                log.warning("vxlan annotations not written; retrying",
-                            extra={"node": self.node_name, "error": str(exc)[:200]})
-                await asyncio.sleep(_RETRY)
+    async def _announce(self) -> bool:
+        """Publish this node's VTEP in its Node's annotations; False if that failed."""
+        try:
+            await self.client.patch(NODES, self.node_name, {"metadata": {
+                "annotations": vxlan.node_annotations(str(self.node_ip))}})
+            return True
+        except (errors.ApiError, TransportError) as exc:
+            log.warning("vxlan annotations not written; retrying",
+                        extra={"node": self.node_name, "error": str(exc)[:200]})
+            return False
+
+    def _announced(self) -> bool:
+        mine = self.nodes.get(self.node_name)
+        notes = ((mine or {}).get("metadata") or {}).get("annotations") or {}
+        return all(notes.get(k) == v
+                   for k, v in vxlan.node_annotations(str(self.node_ip)).items())
 
     def _work(self) -> tuple[dict[str, str], Any]:
         """(gateway per pod CIDR, for the log; the netlink work making it so)."""
@@ -141,14 +146,15 @@ class NodeRoutes:
     async def _loop(self) -> None:
         while not await self.nodes.wait_synced(60):
             log.warning("node list not synced yet; pod network routes wait")
-        if self.backend == "vxlan":
-            await self._announce()
         self._wake.set()
         while True:
             await self._wake.wait()
             self._wake.clear()
             if not self.nodes.has_synced():
                 continue
+            # (at start, and again if the Node was made anew)
+            retry = (self.backend == "vxlan" and not self._announced()
+                     and not await self._announce())
             want, work = self._work()
             try:
                 await asyncio.to_thread(run_netlink, self.node_netns, work)
@@ -157,6 +163,9 @@ class NodeRoutes:
                         "netns": self.node_netns or "host",
                         "routes": ",".join(f"{c} via {g}" for c, g in sorted(want.items()))})
                 self.installed = want
+                if retry:
+                    await asyncio.sleep(_RETRY)
+                    self._wake.set()
             except Exception:
                 log.warning(f"{self.backend} route sync failed; retrying", exc_info=True)
                 await asyncio.sleep(_RETRY)
@@ -168,6 +177,7 @@ class NodeRoutes:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
         async def remove(ipr: Any) -> None:
             await _sync(ipr, {})
             if self.backend == "vxlan":
