@@ -51,7 +51,12 @@ def _labels(text: str) -> tuple[tuple[str, str], ...]:
 
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", type=Path, help="credentials to reach the API server")
-    p.add_argument("--server", help="API server URL (with --token-file; see below)")
+    p.add_argument("--server", help="API server URL (with --token-file; see below); several, "
+                                    "comma-separated, are reached through a local load "
+                                    "balancer on 127.0.0.1:--lb-server-port that fails over "
+                                    "between them")
+    p.add_argument("--lb-server-port", type=int, default=6444,
+                   help="port of the local API load balancer (k3s's; default 6444)")
     p.add_argument("--token-file", type=Path, help=_TOKEN_NOTE)
     p.add_argument("--ca-file", type=Path,
                    help="the cluster CA certificate (public; <server data dir>/pki/ca.crt) "
@@ -80,6 +85,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
                    help="this node's pod IP range (default: the one the control plane "
                         "assigns the Node, spec.podCIDR)")
     p.add_argument("--cluster-cidr", default="10.42.0.0/16")
+    p.add_argument("--pod-network-backend", "--flannel-backend", dest="pod_network_backend",
+                   choices=("host-gw", "vxlan"), default="host-gw",
+                   help="how other nodes' pods are reached: host-gw (routes via their "
+                        "address; nodes on one link) or vxlan (an overlay any routed network "
+                        "carries; pods' MTU 50 below the link's)")
     p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
     p.add_argument("--node-netns", help="named netns (/run/netns) holding the pods' bridge "
                                         "(tests: a node namespace with no route out)")
@@ -126,6 +136,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
         image_gc_high_threshold=args.image_gc_high_threshold,
         image_gc_low_threshold=args.image_gc_low_threshold,
         pod_cidr=args.pod_cidr or None, cluster_cidr=args.cluster_cidr,
+        pod_network_backend=args.pod_network_backend, lb_server_port=args.lb_server_port,
         service_cidr=args.service_cidr,
         node_netns=args.node_netns, node_ip=args.node_ip, address=args.address, port=args.port,
         tls_cert_file=args.tls_cert_file, tls_private_key_file=args.tls_private_key_file,
@@ -147,6 +158,9 @@ def _run(args: argparse.Namespace) -> int:
         services = node_services_from_args(args)
         if services.serve_dns and not config.cluster_dns:
             raise ValueError("--serve-cluster-dns needs --cluster-dns")
+        if config.server and "," in config.server:
+            from navio.kubelet.apilb import parse_servers
+            parse_servers(config.server)
         if services.proxy_mode == "userspace" and config.node_netns:
             raise ValueError("--proxy-mode userspace cannot serve a --node-netns")
     except ValueError as exc:
@@ -230,6 +244,7 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
                           node_name: str | None = None, port: int = 10250,
                           cluster_dns: tuple[str, ...] = (), serve_dns: bool = False,
                           service_cidr: str = "10.43.0.0/16", node_netns: str | None = None,
+                          cluster_cidr: str = "10.42.0.0/16", pod_cidr: str | None = None,
                           resolv_conf: str | None = None, proxy_mode: str = "auto",
                           runtime: str = "auto", verbosity: int = 0) -> Component:
     """The local node of `navio server`: its kubelet serving certificate (signed by the
@@ -237,7 +252,10 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
     `kubeconfig` is the node's identity (user `system:node:<node>`, group `system:nodes`).
     The kubelet API listens on 127.0.0.1:`port` and the node's InternalIP is 127.0.0.1.
     The agent hosts the node's proxy (`proxy_mode`) and, with `serve_dns`, the cluster DNS
-    on `cluster_dns`; `node_netns` puts the pods' bridge in that named namespace (tests)."""
+    on `cluster_dns`; `node_netns` puts the pods' bridge in that named namespace (tests).
+    Without `pod_cidr` the node takes the range node IPAM assigns it, like any joined node
+    (a fixed one could collide with a range IPAM already gave another node); give one only
+    where no IPAM runs."""
     pki = data_dir / "pki"
     node = node_name or default_node_name()
     serving = ensure_kubelet_serving_cert(ca, pki, node, ("127.0.0.1", "localhost"))
@@ -245,9 +263,10 @@ def local_agent_component(*, data_dir: Path, ca: CertificateAuthority, kubeconfi
             str(data_dir / "agent"), "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
             "--port", str(port), "--tls-cert-file", str(serving.cert),
             "--tls-private-key-file", str(serving.key), "--client-ca-file", str(ca.pair.cert),
-            "--service-cluster-ip-range", service_cidr, "--proxy-mode", proxy_mode,
-            "--pod-cidr", "10.42.0.0/24", "--runtime", runtime,
-            "--v", str(verbosity)]
+            "--service-cluster-ip-range", service_cidr, "--cluster-cidr", cluster_cidr,
+            "--proxy-mode", proxy_mode, "--runtime", runtime, "--v", str(verbosity)]
+    if pod_cidr:
+        argv += ["--pod-cidr", pod_cidr]
     if cluster_dns:
         argv += ["--cluster-dns", ",".join(cluster_dns)]
         if serve_dns:

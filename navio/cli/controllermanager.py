@@ -20,7 +20,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--kube-api-burst", type=int, default=400)
     p.add_argument("--controllers", default="*",
                    help="comma-separated controllers to run; '*' is all, '-name' disables")
+    p.add_argument("--node-monitor-period", type=duration, default=5.0,
+                   help="how often node health is checked (kube's default 5s)")
     p.add_argument("--node-monitor-grace-period", type=duration, default=40.0)
+    p.add_argument("--node-startup-grace-period", type=duration, default=60.0)
+    p.add_argument("--node-eviction-rate", type=float, default=0.1,
+                   help="nodes per second tainted for eviction in a healthy zone")
     p.add_argument("--pod-eviction-timeout", type=duration, default=300.0)
     p.add_argument("--concurrent-replicaset-syncs", type=int, default=5)
     p.add_argument("--concurrent-deployment-syncs", type=int, default=5)
@@ -50,7 +55,10 @@ def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
         qps=args.kube_api_qps, burst=args.kube_api_burst,
         controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip())
         + (() if args.allocate_node_cidrs else ("-nodeipam",)),
-        options={"node-monitor-grace-period": args.node_monitor_grace_period,
+        options={"node-monitor-period": args.node_monitor_period,
+                 "node-monitor-grace-period": args.node_monitor_grace_period,
+                 "node-startup-grace-period": args.node_startup_grace_period,
+                 "node-eviction-rate": args.node_eviction_rate,
                  "pod-eviction-timeout": args.pod_eviction_timeout,
                  "concurrent-replicaset-syncs": args.concurrent_replicaset_syncs,
                  "concurrent-deployment-syncs": args.concurrent_deployment_syncs,

@@ -336,10 +336,16 @@ def _components(config: ServerConfig, ca: CertificateAuthority, pki: Path,
         # Cluster DNS is served by the local node (it needs root for port 53 and for the pod
         # network that reaches it); without root pods keep dnsPolicy Default's resolv.conf.
         dns = (config.dns_ip,) if os.geteuid() == 0 else ()
+        # The local node's pod CIDR comes from node IPAM like every node's, when this server
+        # runs the controller manager; without it, the cluster CIDR's first /24.
+        cluster = ipaddress.ip_network(config.cluster_cidr)
+        pod_cidr = (None if "controller-manager" not in config.disabled else
+                    str(next(cluster.subnets(new_prefix=max(24, cluster.prefixlen)))))
         agent = local_agent_component(data_dir=config.data_dir, ca=ca, kubeconfig=kc_n,
                                       node_name=node, port=config.kubelet_port,
                                       cluster_dns=dns, serve_dns=bool(dns),
                                       service_cidr=config.service_cidr,
+                                      cluster_cidr=config.cluster_cidr, pod_cidr=pod_cidr,
                                       node_netns=config.node_netns,
                                       resolv_conf=config.resolv_conf,
                                       proxy_mode=config.proxy_mode,

@@ -252,7 +252,8 @@ class Agent:
         if self.runtime.capabilities.pod_network:
             from navio.kubelet.routes import NodeRoutes
             self.routes = NodeRoutes(self.client, config.node_name, config.node_netns,
-                                     pod_cidr=config.pod_cidr, node_ip=self.node_ip)
+                                     pod_cidr=config.pod_cidr, node_ip=self.node_ip,
+                                     backend=config.pod_network_backend)
             self.routes.start()
             from navio.kubelet.egress import install_egress_masquerade
             self._egress = await install_egress_masquerade(
@@ -384,7 +385,22 @@ def _with_port(config: AgentConfig, port: int) -> AgentConfig:
 
 async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None = None) -> None:
     """Run the agent until cancelled (joining first with a bootstrap token if so
-    configured)."""
+    configured). Several comma-separated `--server` URLs are reached through a local load
+    balancer (apilb.py) that every component of the node uses."""
+    if not (config.server and "," in config.server):
+        await _run(config, on_ready=on_ready)
+        return
+    from dataclasses import replace
+
+    from navio.kubelet.apilb import ApiLoadBalancer, parse_servers
+    lb = ApiLoadBalancer(parse_servers(config.server), port=config.lb_server_port)
+    try:
+        await _run(replace(config, server=await lb.start()), on_ready=on_ready)
+    finally:
+        await asyncio.shield(lb.stop())
+
+
+async def _run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None = None) -> None:
     rotator = None
     if config.token_file is not None:
         from dataclasses import replace
@@ -401,6 +417,12 @@ async def run(config: AgentConfig, *, on_ready: Callable[[Agent], None] | None =
             config = await _joined_serving_cert(config)
     if config.pod_cidr is None and config.runtime != "sim":
         config = await _assigned_pod_cidr(config)
+    if config.pod_network_backend == "vxlan" and config.runtime != "sim" and not config.pod_mtu:
+        from dataclasses import replace
+
+        from navio.kubelet.vxlan import overlay_pod_mtu
+        config = replace(config, pod_mtu=await overlay_pod_mtu(
+            config.node_netns, config.node_ip or detect_node_ip()))
     agent = Agent(config)
     if config.token_file is not None:
         rotator = asyncio.create_task(CertificateRotator(

@@ -69,6 +69,9 @@ class AgentConfig:
     service_cidr: str = "10.43.0.0/16"
     node_netns: str | None = None
     bridge: str = "navio0"
+    pod_network_backend: str = "host-gw"    # how other nodes' pods are reached: or "vxlan"
+    pod_mtu: int = 0                        # pods' interface MTU (0: the kernel's default)
+    lb_server_port: int = 6444              # the local API load balancer (several --server)
     node_ip: str | None = None
     address: str = "0.0.0.0"
     port: int = 10250
@@ -129,6 +132,10 @@ class AgentConfig:
             raise ValueError("--node-netns is a name under /run/netns")
         if not 0 <= self.image_gc_low_threshold <= self.image_gc_high_threshold <= 100:
             raise ValueError("image GC thresholds: 0 <= low <= high <= 100")
+        if self.pod_network_backend not in ("host-gw", "vxlan"):
+            raise ValueError("--pod-network-backend must be host-gw or vxlan")
+        if self.pod_mtu and not 576 <= self.pod_mtu <= 65535:
+            raise ValueError("pod MTU must be 576-65535")
 
     @property
     def lease_renew_interval(self) -> float:

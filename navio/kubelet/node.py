@@ -13,7 +13,9 @@ Guarantees:
   status, lastHeartbeatTime with every write.
 - `register` creates the Node, or adopts an existing one (labels and annotations merged).
 - `run` recomputes the status every `update_frequency` and writes it (merge PATCH of
-  nodes/<name>/status) when it changed or `report_frequency` passed since the last write.
+  nodes/<name>/status) when it differs from the stored Node's (someone else, e.g. the node
+  lifecycle controller, may have set it Unknown) or `report_frequency` passed since the
+  last write.
 """
 
 from __future__ import annotations
@@ -226,7 +228,8 @@ class NodeStatus:
         loop = asyncio.get_running_loop()
         stale = loop.time() - self._last_write >= self.config.node_status_report_frequency
         comparable = self._without_heartbeat(status)
-        if not force and not stale and comparable == self._last_written:
+        if not force and not stale and comparable == self._last_written \
+                and not await self._overwritten(status):
             return False
         # Strategic merge (as the kubelet does): conditions merge by type, so other node
         # agents' conditions (NetworkPolicyEnforced) survive.
@@ -242,6 +245,16 @@ class NodeStatus:
         self._last_written = comparable
         self._last_write = loop.time()
         return True
+
+    async def _overwritten(self, status: dict[str, Any]) -> bool:
+        """Whether the stored Node says otherwise about one of our conditions: the node
+        lifecycle controller sets them Unknown while this agent could not reach the API
+        server. The kubelet compares against the stored Node, not its own last write, so
+        that a node coming back writes Ready again at once (not one report interval later)."""
+        node = await self.client.get(NODES, self.config.node_name)
+        stored = {c.get("type"): c.get("status")
+                  for c in (node.get("status") or {}).get("conditions") or ()}
+        return any(stored.get(c["type"]) != c["status"] for c in status["conditions"])
 
     async def run(self) -> None:
         while True:

@@ -1,4 +1,4 @@
-"""host-gw routing: every other node's pod CIDR is routed via that node's InternalIP.
+"""Routes to other nodes' pods: host-gw (via their InternalIP) or the VXLAN overlay.
 
 Why: with one pod range per node (node IPAM), a pod's packet for a pod on another node leaves
 through its own node's bridge gateway; when the nodes share a link (flannel's host-gw
@@ -14,6 +14,10 @@ Guarantees:
   ours that no Node explains any more (e.g. a Node deleted while the agent was down), and
   nothing else in the namespace's routing table is touched.
 - A failed netlink call is retried; `stop()` removes every route this agent installed.
+- With `backend="vxlan"` (nodes on different subnets; vxlan.py) the Node's annotations
+  announce this node's VTEP first, and each pass keeps the `navio.1` device, its FDB and
+  neighbour entries and the onlink routes through it equal to the other vxlan Nodes';
+  `stop()` also removes the device.
 """
 
 from __future__ import annotations
@@ -23,17 +27,23 @@ import ipaddress
 import logging
 from typing import Any
 
-from navio.client import NODES, Client, Informer
+from navio.api import errors
+from navio.client import NODES, Client, Informer, TransportError
+from navio.kubelet import vxlan
 from navio.kubelet.netsetup import run_netlink
 
-__all__ = ["NodeRoutes", "desired_routes", "ROUTE_PROTO"]
+__all__ = ["NodeRoutes", "desired_routes", "ROUTE_PROTO", "BACKENDS"]
 
 log = logging.getLogger(__name__)
 
 ROUTE_PROTO = 78          # rtm_protocol of navio's host-gw routes (unassigned in rt_protos)
 _RETRY = 2.0
 
+BACKENDS = ("host-gw", "vxlan")
+
 Routes = dict[str, str]   # pod CIDR -> gateway (the node's InternalIP)
+# pod CIDR -> (gateway, device index of an onlink route through the vxlan device, or None)
+_Installed = dict[str, tuple[str, int | None]]
 
 
 def _internal_ip(node: dict[str, Any]) -> str | None:
@@ -73,17 +83,25 @@ def desired_routes(nodes: list[dict[str, Any]], self_name: str, *,
 
 
 class NodeRoutes:
-    """Keeps the node namespace's host-gw routes equal to `desired_routes(Nodes)`."""
+    """Keeps the node namespace's routes to other nodes' pods equal to what the Nodes say:
+    `desired_routes` (host-gw) or `vxlan.desired_vteps` (vxlan)."""
 
     def __init__(self, client: Client, node_name: str, node_netns: str | None, *,
-                 pod_cidr: str | None = None, node_ip: str | None = None) -> None:
+                 pod_cidr: str | None = None, node_ip: str | None = None,
+                 backend: str = "host-gw") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"pod network backend must be one of {', '.join(BACKENDS)}")
+        if backend == "vxlan" and not (pod_cidr and node_ip):
+            raise ValueError("the vxlan backend needs this node's pod CIDR and address")
+        self.backend = backend
+        self.client = client
         self.node_name = node_name
         self.pod_cidr, self.node_ip = pod_cidr, node_ip
         self.node_netns = node_netns
         self.nodes = Informer(client, NODES)
         self.nodes.add_handler(on_add=lambda n: self._kick(), on_delete=lambda n: self._kick(),
                                on_update=lambda old, new: self._kick())
-        self.installed: Routes = {}
+        self.installed: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -92,29 +110,64 @@ class NodeRoutes:
 
     def start(self) -> None:
         self.nodes.start()
-        self._task = asyncio.create_task(self._loop(), name="host-gw routes")
+        self._task = asyncio.create_task(self._loop(), name=f"{self.backend} routes")
+
+    async def _announce(self) -> bool:
+        """Publish this node's VTEP in its Node's annotations; False if that failed."""
+        try:
+            await self.client.patch(NODES, self.node_name, {"metadata": {
+                "annotations": vxlan.node_annotations(str(self.node_ip))}})
+            return True
+        except (errors.ApiError, TransportError) as exc:
+            log.warning("vxlan annotations not written; retrying",
+                        extra={"node": self.node_name, "error": str(exc)[:200]})
+            return False
+
+    def _announced(self) -> bool:
+        mine = self.nodes.get(self.node_name)
+        notes = ((mine or {}).get("metadata") or {}).get("annotations") or {}
+        return all(notes.get(k) == v
+                   for k, v in vxlan.node_annotations(str(self.node_ip)).items())
+
+    def _work(self) -> tuple[dict[str, str], Any]:
+        """(gateway per pod CIDR, for the log; the netlink work making it so)."""
+        nodes = self.nodes.list()
+        if self.backend == "vxlan":
+            vteps = vxlan.desired_vteps(nodes, self.node_name, local_cidr=self.pod_cidr,
+                                        local_ip=self.node_ip)
+            return ({c: f"{v.gateway} dev {vxlan.DEVICE} ({v.public_ip})"
+                     for c, v in vteps.items()},
+                    lambda ipr: _sync_vxlan(ipr, vteps, str(self.node_ip),
+                                            str(self.pod_cidr)))
+        want = desired_routes(nodes, self.node_name, local_cidr=self.pod_cidr,
+                              local_ip=self.node_ip)
+        return want, lambda ipr: _sync(ipr, {c: (g, None) for c, g in want.items()})
 
     async def _loop(self) -> None:
         while not await self.nodes.wait_synced(60):
-            log.warning("node list not synced yet; host-gw routes wait")
+            log.warning("node list not synced yet; pod network routes wait")
         self._wake.set()
         while True:
             await self._wake.wait()
             self._wake.clear()
             if not self.nodes.has_synced():
                 continue
-            want = desired_routes(self.nodes.list(), self.node_name,
-                                  local_cidr=self.pod_cidr, local_ip=self.node_ip)
+            # (at start, and again if the Node was made anew)
+            retry = (self.backend == "vxlan" and not self._announced()
+                     and not await self._announce())
+            want, work = self._work()
             try:
-                await asyncio.to_thread(run_netlink, self.node_netns,
-                                        lambda ipr: _sync(ipr, want))
+                await asyncio.to_thread(run_netlink, self.node_netns, work)
                 if want != self.installed:
-                    log.info("host-gw routes synced", extra={
+                    log.info(f"{self.backend} routes synced", extra={
                         "netns": self.node_netns or "host",
                         "routes": ",".join(f"{c} via {g}" for c, g in sorted(want.items()))})
                 self.installed = want
+                if retry:
+                    await asyncio.sleep(_RETRY)
+                    self._wake.set()
             except Exception:
-                log.warning("host-gw route sync failed; retrying", exc_info=True)
+                log.warning(f"{self.backend} route sync failed; retrying", exc_info=True)
                 await asyncio.sleep(_RETRY)
                 self._wake.set()
 
@@ -124,37 +177,53 @@ class NodeRoutes:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+        async def remove(ipr: Any) -> None:
+            await _sync(ipr, {})
+            if self.backend == "vxlan":
+                await vxlan.remove_device(ipr)
         try:
-            await asyncio.to_thread(run_netlink, self.node_netns, lambda ipr: _sync(ipr, {}))
+            await asyncio.to_thread(run_netlink, self.node_netns, remove)
             self.installed = {}
-            log.info("host-gw routes removed", extra={"netns": self.node_netns or "host"})
+            log.info(f"{self.backend} routes removed", extra={"netns": self.node_netns or "host"})
         except Exception:
-            log.warning("removing host-gw routes failed", exc_info=True)
+            log.warning(f"removing {self.backend} routes failed", exc_info=True)
 
 
-async def _sync(ipr: Any, want: Routes) -> None:
-    """Make the main table's routes of protocol ROUTE_PROTO exactly `want`. Every route is
-    tried; the first failure is raised afterwards (the caller retries)."""
+async def _sync_vxlan(ipr: Any, vteps: dict[str, vxlan.Vtep], node_ip: str,
+                      pod_cidr: str) -> None:
+    index = await vxlan.ensure_device(ipr, node_ip, pod_cidr, await vxlan.pod_mtu(ipr, node_ip))
+    await vxlan.sync_neighbours(ipr, index, vteps)
+    await _sync(ipr, {c: (v.gateway, index) for c, v in vteps.items()})
+
+
+async def _sync(ipr: Any, want: _Installed) -> None:
+    """Make the main table's routes of protocol ROUTE_PROTO exactly `want` (a gateway, and
+    the device of an onlink route). Every route is tried; the first failure is raised
+    afterwards (the caller retries)."""
     failed: Exception | None = None
-    have: Routes = {}
+    have: _Installed = {}
     async for r in await ipr.route("dump", table=254, proto=ROUTE_PROTO):
         if r.get("proto") != ROUTE_PROTO:
             continue
         dst = f"{r.get_attr('RTA_DST')}/{r['dst_len']}"
-        have[dst] = r.get_attr("RTA_GATEWAY") or ""
-    for dst, gw in have.items():
-        if want.get(dst) != gw:
+        onlink = bool(r["flags"] & vxlan.ONLINK)
+        have[dst] = (r.get_attr("RTA_GATEWAY") or "", r.get_attr("RTA_OIF") if onlink else None)
+    for dst, got in have.items():
+        if want.get(dst) != got:
             try:
                 await ipr.route("del", dst=dst, table=254, proto=ROUTE_PROTO)
             except Exception as exc:
                 failed = failed or exc
-    for dst, gw in want.items():
-        if have.get(dst) != gw:
+    for dst, (gw, oif) in want.items():
+        if have.get(dst) != (gw, oif):
+            extra: dict[str, Any] = {} if oif is None else {"oif": oif, "flags": vxlan.ONLINK}
             try:
-                await ipr.route("replace", dst=dst, gateway=gw, table=254, proto=ROUTE_PROTO)
+                await ipr.route("replace", dst=dst, gateway=gw, table=254, proto=ROUTE_PROTO,
+                                **extra)
             except Exception as exc:     # e.g. a gateway not on any link of this namespace
-                log.warning("host-gw route not added", extra={"dst": dst, "via": gw,
-                                                               "error": str(exc)})
+                log.warning("pod network route not added", extra={"dst": dst, "via": gw,
+                                                                   "error": str(exc)})
                 failed = failed or exc
     if failed is not None:
         raise failed

@@ -51,7 +51,8 @@ def make_runtime(config: AgentConfig, node_ip: str) -> Runtime:
     process = ProcessRuntimeConfig(
         state_dir=config.runtime_state_dir, log_dir=config.pod_logs_dir,
         pod_cidr=config.pod_cidr, bridge=config.bridge, node_netns=config.node_netns,
-        cgroup_parent=config.cgroup_parent, isolation=config.isolation, node_ip=node_ip)
+        cgroup_parent=config.cgroup_parent, isolation=config.isolation, node_ip=node_ip,
+        mtu=config.pod_mtu)
     if kind == "oci":
         from navio.runtime.oci.runtime import OciRuntime, OciRuntimeConfig
         return OciRuntime(OciRuntimeConfig(process=process, image_dir=config.image_dir,

@@ -122,8 +122,9 @@ class PodNetwork:
     the bridge's index between pods; any failure drops both, so the next call starts over."""
 
     def __init__(self, *, bridge: str, gateway: str, prefixlen: int,
-                 node_netns: str | None = None) -> None:
+                 node_netns: str | None = None, mtu: int = 0) -> None:
         self.bridge = bridge
+        self.mtu = mtu
         self.gateway = gateway
         self.prefixlen = prefixlen
         self.node_netns = node_netns
@@ -238,9 +239,13 @@ class PodNetwork:
                 bridge = await self._ensure_bridge()
                 await node.link("set", index=index, master=bridge)
             await node.brport("set", index=index, mode=1)   # IFLA_BRPORT_MODE: hairpin
+            if self.mtu:   # (an overlay's encapsulation takes some of the link's MTU)
+                await node.link("set", index=index, mtu=self.mtu)
             await node.link("set", index=index, state="up")
             await pod.link("set", index=1, state="up")
             eth0 = await self._lookup(pod, "eth0")
+            if self.mtu:
+                await pod.link("set", index=eth0, mtu=self.mtu)
             await pod.addr("add", index=eth0, address=ip, prefixlen=self.prefixlen)
             await pod.link("set", index=eth0, state="up")
             await pod.route("add", dst="default", gateway=self.gateway)

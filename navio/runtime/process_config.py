@@ -45,6 +45,7 @@ class ProcessRuntimeConfig:
     cgroup_parent: str = "/navio"
     isolation: bool | None = None
     node_ip: str = "127.0.0.1"
+    mtu: int = 0                      # pods' eth0 and veth MTU (0: the kernel's default)
     log_max_bytes: int = 10 << 20     # kubelet --container-log-max-size default
     log_max_files: int = 5            # kubelet --container-log-max-files default
     shm_size: int = 64 << 20          # each pod's /dev/shm, as Docker's default

@@ -46,7 +46,8 @@ class SandboxResources:
         if caps.pod_network:   # (pyroute2 is only needed, and imported, for pod networks)
             from navio.runtime.netns import PodNetwork
             self._net = PodNetwork(bridge=config.bridge, gateway=ipam.gateway,
-                                   prefixlen=ipam.prefixlen, node_netns=config.node_netns)
+                                   prefixlen=ipam.prefixlen, node_netns=config.node_netns,
+                                   mtu=config.mtu)
 
     async def create(self, rec: dict[str, Any], ip_hint: str | None) -> None:
         """Make the sandbox's resources, recording each in `rec` (saved) before making it."""

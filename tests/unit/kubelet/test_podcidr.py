@@ -62,3 +62,28 @@ def test_controller_manager_ipam_flags(argv: list[str], enabled: bool, cidr: str
     assert config.enabled("nodeipam") is enabled
     assert config.options["cluster-cidr"] == cidr
     assert config.options["node-cidr-mask-size"] == (26 if "26" in argv else 24)
+
+
+def test_node_lifecycle_timings_are_controller_manager_flags() -> None:
+    parser = argparse.ArgumentParser()
+    controllermanager.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["controller-manager", "--kubeconfig", "k",
+                              "--node-monitor-period", "1s", "--node-monitor-grace-period",
+                              "5s", "--node-startup-grace-period", "30s",
+                              "--node-eviction-rate", "0.5"])
+    opts = controllermanager.config_from_args(args).options
+    assert (opts["node-monitor-period"], opts["node-monitor-grace-period"],
+            opts["node-startup-grace-period"], opts["node-eviction-rate"]) == (1, 5, 30, 0.5)
+
+
+def test_the_local_agent_takes_its_range_from_ipam_unless_given_one(tmp_path: Path) -> None:
+    from navio.cli.agent import local_agent_component
+    from navio.pki.certs import load_or_create_ca
+    ca = load_or_create_ca(tmp_path / "pki")
+    kw: dict[str, Any] = dict(data_dir=tmp_path, ca=ca, kubeconfig=tmp_path / "k",
+                              node_name="local", cluster_cidr="10.60.0.0/16")
+    argv = list(local_agent_component(**kw).argv)
+    assert "--pod-cidr" not in argv
+    assert argv[argv.index("--cluster-cidr") + 1] == "10.60.0.0/16"
+    argv = list(local_agent_component(**kw, pod_cidr="10.60.0.0/24").argv)
+    assert argv[argv.index("--pod-cidr") + 1] == "10.60.0.0/24"
