@@ -123,8 +123,8 @@ class Resources:
         self.node_ports = PortAllocator()
         self._caches: dict[tuple[str, str], WatchCache] = {}
         # Admission after schema validation: LimitRanger (defaults, then bounds), PodSecurity,
-        # ResourceQuota, then those that need the writer (NodeRestriction, RBAC escalation,
-        # added by the authorizer).
+        # those that need the writer (NodeRestriction, RBAC escalation, inserted by the
+        # authorizer), and ResourceQuota last, as in kube-apiserver.
         self.validators: list[admission.Validator] = [limit_ranger, pod_security,
                                                       resource_quota]
         self._cache_lock = asyncio.Lock()
