@@ -29,6 +29,7 @@ from navio.apiserver import admission, strategy
 from navio.apiserver.limitranger import limit_ranger
 from navio.apiserver.podsecurity import pod_security
 from navio.apiserver.quota import resource_quota
+from navio.apiserver.runtimeclass import validate_runtime_class
 from navio.apiserver.allocators import IPAllocator, PortAllocator
 from navio.apiserver.watchcache import WatchCache, decode_object
 from navio.storage.protocol import (KeyExists, KeyNotFound, RevisionConflict, Store)
@@ -126,7 +127,7 @@ class Resources:
         # those that need the writer (NodeRestriction, RBAC escalation, inserted by the
         # authorizer), and ResourceQuota last, as in kube-apiserver.
         self.validators: list[admission.Validator] = [limit_ranger, pod_security,
-                                                      resource_quota]
+                                                      validate_runtime_class, resource_quota]
         self._cache_lock = asyncio.Lock()
         # Set by the API server's metrics: (operation, group, plural, seconds) per store call.
         self.observe_storage: Callable[[str, str, str, float], None] | None = None

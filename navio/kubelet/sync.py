@@ -33,7 +33,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from navio.kubelet.backoff import Backoff, go_duration
 from navio.kubelet.containers import ContainerRunner, format_pod, pod_ref
@@ -86,7 +86,9 @@ class PodSyncer:
                  backoff: Backoff, reasons: dict[tuple[str, str], tuple[str, str]],
                  host_ips: Callable[[], list[str]], pod_logs_dir: Path,
                  dns: Mapping[str, Any], sync_frequency: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 runtime_class: Callable[[Mapping[str, Any]], Awaitable[str]] | None = None
+                 ) -> None:
         self.runtime = runtime
         self.cache = cache
         self.prober = prober
@@ -101,6 +103,8 @@ class PodSyncer:
         self.dns = dns
         self.sync_frequency = sync_frequency
         self.clock = clock
+        # The pod's RuntimeClass handler, checked before its sandbox is made (runtimeclass.py).
+        self.runtime_class = runtime_class
         self.killer = PodKiller(runtime, cache, runner)
         self._evicted: dict[str, tuple[str, str]] = {}
         # Starting a pod (sandbox, then containers) is mostly CPU-bound work of helper
@@ -197,6 +201,8 @@ class PodSyncer:
                 await self.killer.stop_sandbox(s.id)
             await self.cache.refresh_pod(uid)
         try:
+            if self.runtime_class is not None:
+                await self.runtime_class(pod)
             sandbox = await self.runtime.run_sandbox(dict(pod),
                                                      ip_hint=old[0].ip if old else None)
         except RuntimeFailure as exc:

@@ -22,7 +22,7 @@ import orjson
 
 from navio.api.registry import BUILTIN
 from navio.api.validation import (apps, batch, certificates, core, misc, names, networking,
-                                  pod, rbac, service, storage)
+                                  node, pod, rbac, service, storage)
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
@@ -79,6 +79,8 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
     ("policy", "PodDisruptionBudget"): (misc.validate_pdb, misc.validate_pdb_update),
     ("scheduling.k8s.io", "PriorityClass"): (misc.validate_priority_class,
                                              misc.validate_priority_class_update),
+    ("node.k8s.io", "RuntimeClass"): (node.validate_runtime_class,
+                                      node.validate_runtime_class_update),
     (rbac.GROUP, "Role"): (rbac.validate_role, rbac.validate_role_update),
     (rbac.GROUP, "ClusterRole"): (rbac.validate_cluster_role, rbac.validate_cluster_role_update),
     (rbac.GROUP, "RoleBinding"): (rbac.validate_role_binding, rbac.validate_role_binding_update),
