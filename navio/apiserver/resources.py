@@ -28,6 +28,7 @@ from navio.api.registry import Kind, Registry
 from navio.apiserver import admission, strategy
 from navio.apiserver.limitranger import limit_ranger
 from navio.apiserver.podsecurity import pod_security
+from navio.apiserver.podsecurityconfig import NAVIO_DEFAULT, PodSecurityConfig
 from navio.apiserver.quota import resource_quota
 from navio.apiserver.runtimeclass import validate_runtime_class
 from navio.apiserver.allocators import IPAllocator, PortAllocator
@@ -128,6 +129,8 @@ class Resources:
         # authorizer), and ResourceQuota last, as in kube-apiserver.
         self.validators: list[admission.Validator] = [limit_ranger, pod_security,
                                                       validate_runtime_class, resource_quota]
+        # PodSecurity's defaults and exemptions (`--admission-control-config-file`).
+        self.pod_security: PodSecurityConfig = NAVIO_DEFAULT
         self._cache_lock = asyncio.Lock()
         # Set by the API server's metrics: (operation, group, plural, seconds) per store call.
         self.observe_storage: Callable[[str, str, str, float], None] | None = None

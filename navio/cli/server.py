@@ -27,6 +27,7 @@ from navio.apiserver import gctune, nodeproxy, revocation
 from navio.apiserver.app import ApiServer, tls_context
 from navio.apiserver.audit import Auditor
 from navio.apiserver.auditpolicy import load_policy
+from navio.apiserver.podsecurityconfig import load_admission_config
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
 from navio.apiserver.tokenauth import install_token_authentication
 from navio.apiserver.resources import Resources
@@ -70,6 +71,7 @@ class ServerConfig:
     encryption_config: Path | None = None   # default: <data>/pki/encryption-config.yaml
     audit_policy_file: Path | None = None   # default: Metadata for everything
     audit_log_path: Path | None = None      # default: <data>/logs/audit.log
+    admission_config_file: Path | None = None   # AdmissionConfiguration (PodSecurity)
     compaction_interval: float = 300.0      # store history kept at least this long; 0: never
 
     def __post_init__(self) -> None:
@@ -129,6 +131,9 @@ def add_parser(sub: Any) -> None:
                    help="audit.k8s.io/v1 Policy (default: every request at Metadata)")
     p.add_argument("--audit-log-path", type=Path,
                    help="audit log, JSON lines (default: DATA/logs/audit.log)")
+    p.add_argument("--admission-control-config-file", dest="admission_config_file", type=Path,
+                   help="AdmissionConfiguration (apiserver.config.k8s.io/v1) configuring the "
+                        "PodSecurity plugin's defaults and exemptions")
     p.add_argument("--etcd-compaction-interval", "--compaction-interval",
                    dest="compaction_interval", type=duration, default=300.0,
                    help="compact the store's history this often, keeping at least one "
@@ -147,6 +152,12 @@ def _run(args: argparse.Namespace) -> int:
     if config.audit_policy_file is not None:
         try:
             load_policy(config.audit_policy_file)
+        except ValueError as exc:
+            print(f"navio server: {exc}", file=sys.stderr, flush=True)
+            return 1
+    if config.admission_config_file is not None:
+        try:
+            load_admission_config(config.admission_config_file)
         except ValueError as exc:
             print(f"navio server: {exc}", file=sys.stderr, flush=True)
             return 1
@@ -178,6 +189,7 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
                         encryption_config=args.encryption_config,
                         audit_policy_file=args.audit_policy_file,
                         audit_log_path=args.audit_log_path,
+                        admission_config_file=args.admission_config_file,
                         compaction_interval=args.compaction_interval)
 
 
@@ -214,6 +226,8 @@ async def serve(config: ServerConfig) -> None:
     store = EncryptedStore(sqlite, encryption_config)
     store.start()
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
+    if config.admission_config_file is not None:
+        resources.pod_security = load_admission_config(config.admission_config_file)
     await resources.start()
     api = ApiServer(resources)
     Auditor(config.audit_log_path or data / "logs" / "audit.log",
