@@ -251,8 +251,12 @@ class Resources:
         obj["metadata"]["resourceVersion"] = str(rev)
         return obj
 
-    def _validate(self, kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-        causes = validation.validate(kind.group, kind.kind, obj, old)
+    def _validate(self, kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None,
+                  subresource: str = "") -> None:
+        if subresource == "ephemeralcontainers" and old is not None:
+            causes = validation.validate_ephemeral_containers_update(obj, old)
+        else:
+            causes = validation.validate(kind.group, kind.kind, obj, old)
         if causes:
             raise errors.Invalid(kind.kind, obj.get("metadata", {}).get("name", ""), causes,
                                  group=kind.group)
@@ -330,6 +334,8 @@ class Resources:
                 strategy.keep_csr_decisions(new, current)
         elif subresource == "approval":
             new = strategy.prepare_approval_update(kind, new, current)
+        elif subresource == "ephemeralcontainers":
+            new = strategy.prepare_ephemeral_containers_update(new, current)
         elif subresource != "binding":
             # A binding is built by the server from the stored pod: nothing to protect.
             strategy.prepare_for_update(kind, new, current)
@@ -343,7 +349,7 @@ class Resources:
         undo = admission.admit_update(self, kind, new, current)
         try:
             if subresource != "binding":
-                self._validate(kind, new, current)
+                self._validate(kind, new, current, subresource)
             await admission.validate(self, admission.Request(kind, "UPDATE", new, current, opts,
                                                              subresource))
             if new == current:

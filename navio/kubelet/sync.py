@@ -38,6 +38,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from navio.kubelet.backoff import Backoff, go_duration
 from navio.kubelet.containers import ContainerRunner, format_pod, pod_ref
 from navio.kubelet.deadline import DEADLINE_EXCEEDED, deadline_left
+from navio.kubelet.ephemeral import to_start
 from navio.kubelet.iopool import run_io
 from navio.kubelet.pleg import RuntimeCache
 from navio.kubelet.podkill import PodKiller
@@ -103,8 +104,7 @@ class PodSyncer:
         self.dns = dns
         self.sync_frequency = sync_frequency
         self.clock = clock
-        # The pod's RuntimeClass handler, checked before its sandbox is made (runtimeclass.py).
-        self.runtime_class = runtime_class
+        self.runtime_class = runtime_class   # checked before a sandbox is made
         self.killer = PodKiller(runtime, cache, runner)
         self._evicted: dict[str, tuple[str, str]] = {}
         # Starting a pod (sandbox, then containers) is mostly CPU-bound work of helper
@@ -172,6 +172,8 @@ class PodSyncer:
                 if sandbox is None:
                     return await self._after(pod, wake)
             files = await self._pod_files(pod, sandbox)
+            for ephemeral in to_start(pod, self.cache.pod_containers(uid)):   # (ephemeral.py)
+                await self._start(pod, ephemeral, sandbox, volumes, files, wake)
             if await self._init_containers(pod, sandbox, volumes, files, wake):
                 await self._regular_containers(pod, sandbox, volumes, files, wake)
         await self._gc(uid, sandbox.id)

@@ -26,7 +26,7 @@ from navio.api.validation import (apps, batch, certificates, core, misc, names, 
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
-__all__ = ["validate", "validate_name", "Cause"]
+__all__ = ["validate", "validate_ephemeral_containers_update", "validate_name", "Cause"]
 
 Create = Callable[[dict[str, Any]], list[Cause]]
 Update = Callable[[dict[str, Any], dict[str, Any]], list[Cause]]
@@ -159,3 +159,15 @@ def validate(group: str, kind: str, obj: dict[str, Any],
     if entry:
         errs += entry[1](obj, old)
     return errs
+
+
+def validate_ephemeral_containers_update(obj: dict[str, Any], old: dict[str, Any]
+                                         ) -> list[Cause]:
+    """A pods/ephemeralcontainers write (kube's podEphemeralContainersStrategy): the common
+    ObjectMeta checks, then ValidatePodEphemeralContainersUpdate."""
+    obj, old = _without_nulls(obj), _without_nulls(old)
+    meta = obj.get("metadata")
+    errs = validate_object_meta(meta, True, names.validate_path_segment_name,
+                                kube_finalizers=False)
+    errs += validate_object_meta_update(meta, old.get("metadata"), kube_finalizers=False)
+    return errs + pod.validate_pod_ephemeral_containers_update(obj, old)
