@@ -13,8 +13,9 @@ route out; needs root, nft and iperf3 (`.ci/install`).
      chain in the kernel has returned (the chain is then listed with `nft list chain`);
    - delete: DELETE of that policy -> the transaction without the chain has returned;
    beside baselines from the same run: API write -> the controller's informer sees the
-   event (the watch path alone), one `nft -f` of an empty table in the same netns (one nft
-   process and one transaction) and rendering the script alone.
+   event (the watch path alone), rendering the script alone (compute + render), loading the
+   whole table with `nft -f`, and one `nft -f` of an empty table in the same netns (one nft
+   process and one transaction). The controller waits `debounce` (50 ms) to coalesce events.
 2. Throughput through a router netns (ip forwarding; a client netns and a server netns on
    two veths): iperf3 TCP bits/s and UDP 64-byte packets/s with no table (baseline) and
    with the netpol table of the largest scale loaded, in which the server is an isolated
@@ -238,9 +239,11 @@ async def latency(scale: int, runs: int, netns: str) -> dict[str, Any]:
             render_s.append(time.perf_counter() - t0)
         empty = [nft_load(netns, "add table inet warm\ndelete table inet warm\n")
                  for _ in range(runs)]
+        whole = [nft_load(netns, full) for _ in range(runs)]
         return {"scale": scale, "populate_s": populate_s, "chains": chains,
                 "bytes": len(full), "add": add, "delete": delete, "add_event": add_event,
-                "del_event": del_event, "render": render_s, "empty_nft": empty}
+                "del_event": del_event, "render": render_s, "empty_nft": empty,
+                "whole_nft": whole}
     finally:
         if task is not None:
             task.cancel()
@@ -366,6 +369,7 @@ async def main() -> None:
             print(f"S={scale:5d}  {got['chains']:5d} chains {got['bytes'] / 1024:7.1f} KiB  "
                   f"add {ms(got['add'])}  delete {ms(got['delete'])}  | "
                   f"write->event {ms(got['add_event'])}  render {ms(got['render'])}  "
+                  f"nft-f-table {ms(got['whole_nft'])}  "
                   f"empty-nft-baseline {ms(got['empty_nft'])}  "
                   f"(populated in {got['populate_s']:.1f}s)", flush=True)
     finally:
