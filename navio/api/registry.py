@@ -173,6 +173,7 @@ BUILTIN: tuple[Kind, ...] = (
        subresources=(_STATUS,)),
     _k("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False,
        short_names=("pc",)),
+    _k("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
     # rbac.authorization.k8s.io/v1
     _k("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
     _k("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),

@@ -17,6 +17,7 @@ from navio.api.errors import cause
 from navio.api.quantity import QuantityError
 from navio.api.validation.resources import parse_json_quantity
 from navio.api.registry import Kind
+from navio.apiserver.runtimeclass import admit_runtime_class
 from navio.apiserver.serviceaccountadmission import mount_service_account_token
 
 if TYPE_CHECKING:
@@ -150,7 +151,8 @@ _DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unre
 
 def _admit_pod(resources: "Resources", pod: dict[str, Any]) -> None:
     """The mutating admission kube-apiserver applies to every new pod: ServiceAccount's
-    default account and token volume, Priority's resolution of priorityClassName, DefaultTolerationSeconds."""
+    default account and token volume, Priority's resolution of priorityClassName,
+    DefaultTolerationSeconds, then RuntimeClass (`runtimeclass`)."""
     spec = pod.setdefault("spec", {})
     if not spec.get("serviceAccountName"):
         spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
@@ -165,6 +167,7 @@ def _admit_pod(resources: "Resources", pod: dict[str, Any]) -> None:
             continue
         tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
                             "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+    admit_runtime_class(resources, pod)
 
 
 def _resolve_priority(resources: "Resources", pod: dict[str, Any],

@@ -8,6 +8,11 @@ are only warned and audited about, never refused. A namespace whose enforce leve
 checked against its existing pods, with a warning naming those that would be refused. Labels
 with a bad level or version are refused (422). The checks themselves are
 `navio.api.podsecurity`; navio's default policy is in SECURITY.md.
+
+The defaults for unlabelled modes and the exemptions come from `resources.pod_security`
+(`podsecurityconfig`): a request in an exempt namespace or by an exempt user, or a pod whose
+runtime class is exempt, is not evaluated, and the audit annotation
+`pod-security.kubernetes.io/exempt` names why (namespace, user, runtimeClass), as in kube.
 """
 
 from __future__ import annotations
@@ -23,10 +28,9 @@ if TYPE_CHECKING:
     from navio.apiserver.admission import Request
     from navio.apiserver.resources import Resources
 
-__all__ = ["EXEMPT_NAMESPACES", "pod_security", "namespace_policy"]
+__all__ = ["pod_security", "namespace_policy"]
 
-# Exempt as kube-system would be on a cluster configured with navio's defaults.
-EXEMPT_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+_EXEMPT_KEY = "pod-security.kubernetes.io/exempt"
 _AUDIT_KEY = "pod-security.kubernetes.io/audit-violations"
 _ENFORCE_KEY = "pod-security.kubernetes.io/enforce-policy"
 # Only these pod fields matter on update: a change elsewhere (labels, image) is not checked.
@@ -34,9 +38,11 @@ _ANNOTATION_PREFIXES = ("container.apparmor.security.beta.kubernetes.io/",
                         "seccomp.security.alpha.kubernetes.io/")
 
 
-def namespace_policy(ns: dict[str, Any] | None) -> Policy:
+def namespace_policy(ns: dict[str, Any] | None,
+                     defaults: Policy = podsecurity.DEFAULT_POLICY) -> Policy:
     try:
-        return podsecurity.parse_policy(((ns or {}).get("metadata") or {}).get("labels"))
+        return podsecurity.parse_policy(((ns or {}).get("metadata") or {}).get("labels"),
+                                        defaults)
     except podsecurity.PolicyError:
         # kube evaluates an unparseable level as restricted.
         r = LevelVersion("restricted")
@@ -79,7 +85,13 @@ async def pod_security(resources: "Resources", request: "Request") -> None:
         return
     meta = request.obj.get("metadata") or {}
     ns_name = meta.get("namespace") or ""
-    if ns_name in EXEMPT_NAMESPACES:
+    config = resources.pod_security
+    if ns_name in config.exempt_namespaces:
+        admissionnotes.annotate(_EXEMPT_KEY, "namespace")
+        return
+    user = getattr(request.opts.user, "name", None)
+    if user is not None and user in config.exempt_usernames:
+        admissionnotes.annotate(_EXEMPT_KEY, "user")
         return
     is_pod = (kind.group, kind.kind) == ("", "Pod")
     if request.operation == "UPDATE" and request.old is not None:
@@ -88,8 +100,11 @@ async def pod_security(resources: "Resources", request: "Request") -> None:
             return
         if not is_pod and old_target == target:
             return
-    policy = namespace_policy(await _namespace(resources, ns_name))
     pod_meta, spec = target
+    if spec.get("runtimeClassName") in config.exempt_runtime_classes:
+        admissionnotes.annotate(_EXEMPT_KEY, "runtimeClass")
+        return
+    policy = namespace_policy(await _namespace(resources, ns_name), config.defaults)
     found = {lv.level: podsecurity.evaluate(lv.level, pod_meta, spec)
              for lv in (policy.enforce, policy.audit, policy.warn)}
     enforce = found[policy.enforce.level]
@@ -119,9 +134,11 @@ async def _check_namespace(resources: "Resources", request: "Request") -> None:
         detail, field, value = exc.args
         raise errors.Invalid("Namespace", name,
                              [cause("FieldValueInvalid", field, detail, value)]) from None
-    if request.operation != "UPDATE" or name in EXEMPT_NAMESPACES:
+    config = resources.pod_security
+    if request.operation != "UPDATE" or name in config.exempt_namespaces:
         return
-    if namespace_policy(request.old).enforce == policy.enforce or \
+    policy = namespace_policy(request.obj, config.defaults)
+    if namespace_policy(request.old, config.defaults).enforce == policy.enforce or \
             policy.enforce.level == "privileged":
         return
     pods_kind = resources.registry.resource("", "v1", "pods")
@@ -129,7 +146,8 @@ async def _check_namespace(resources: "Resources", request: "Request") -> None:
     groups: dict[str, list[str]] = {}
     for _, pod in resources.cache(pods_kind).list():
         pmeta = pod.get("metadata") or {}
-        if pmeta.get("namespace") != name:
+        if pmeta.get("namespace") != name or \
+                (pod.get("spec") or {}).get("runtimeClassName") in config.exempt_runtime_classes:
             continue
         bad = podsecurity.evaluate(policy.enforce.level, pmeta, pod.get("spec") or {})
         if bad:

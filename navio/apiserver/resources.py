@@ -28,7 +28,9 @@ from navio.api.registry import Kind, Registry
 from navio.apiserver import admission, strategy
 from navio.apiserver.limitranger import limit_ranger
 from navio.apiserver.podsecurity import pod_security
+from navio.apiserver.podsecurityconfig import NAVIO_DEFAULT, PodSecurityConfig
 from navio.apiserver.quota import resource_quota
+from navio.apiserver.runtimeclass import validate_runtime_class
 from navio.apiserver.allocators import IPAllocator, PortAllocator
 from navio.apiserver.watchcache import WatchCache, decode_object
 from navio.apiserver.webhooks import WebhookAdmission
@@ -138,10 +140,13 @@ class Resources:
         # mutating admission, validating before ResourceQuota, as kube orders them.
         self.webhooks = WebhookAdmission(self)
         # Admission after schema validation: LimitRanger (defaults, then bounds), PodSecurity,
-        # ValidatingAdmissionWebhook, ResourceQuota, then those that need the writer
-        # (NodeRestriction, RBAC escalation, added by the authorizer).
+        # ValidatingAdmissionWebhook, then those that need the writer (NodeRestriction, RBAC
+        # escalation, inserted by the authorizer), and ResourceQuota last, as kube-apiserver.
         self.validators: list[admission.Validator] = [limit_ranger, pod_security,
+                                                      validate_runtime_class,
                                                       self.webhooks.validate, resource_quota]
+        # PodSecurity's defaults and exemptions (`--admission-control-config-file`).
+        self.pod_security: PodSecurityConfig = NAVIO_DEFAULT
         self._cache_lock = asyncio.Lock()
         # Set by the API server's metrics: (operation, group, plural, seconds) per store call.
         self.observe_storage: Callable[[str, str, str, float], None] | None = None
@@ -304,8 +309,12 @@ class Resources:
                                     "namespace sent on the request")
         return obj
 
-    def _validate(self, kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-        causes = validation.validate(kind.group, kind.kind, obj, old)
+    def _validate(self, kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None,
+                  subresource: str = "") -> None:
+        if subresource == "ephemeralcontainers" and old is not None:
+            causes = validation.validate_ephemeral_containers_update(obj, old)
+        else:
+            causes = validation.validate(kind.group, kind.kind, obj, old)
         if causes:
             raise errors.Invalid(kind.kind, obj.get("metadata", {}).get("name", ""), causes,
                                  group=kind.group)
@@ -394,7 +403,7 @@ class Resources:
                 new = self._prepare_update(kind, mutated, current, subresource)
                 new["metadata"]["resourceVersion"] = rv
             if subresource != "binding":
-                self._validate(kind, new, current)
+                self._validate(kind, new, current, subresource)
             await admission.validate(self, admission.Request(kind, "UPDATE", new, current, opts,
                                                              subresource))
             if new == current:
@@ -428,6 +437,8 @@ class Resources:
                 strategy.keep_csr_decisions(new, current)
         elif subresource == "approval":
             new = strategy.prepare_approval_update(kind, new, current)
+        elif subresource == "ephemeralcontainers":
+            new = strategy.prepare_ephemeral_containers_update(new, current)
         elif subresource != "binding":
             # A binding is built by the server from the stored pod: nothing to protect.
             strategy.prepare_for_update(kind, new, current)

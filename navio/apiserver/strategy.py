@@ -16,7 +16,8 @@ from navio.api.crd.definition import prepare_crd_create
 from navio.api.registry import Kind
 
 __all__ = ["tracks_generation", "prepare_for_create", "prepare_for_update",
-           "prepare_status_update", "spec_changed", "DS_TEMPLATE_GENERATION"]
+           "prepare_status_update", "spec_changed", "DS_TEMPLATE_GENERATION",
+           "prepare_ephemeral_containers_update"]
 
 # apps/v1 DaemonSets carry the internal spec.templateGeneration as this annotation (kube's
 # v1 conversion); its strategy starts it at 1 and adds 1 whenever spec.template changes.
@@ -109,6 +110,24 @@ def prepare_for_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]) -> 
         template_changed = (old.get("spec") or {}).get("template") != \
             (defaulted.get("spec") or {}).get("template")
         _set_template_generation(new, _template_generation(old) + int(template_changed))
+
+
+def prepare_ephemeral_containers_update(new: dict[str, Any], old: dict[str, Any]
+                                        ) -> dict[str, Any]:
+    """A pods/ephemeralcontainers write changes only `spec.ephemeralContainers`: everything
+    else is the stored pod's (kube's dropNonEphemeralContainerUpdates)."""
+    out = copy.deepcopy(old)
+    meta, new_meta = out.setdefault("metadata", {}), new.get("metadata") or {}
+    for f in ("name", "namespace", "resourceVersion", "uid"):
+        if f in new_meta:
+            meta[f] = new_meta[f]
+    spec = out.setdefault("spec", {})
+    ephemeral = (new.get("spec") or {}).get("ephemeralContainers")
+    if ephemeral is None:
+        spec.pop("ephemeralContainers", None)
+    else:
+        spec["ephemeralContainers"] = copy.deepcopy(ephemeral)
+    return out
 
 
 def prepare_status_update(kind: Kind, new: dict[str, Any], old: dict[str, Any]

@@ -27,6 +27,7 @@ from navio.apiserver import gctune, nodeproxy, revocation
 from navio.apiserver.app import ApiServer, tls_context
 from navio.apiserver.audit import Auditor
 from navio.apiserver.auditpolicy import load_policy
+from navio.apiserver.podsecurityconfig import load_admission_config
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
 from navio.apiserver import builtincrds
 from navio.apiserver.crds import CustomResourceDefinitions
@@ -76,6 +77,7 @@ class ServerConfig:
     audit_log_maxsize: int = 100            # MB before rotation (CIS 1.2.19)
     audit_log_maxbackup: int = 10           # rotated files kept; 0: any number (CIS 1.2.18)
     audit_log_maxage: int = 30              # days rotated files are kept; 0: any (CIS 1.2.17)
+    admission_config_file: Path | None = None   # AdmissionConfiguration (PodSecurity)
     compaction_interval: float = 300.0      # store history kept at least this long; 0: never
 
     def __post_init__(self) -> None:
@@ -150,6 +152,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--audit-log-maxage", type=int, default=30,
                    help="maximum number of days to retain old audit log files based on the "
                         "timestamp encoded in their filename (default 30; 0: no limit)")
+    p.add_argument("--admission-control-config-file", dest="admission_config_file", type=Path,
+                   help="AdmissionConfiguration (apiserver.config.k8s.io/v1) configuring the "
+                        "PodSecurity plugin's defaults and exemptions")
     p.add_argument("--etcd-compaction-interval", "--compaction-interval",
                    dest="compaction_interval", type=duration, default=300.0,
                    help="compact the store's history this often, keeping at least one "
@@ -168,6 +173,12 @@ def _run(args: argparse.Namespace) -> int:
     if config.audit_policy_file is not None:
         try:
             load_policy(config.audit_policy_file)
+        except ValueError as exc:
+            print(f"navio server: {exc}", file=sys.stderr, flush=True)
+            return 1
+    if config.admission_config_file is not None:
+        try:
+            load_admission_config(config.admission_config_file)
         except ValueError as exc:
             print(f"navio server: {exc}", file=sys.stderr, flush=True)
             return 1
@@ -203,6 +214,7 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
                         audit_log_maxsize=args.audit_log_maxsize,
                         audit_log_maxbackup=args.audit_log_maxbackup,
                         audit_log_maxage=args.audit_log_maxage,
+                        admission_config_file=args.admission_config_file,
                         compaction_interval=args.compaction_interval)
 
 
@@ -239,6 +251,8 @@ async def serve(config: ServerConfig) -> None:
     store = EncryptedStore(sqlite, encryption_config)
     store.start()
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
+    if config.admission_config_file is not None:
+        resources.pod_security = load_admission_config(config.admission_config_file)
     await resources.start()
     api = ApiServer(resources)
     crds = CustomResourceDefinitions(resources, on_change=api.invalidate_openapi)

@@ -57,6 +57,7 @@ from navio.kubelet.podfiles import load_host_resolv_conf
 from navio.kubelet.podworkers import PodWorkers
 from navio.kubelet.prober import ProbeManager
 from navio.kubelet.projected import ServiceAccountTokens
+from navio.kubelet.runtimeclass import RuntimeClassCheck
 from navio.kubelet.runtimes import collect_images, make_runtime, report_images
 from navio.kubelet.probes import ProbeRunner
 from navio.kubelet.server import KubeletServer, serve
@@ -167,7 +168,8 @@ class Agent:
             pod_logs_dir=config.pod_logs_dir,
             dns={"cluster_dns": config.cluster_dns, "cluster_domain": config.cluster_domain,
                  "host_resolv": load_host_resolv_conf(config.resolv_conf)},
-            sync_frequency=config.sync_frequency)
+            sync_frequency=config.sync_frequency,
+            runtime_class=RuntimeClassCheck(self.client, self.runtime.name))
         self.workers = PodWorkers(self.syncer)
         self.local_path = LocalPathVolumes(self.client, config.node_name,
                                            config.root_dir / "storage")

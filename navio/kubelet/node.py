@@ -32,6 +32,7 @@ from navio.api import errors
 from navio.client import NODES, Client, TransportError
 from navio.kubelet.config import AgentConfig
 from navio.kubelet.podstatus import rfc3339
+from navio.kubelet.runtimeclass import runtime_handlers
 from navio.runtime.protocol import Capabilities
 
 __all__ = ["NodeStatus", "machine_capacity", "allocatable_of"]
@@ -189,6 +190,7 @@ class NodeStatus:
                          "containerRuntimeVersion": f"{self.runtime_name}://{__version__}",
                          "kubeletVersion": KUBERNETES_VERSION, "kubeProxyVersion": "",
                          "operatingSystem": "linux", "architecture": _ARCH},
+            "runtimeHandlers": runtime_handlers(self.runtime_name),
         }
 
     @staticmethod

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
 from navio.api.quantity import QuantityError, parse_quantity
+from navio.kubelet.ephemeral import as_ephemeral_statuses
 from navio.runtime.protocol import ContainerStatus
 
 __all__ = ["PodStatusInput", "generate_pod_status", "get_phase", "is_sidecar", "qos_class",
@@ -436,5 +437,9 @@ def generate_pod_status(inp: PodStatusInput) -> dict[str, Any]:
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     status["containerStatuses"] = statuses
+    if spec.get("ephemeralContainers"):
+        status["ephemeralContainerStatuses"] = as_ephemeral_statuses(_container_statuses(
+            inp, spec["ephemeralContainers"], old.get("ephemeralContainerStatuses") or (),
+            is_init=True))
     status["qosClass"] = qos_class(pod)
     return status

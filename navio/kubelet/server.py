@@ -66,7 +66,8 @@ def _status(code: int, reason: str, message: str) -> web.Response:
 
 def _container_spec(pod: dict[str, Any], name: str) -> dict[str, Any]:
     spec = pod.get("spec") or {}
-    for c in (*(spec.get("containers") or ()), *(spec.get("initContainers") or ())):
+    for c in (*(spec.get("containers") or ()), *(spec.get("initContainers") or ()),
+              *(spec.get("ephemeralContainers") or ())):
         if c.get("name") == name:
             return dict(c)
     return {}
@@ -103,7 +104,8 @@ def log_container_id(pod: dict[str, Any], status: dict[str, Any], container: str
     """kubelet validateContainerLogStatus: which container instance to read, or why none."""
     name = (pod.get("metadata") or {}).get("name")
     entries = [*(status.get("containerStatuses") or ()),
-               *(status.get("initContainerStatuses") or ())]
+               *(status.get("initContainerStatuses") or ()),
+               *(status.get("ephemeralContainerStatuses") or ())]
     entry = next((e for e in entries if e.get("name") == container), None)
     if entry is None:
         raise LogTargetError(f'container "{container}" in pod "{name}" is not available')
@@ -232,7 +234,8 @@ class KubeletServer:
         container = request.match_info["container"]
         status = self.host.pod_status(pod)
         entries = [*(status.get("containerStatuses") or ()),
-                   *(status.get("initContainerStatuses") or ())]
+                   *(status.get("initContainerStatuses") or ()),
+                   *(status.get("ephemeralContainerStatuses") or ())]
         entry = next((e for e in entries if e.get("name") == container), None)
         if entry is None or "running" not in (entry.get("state") or {}):
             raise _Unavailable(f'container "{container}" in pod '

@@ -33,11 +33,12 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from navio.kubelet.backoff import Backoff, go_duration
 from navio.kubelet.containers import ContainerRunner, format_pod, pod_ref
 from navio.kubelet.deadline import DEADLINE_EXCEEDED, deadline_left
+from navio.kubelet.ephemeral import to_start
 from navio.kubelet.iopool import run_io
 from navio.kubelet.pleg import RuntimeCache
 from navio.kubelet.podkill import PodKiller
@@ -86,7 +87,9 @@ class PodSyncer:
                  backoff: Backoff, reasons: dict[tuple[str, str], tuple[str, str]],
                  host_ips: Callable[[], list[str]], pod_logs_dir: Path,
                  dns: Mapping[str, Any], sync_frequency: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 runtime_class: Callable[[Mapping[str, Any]], Awaitable[str]] | None = None
+                 ) -> None:
         self.runtime = runtime
         self.cache = cache
         self.prober = prober
@@ -101,6 +104,7 @@ class PodSyncer:
         self.dns = dns
         self.sync_frequency = sync_frequency
         self.clock = clock
+        self.runtime_class = runtime_class   # checked before a sandbox is made
         self.killer = PodKiller(runtime, cache, runner)
         self._evicted: dict[str, tuple[str, str]] = {}
         # Starting a pod (sandbox, then containers) is mostly CPU-bound work of helper
@@ -168,6 +172,8 @@ class PodSyncer:
                 if sandbox is None:
                     return await self._after(pod, wake)
             files = await self._pod_files(pod, sandbox)
+            for ephemeral in to_start(pod, self.cache.pod_containers(uid)):   # (ephemeral.py)
+                await self._start(pod, ephemeral, sandbox, volumes, files, wake)
             if await self._init_containers(pod, sandbox, volumes, files, wake):
                 await self._regular_containers(pod, sandbox, volumes, files, wake)
         await self._gc(uid, sandbox.id)
@@ -197,6 +203,8 @@ class PodSyncer:
                 await self.killer.stop_sandbox(s.id)
             await self.cache.refresh_pod(uid)
         try:
+            if self.runtime_class is not None:
+                await self.runtime_class(pod)
             sandbox = await self.runtime.run_sandbox(dict(pod),
                                                      ip_hint=old[0].ip if old else None)
         except RuntimeFailure as exc:

@@ -106,7 +106,7 @@ def _host(ip: str) -> str:
 _SELECTORS: dict[str, LabelSelector] = {}
 
 
-def _selects(selector: Any, labels: Mapping[str, str] | None) -> bool:
+def _parse(selector: Any) -> LabelSelector:
     key = repr(selector)
     parsed = _SELECTORS.get(key)
     if parsed is None:
@@ -117,7 +117,38 @@ def _selects(selector: Any, labels: Mapping[str, str] | None) -> bool:
         if len(_SELECTORS) > 10000:
             _SELECTORS.clear()
         _SELECTORS[key] = parsed
-    return parsed.matches(labels or {})
+    return parsed
+
+
+def _selects(selector: Any, labels: Mapping[str, str] | None) -> bool:
+    return _parse(selector).matches(labels or {})
+
+
+class _PolicyIndex:
+    """One namespace's policies, indexed by one `matchLabels` pair of their podSelector, so
+    that a pod is matched only against the policies that can select it (with S pods and S
+    policies, S candidates in all instead of S*S selector checks). Policies without
+    matchLabels are checked against every pod. Order is the policies' own."""
+
+    def __init__(self, policies: list[Obj]) -> None:
+        self.by_pair: dict[tuple[str, str], list[tuple[int, Obj, LabelSelector]]] = {}
+        self.rest: list[tuple[int, Obj, LabelSelector]] = []
+        for i, pol in enumerate(policies):
+            selector = (pol.get("spec") or {}).get("podSelector") or {}
+            entry = (i, pol, _parse(selector))
+            pairs = selector.get("matchLabels") if isinstance(selector, dict) else None
+            if pairs and isinstance(pairs, dict):
+                k = min(pairs)
+                self.by_pair.setdefault((k, str(pairs[k])), []).append(entry)
+            else:
+                self.rest.append(entry)
+
+    def selecting(self, labels: Mapping[str, str]) -> list[Obj]:
+        found = list(self.rest)
+        for pair in labels.items():
+            found += self.by_pair.get(pair, ())
+        found.sort(key=lambda e: e[0])
+        return [pol for _, pol, parsed in found if parsed.matches(labels)]
 
 
 class _World:
@@ -127,9 +158,9 @@ class _World:
         self.ns_labels = {_meta(n).get("name", ""): _meta(n).get("labels") or {}
                           for n in namespaces}
         self.pods = [p for p in pods if pod_ips(p)]
-        self._peer_cache: dict[tuple[str, str], tuple[list[Peer], list[Obj]]] = {}
+        self._peer_cache: dict[tuple[str, str], tuple[tuple[Peer, ...], list[Obj]]] = {}
 
-    def peers(self, policy_ns: str, peers: list[Obj]) -> tuple[list["Peer"], list[Obj]]:
+    def peers(self, policy_ns: str, peers: list[Obj]) -> tuple[tuple["Peer", ...], list[Obj]]:
         """`_peers_of`, computed once per distinct (namespace, peers) in this computation."""
         key = (policy_ns, repr(peers))
         hit = self._peer_cache.get(key)
@@ -183,7 +214,8 @@ def _ports(ports: list[Obj], dest: Obj | None) -> tuple[PortRange, ...] | None:
     return tuple(out)
 
 
-def _peers_of(world: _World, policy_ns: str, peers: list[Obj]) -> tuple[list[Peer], list[Obj]]:
+def _peers_of(world: _World, policy_ns: str, peers: list[Obj]
+              ) -> tuple[tuple[Peer, ...], list[Obj]]:
     """Address matches and the pods behind them (for named-port resolution)."""
     matches: list[Peer] = []
     pods: list[Obj] = []
@@ -195,7 +227,9 @@ def _peers_of(world: _World, policy_ns: str, peers: list[Obj]) -> tuple[list[Pee
         for p in world.peer_pods(policy_ns, peer):
             pods.append(p)
             matches.extend(Peer(_host(ip)) for ip in pod_ips(p))
-    return matches, pods
+    # One tuple per distinct peer group, shared by every allow list built from it (tuple()
+    # of a tuple is itself): the renderer caches its set by the tuple's identity.
+    return tuple(matches), pods
 
 
 def _in_peer(ip: str, peer: Peer) -> bool:
@@ -259,9 +293,10 @@ def compute(local_pods: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable
             policies: Iterable[Obj]) -> list[PodPolicy]:
     """Each local pod's ingress and egress allow lists under `policies` (all namespaces)."""
     world = _World(pods, namespaces)
-    by_ns: dict[str, list[Obj]] = {}
+    by_ns_list: dict[str, list[Obj]] = {}
     for pol in policies:
-        by_ns.setdefault(_meta(pol).get("namespace", ""), []).append(pol)
+        by_ns_list.setdefault(_meta(pol).get("namespace", ""), []).append(pol)
+    by_ns = {ns: _PolicyIndex(pols) for ns, pols in by_ns_list.items()}
     out: list[PodPolicy] = []
     egress_cache: dict[tuple[str, str], list[Allow]] = {}
     for pod in local_pods:
@@ -271,10 +306,9 @@ def compute(local_pods: Iterable[Obj], pods: Iterable[Obj], namespaces: Iterable
         ns, labels = _meta(pod).get("namespace", ""), _meta(pod).get("labels") or {}
         ingress: list[Allow] | None = None
         egress: list[Allow] | None = None
-        for pol in by_ns.get(ns, []):
+        index = by_ns.get(ns)
+        for pol in index.selecting(labels) if index is not None else ():
             spec = pol.get("spec") or {}
-            if not _selects(spec.get("podSelector") or {}, labels):
-                continue
             does_in, does_out = policy_types(pol)
             if does_in:
                 ingress = ingress if ingress is not None else []

@@ -89,7 +89,9 @@ class _Sets:
     def __init__(self) -> None:
         self.names: dict[tuple[int, tuple[str, ...]], str] = {}
         self.lines: list[str] = []
-        self.matches: dict[tuple[tuple[Peer, ...], str, int], list[str]] = {}
+        # by the peers tuple's identity (allow lists share them): hashing a tuple of hundreds
+        # of peers for every chain cost more than the rest of the rendering at 1,000 pods
+        self.matches: dict[tuple[int, str, int], tuple[tuple[Peer, ...], list[str]]] = {}
 
     def ref(self, version: int, cidrs: list[str]) -> str:
         key = (version, tuple(sorted(set(cidrs))))
@@ -104,11 +106,11 @@ class _Sets:
 
 def _peer_matches(peers: tuple[Peer, ...], field: str, version: int, sets: _Sets) -> list[str]:
     """nft address matches for `field` (saddr/daddr) of one IP version; [""] for any."""
-    key = (peers, field, version)
+    key = (id(peers), field, version)
     hit = sets.matches.get(key)
-    if hit is None:
-        hit = sets.matches[key] = _peer_matches_uncached(peers, field, version, sets)
-    return hit
+    if hit is None or hit[0] is not peers:
+        hit = sets.matches[key] = (peers, _peer_matches_uncached(peers, field, version, sets))
+    return hit[1]
 
 
 def _peer_matches_uncached(peers: tuple[Peer, ...], field: str, version: int,

@@ -7,7 +7,12 @@ from __future__ import annotations
 import json
 import threading
 
-from cluster import Kubectl, wait_for
+import pytest
+
+from cluster import Kubectl, NavioServer, wait_for
+
+from navio.pki.certs import load_or_create_ca
+from navio.pki.kubeconfig import write_kubeconfig
 
 
 def pod(name: str, resources: str = "") -> str:
@@ -108,3 +113,27 @@ spec:
     assert proc.returncode != 0
     assert ('pods "big" is forbidden: maximum cpu usage per Container is 1, but limit is 2'
             in proc.stderr)
+
+
+def test_a_write_refused_after_quota_is_not_charged(kubectl: Kubectl, ns: str, server: NavioServer,
+                                                     tmp_path_factory: pytest.TempPathFactory
+                                                     ) -> None:
+    """ResourceQuota is the last validating plugin (kube's order): a role the RBAC escalation
+    check refuses leaves `status.used` untouched rather than charged until the resync."""
+    ca = load_or_create_ca(server.data_dir / "pki")
+    certs = tmp_path_factory.mktemp("quota-user")
+    pair = ca.issue(certs, "quinn", cn="quinn", orgs=())
+    write_kubeconfig(certs / "quinn.kubeconfig", server=server.url, ca_cert=ca.pair.cert,
+                     client=pair, user="quinn")
+    quinn = Kubectl(certs / "quinn.kubeconfig", tmp_path_factory.mktemp("home"))
+    kubectl("create", "rolebinding", "nsadmin", "--clusterrole=admin", "--user=quinn", "-n", ns)
+    resource = "count/roles.rbac.authorization.k8s.io"
+    kubectl("create", "quota", "roles", "-n", ns, f"--hard={resource}=3")
+    wait_for(lambda: used(kubectl, ns, "roles").get(resource) == "0", 20, "status.used filled")
+    for i in range(3):
+        proc = quinn.run("create", "role", f"nodes{i}", "--verb=get", "--resource=nodes",
+                         "-n", ns, check=False)
+        assert "attempting to grant RBAC permissions not currently held" in proc.stderr
+    assert used(kubectl, ns, "roles").get(resource) == "0"
+    quinn("create", "role", "pods", "--verb=get", "--resource=pods", "-n", ns)
+    assert used(kubectl, ns, "roles").get(resource) == "1"

@@ -1,6 +1,8 @@
-"""Tables for the small API groups: Leases, EndpointSlices, PodDisruptionBudgets, PriorityClasses.
+"""Tables for the small API groups: Leases, EndpointSlices, PodDisruptionBudgets, PriorityClasses,
+RuntimeClasses.
 
-Ports of printLease, printEndpointSlice, printPodDisruptionBudget and printPriorityClass
+Ports of printLease, printEndpointSlice, printPodDisruptionBudget, printPriorityClass and
+printRuntimeClass
 (printers.go, v1.32). EndpointSlice PORTS and ENDPOINTS list at most three entries and then
 `+ N more...`, with `<unset>` for an empty list; a port without a number prints its name or `*`.
 PriorityClass's PREEMPTIONPOLICY has priority 0 but is only filled in wide output, which is
@@ -92,9 +94,18 @@ def priority_class_cells(pc: Mapping[str, Any], now: datetime) -> list[Any]:
             bool(pc.get("globalDefault")), age(pc, now), pc.get("preemptionPolicy") or ""]
 
 
+RUNTIME_CLASS_COLUMNS = (name_column(), column("Handler", "string", DOC["RuntimeClass.handler"]),
+                         age_column())
+
+
+def runtime_class_cells(rc: Mapping[str, Any], now: datetime) -> list[Any]:
+    return [get(rc, "metadata", "name", default=""), rc.get("handler") or "", age(rc, now)]
+
+
 PRINTERS = {
     ("coordination.k8s.io", "Lease"): Printer(LEASE_COLUMNS, lease_cells),
     ("discovery.k8s.io", "EndpointSlice"): Printer(ENDPOINT_SLICE_COLUMNS, endpoint_slice_cells),
     ("policy", "PodDisruptionBudget"): Printer(PDB_COLUMNS, pdb_cells),
     ("scheduling.k8s.io", "PriorityClass"): Printer(PRIORITY_CLASS_COLUMNS, priority_class_cells),
+    ("node.k8s.io", "RuntimeClass"): Printer(RUNTIME_CLASS_COLUMNS, runtime_class_cells),
 }

@@ -361,6 +361,15 @@ DOC: dict[str, str] = {
         "accessModes contains the actual access modes the volume backing the PVC has. More "
         "info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes-1"
     ),
+    "RuntimeClass.handler": (
+        "handler specifies the underlying runtime and configuration that the CRI "
+        "implementation will use to handle pods of this class. The possible values are "
+        "specific to the node & CRI configuration.  It is assumed that all handlers are "
+        "available on every node, and handlers of the same name are equivalent on every node. "
+        "For example, a handler called \"runc\" might specify that the runc OCI runtime (using "
+        "native Linux containers) will be used to run the containers in a pod. The Handler "
+        "must be lowercase, conform to the DNS Label (RFC 1123) requirements, and is immutable."
+    ),
     "PriorityClass.value": (
         "value represents the integer value of this priority class. This is the actual "
         "priority that pods receive when they have the name of this class in their pod spec."

@@ -22,11 +22,12 @@ import orjson
 
 from navio.api.registry import BUILTIN
 from navio.api.validation import (admissionregistration, apps, batch, certificates, core, misc,
-                                  names, networking, pod, rbac, service, storage)
+                                  names, networking, node, pod, rbac, service, storage)
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
-__all__ = ["validate", "validate_name", "Cause", "register", "unregister"]
+__all__ = ["validate", "validate_ephemeral_containers_update", "validate_name", "Cause",
+           "register", "unregister"]
 
 Create = Callable[[dict[str, Any]], list[Cause]]
 Update = Callable[[dict[str, Any], dict[str, Any]], list[Cause]]
@@ -79,6 +80,8 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
     ("policy", "PodDisruptionBudget"): (misc.validate_pdb, misc.validate_pdb_update),
     ("scheduling.k8s.io", "PriorityClass"): (misc.validate_priority_class,
                                              misc.validate_priority_class_update),
+    ("node.k8s.io", "RuntimeClass"): (node.validate_runtime_class,
+                                      node.validate_runtime_class_update),
     (rbac.GROUP, "Role"): (rbac.validate_role, rbac.validate_role_update),
     (rbac.GROUP, "ClusterRole"): (rbac.validate_cluster_role, rbac.validate_cluster_role_update),
     (rbac.GROUP, "RoleBinding"): (rbac.validate_role_binding, rbac.validate_role_binding_update),
@@ -176,3 +179,15 @@ def validate(group: str, kind: str, obj: dict[str, Any],
     if entry:
         errs += entry[1](obj, old)
     return errs
+
+
+def validate_ephemeral_containers_update(obj: dict[str, Any], old: dict[str, Any]
+                                         ) -> list[Cause]:
+    """A pods/ephemeralcontainers write (kube's podEphemeralContainersStrategy): the common
+    ObjectMeta checks, then ValidatePodEphemeralContainersUpdate."""
+    obj, old = _without_nulls(obj), _without_nulls(old)
+    meta = obj.get("metadata")
+    errs = validate_object_meta(meta, True, names.validate_path_segment_name,
+                                kube_finalizers=False)
+    errs += validate_object_meta_update(meta, old.get("metadata"), kube_finalizers=False)
+    return errs + pod.validate_pod_ephemeral_containers_update(obj, old)

@@ -24,7 +24,8 @@ from navio.api.validation.meta import (semantic_equal, selector_matches, validat
 from navio.api.validation.podspec import (MAX_INT32, validate_pod_annotations, validate_pod_spec,
                                           validate_pod_template_spec)
 
-__all__ = ["validate_pod", "validate_pod_update", "validate_pod_template",
+__all__ = ["validate_pod", "validate_pod_update", "validate_pod_ephemeral_containers_update",
+           "validate_pod_template",
            "validate_pod_template_update", "validate_replication_controller",
            "validate_replication_controller_update", "validate_binding",
            "validate_pod_template_for_controller", "UPDATABLE_POD_FIELDS"]
@@ -188,6 +189,37 @@ def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]
     if not semantic_equal(munged, ospec):
         errs.append(forbidden("spec", "pod updates may not change fields other than "
                                       f"{UPDATABLE_POD_FIELDS}\n{_spec_diff(ospec, munged)}"))
+    return errs
+
+
+def validate_pod_ephemeral_containers_update(new: dict[str, Any],
+                                             old: dict[str, Any]) -> list[Cause]:
+    """ValidatePodEphemeralContainersUpdate (the pods/ephemeralcontainers subresource): the
+    pod as a whole stays valid (so new ephemeral containers have unique names and no ports,
+    probes or resources) and the ephemeral containers already there are neither removed nor
+    changed."""
+    errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
+    errs += _metadata_and_spec(new)
+    errs += _annotation_updates(new, old)
+    if _MIRROR in ((old.get("metadata") or {}).get("annotations") or {}):
+        return [forbidden("", "static pods do not support ephemeral containers")]
+    path = "spec.ephemeralContainers"
+    by_name = {c.get("name"): c for c in (new.get("spec") or {}).get("ephemeralContainers") or []}
+    for o in (old.get("spec") or {}).get("ephemeralContainers") or []:
+        name = o.get("name", "")
+        n = by_name.get(name)
+        if n is None:
+            errs.append(forbidden(path, f'existing ephemeral containers "{name}" may not be '
+                                        f"removed\n"))
+        elif not semantic_equal(o, n):
+            diff = "\n".join(
+                line for k in sorted(set(o) | set(n)) if not semantic_equal(o.get(k), n.get(k))
+                for line in ((f"- \t{_go_field(k)}: {json.dumps(o[k], sort_keys=True)},"
+                              if k in o else None),
+                             (f"+ \t{_go_field(k)}: {json.dumps(n[k], sort_keys=True)},"
+                              if k in n else None)) if line)
+            errs.append(forbidden(key(path, name), f'existing ephemeral containers "{name}" may '
+                                                   f"not be changed\n{diff}\n"))
     return errs
 
 

@@ -95,7 +95,12 @@ class Authorization:
         resources.validators[:] = [v for v in resources.validators
                                    if v is not node_restriction
                                    and not isinstance(v, EscalationCheck)]
-        resources.validators.extend([node_restriction, EscalationCheck(self)])
+        # ResourceQuota stays the last validating plugin, as in kube-apiserver: a write these
+        # checks refuse must not have been charged.
+        from navio.apiserver.quota import resource_quota
+        at = resources.validators.index(resource_quota) \
+            if resource_quota in resources.validators else len(resources.validators)
+        resources.validators[at:at] = [node_restriction, EscalationCheck(self)]
 
     def check(self, attrs: Attributes) -> tuple[bool, str]:
         """(allowed, reason) without waiting for the caches."""

@@ -158,3 +158,28 @@ def test_chains_of_many_pods_share_one_named_set_per_peer_group() -> None:
         "role": "client"}}}]}])]
     script = render(compute([SRV, CLI, OTHER], PODS, NSS, pols))
     assert script.count("set peers-") == 1 and script.count("ip saddr @peers-0 accept") == 3
+
+
+def test_every_kind_of_pod_selector_selects_in_policy_order() -> None:
+    """Policies are matched through an index on one matchLabels pair; those without
+    matchLabels, and multi-label ones, must select exactly as a selector check would."""
+    def allow_from(ip: str) -> dict[str, Any]:
+        return {"from": [{"ipBlock": {"cidr": f"{ip}/32"}}]}
+    pols = [
+        policy("a", "p1", podSelector={"matchLabels": {"app": "srv", "tier": "x"}},
+               ingress=[allow_from("192.0.2.1")]),                    # needs both labels
+        policy("a", "p2", podSelector={"matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["srv"]}]},
+               ingress=[allow_from("192.0.2.2")]),
+        policy("a", "p3", podSelector={"matchLabels": {"app": "srv"}},
+               ingress=[allow_from("192.0.2.3")]),
+        policy("a", "p4", ingress=[allow_from("192.0.2.4")]),        # empty: every pod
+        policy("a", "p5", podSelector={"matchLabels": {"app": "srv"}, "matchExpressions": [
+            {"key": "missing", "operator": "Exists"}]}, ingress=[allow_from("192.0.2.5")]),
+    ]
+    got = [a.peers[0].cidr for a in only(pols).ingress or ()]
+    assert got == ["192.0.2.2/32", "192.0.2.3/32", "192.0.2.4/32"]
+    tiered = pod("a", "t", "10.244.0.9", {"app": "srv", "tier": "x"})
+    (pp,) = compute([tiered], [*PODS, tiered], NSS, pols)
+    assert [a.peers[0].cidr for a in pp.ingress or ()] == [
+        "192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32", "192.0.2.4/32"]
