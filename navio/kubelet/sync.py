@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 from navio.kubelet.backoff import Backoff, go_duration
+from navio.kubelet.containergc import collect_pod
 from navio.kubelet.containers import ContainerRunner, format_pod, pod_ref
 from navio.kubelet.deadline import DEADLINE_EXCEEDED, deadline_left
 from navio.kubelet.ephemeral import to_start
@@ -48,7 +49,6 @@ from navio.kubelet.podstatus import (PodStatusInput, generate_pod_status, is_sid
 from navio.kubelet.prober import ProbeManager
 from navio.kubelet.status import StatusManager
 from navio.kubelet.volumes import VolumeError, VolumeManager
-from navio.runtime.logs import rotated_files
 from navio.runtime.protocol import ContainerStatus, Runtime, RuntimeFailure, SandboxInfo
 
 __all__ = ["PodSyncer", "SyncOutcome"]
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 
 _RETRY = 10.0          # podWorkers backOffPeriod after a failed sync
 _MOUNT_RETRY = 2.0
-_KEEP_PER_NAME = 2
 _TERMINAL = ("Succeeded", "Failed")
 
 
@@ -65,14 +64,6 @@ _TERMINAL = ("Succeeded", "Failed")
 class SyncOutcome:
     retry_in: float | None
     terminal: bool = False
-
-
-def _remove_log(path: str) -> None:
-    for file in (*rotated_files(path), Path(path)):
-        try:
-            file.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def _latest(containers: list[ContainerStatus], name: str) -> ContainerStatus | None:
@@ -176,7 +167,7 @@ class PodSyncer:
                 await self._start(pod, ephemeral, sandbox, volumes, files, wake)
             if await self._init_containers(pod, sandbox, volumes, files, wake):
                 await self._regular_containers(pod, sandbox, volumes, files, wake)
-        await self._gc(uid, sandbox.id)
+        await collect_pod(self.runtime, self.cache, uid, sandbox.id)   # (containergc.py)
         return await self._after(pod, wake)
 
     def _deadline_left(self, pod: Mapping[str, Any]) -> float | None:
@@ -390,25 +381,6 @@ class PodSyncer:
                                         if c.state == "running" and c.name in sidecars],
                                   None, sandbox.ip)
         await self.cache.refresh_pod(uid)
-
-    async def _gc(self, uid: str, current_sandbox: str) -> None:
-        by_name: dict[str, list[ContainerStatus]] = {}
-        for c in self.cache.pod_containers(uid):
-            by_name.setdefault(c.name, []).append(c)
-        for items in by_name.values():
-            items.sort(key=lambda c: (c.created_at, c.attempt), reverse=True)
-            for old in items[_KEEP_PER_NAME:]:
-                if old.state == "running":
-                    continue
-                await self.runtime.remove_container(old.id)
-                self.cache.forget_container(old.id)
-                if old.log_path:        # the runtime leaves logs to the kubelet
-                    await run_io(_remove_log, old.log_path)
-        for s in self.cache.pod_sandboxes(uid):
-            if s.id != current_sandbox and s.state != "ready" \
-                    and not self.cache.pod_containers(uid, s.id):
-                await self.runtime.remove_sandbox(s.id)
-                self.cache.forget_sandbox(s.id)
 
     # ---- ending a pod -------------------------------------------------------------------
 
