@@ -85,8 +85,9 @@ def test_generation_moves_on_spec_change_only(kubectl: Kubectl, server: NavioSer
     assert status_of(server, "GET", path)[1]["metadata"]["generation"] == 1
     kubectl("scale", "deploy", "g", "-n", ns, "--replicas=3")
     assert status_of(server, "GET", path)[1]["metadata"]["generation"] == 2
-    # Status writes leave spec alone; main-resource writes leave status alone. (A PDB: no
-    # controller of this cluster writes its status yet.)
+    # Status writes leave spec alone; main-resource writes leave status alone. (A PDB whose
+    # selector matches no pod: the disruption controller may rewrite its status to 0 healthy
+    # at any time, never to the 1 the main-resource patch below tries.)
     base = f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"
     assert status_of(server, "POST", base, {"metadata": {"name": "b"}, "spec": {
         "minAvailable": 1, "selector": {"matchLabels": {"a": "b"}}}})[0] == 201
@@ -102,7 +103,7 @@ def test_generation_moves_on_spec_change_only(kubectl: Kubectl, server: NavioSer
     assert d["metadata"]["generation"] == 1
     code, d = status_of(server, "PATCH", base + "/b", {"status": {"currentHealthy": 1}},
                         {"Content-Type": "application/merge-patch+json"})
-    assert d["status"]["currentHealthy"] == 7
+    assert code == 200 and d["status"]["currentHealthy"] in (7, 0), d["status"]
 
 
 def test_finalizers_hold_deletion_until_removed(server: NavioServer, ns: str) -> None:
