@@ -37,6 +37,7 @@ class NavioServer:
     # with it, kept across restarts (same data), stopped by stop_datastore() or at exit.
     datastore: str = DEFAULT_DATASTORE
     etcd: EtcdCluster | None = None
+    command: str = "server"          # or "apiserver" (the API server alone)
 
     def datastore_args(self) -> tuple[str, ...]:
         if self.datastore != "etcd" or "--datastore" in self.extra_args:
@@ -63,7 +64,7 @@ class NavioServer:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         log = self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [*self.launcher(), sys.executable, "-m", "navio.cli.main", "server", "--data-dir",
+            [*self.launcher(), sys.executable, "-m", "navio.cli.main", self.command, "--data-dir",
              str(self.data_dir), "--port", str(self.port), *self.extra_args,
              *self.datastore_args()],
             stdout=subprocess.PIPE, stderr=log, text=True)
