@@ -51,7 +51,8 @@ def _labels(text: str) -> tuple[tuple[str, str], ...]:
 
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", type=Path, help="credentials to reach the API server")
-    p.add_argument("--server", help="API server URL (with --token-file; see below)")
+    p.add_argument("--server", help="API server URL, or several comma-separated (an HA "
+                   "control plane: the agent fails over between them; with --token-file)")
     p.add_argument("--token-file", type=Path, help=_TOKEN_NOTE)
     p.add_argument("--ca-file", type=Path,
                    help="the cluster CA certificate (public; <server data dir>/pki/ca.crt) "

@@ -10,6 +10,7 @@ and writes work again once a member returns.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import queue
@@ -25,7 +26,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from cluster import NavioServer, wait_for
+from cluster import Kubectl, NavioServer, wait_for
 from etcdlab import EtcdCluster
 from rawhttp import status_of
 
@@ -228,3 +229,29 @@ def test_etcd_quorum_loss_fails_writes_cleanly_and_recovers(
         for m in (m1, m2):
             if m.proc is None:
                 etcd3.start_member(m)
+
+
+def test_clients_fail_over_between_api_servers(plane: tuple[NavioServer, NavioServer],
+                                               tmp_path: Path) -> None:
+    """A kubeconfig names one server (kube's format; kubectl uses it) and lists every API
+    server in its `navio.dev/servers` extension; navio's client fails over between them."""
+    from navio.client import CONFIGMAPS, Client
+    from navio.pki.certs import CertPair
+    from navio.pki.kubeconfig import write_kubeconfig
+    a, b = plane
+    pki = a.data_dir / "pki"
+    kc = tmp_path / "ha.kubeconfig"
+    write_kubeconfig(kc, server=b.url, ca_cert=pki / "ca.crt", user="kubernetes-admin",
+                     client=CertPair(pki / "admin.crt", pki / "admin.key"),
+                     servers=(b.url, a.url))
+    kubectl = Kubectl(kc, tmp_path / "home")
+    assert "kubernetes" in kubectl("get", "svc", "-n", "default")   # kubectl reads the file
+
+    async def names() -> set[str]:
+        async with Client.from_kubeconfig(kc, component="ha-test") as client:
+            lst = await client.list(CONFIGMAPS, "default")
+            return {o["metadata"]["name"] for o in lst["items"]}
+    assert "ha-1" in asyncio.run(names())
+    b.stop()                                   # one API server gone: the client uses the other
+    assert "ha-1" in asyncio.run(names())
+    assert kubectl.run("get", "cm", "-n", "default", check=False).returncode != 0
