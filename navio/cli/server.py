@@ -30,6 +30,7 @@ from navio.apiserver.auditpolicy import load_policy
 from navio.apiserver.bootstrap import ensure_bootstrap_objects
 from navio.apiserver.tokenauth import install_token_authentication
 from navio.apiserver.resources import Resources
+from navio.apiserver.sharedallocations import follow_shared_allocations
 from navio.cli.flags import duration
 from navio.cli.logs import setup_logging
 from navio.cli.components import Component, Supervisor
@@ -239,6 +240,8 @@ async def serve(config: ServerConfig) -> None:
     store.start()
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
     await resources.start()
+    # A shared store (etcd): other API servers allocate cluster IPs and node ports too.
+    shared = follow_shared_allocations(resources) if spec.is_etcd else None
     api = ApiServer(resources)
     Auditor(config.audit_log_path or data / "logs" / "audit.log",
             load_policy(config.audit_policy_file) if config.audit_policy_file else None
@@ -285,6 +288,9 @@ async def serve(config: ServerConfig) -> None:
         await supervisor.stop()
         await site.stop()
         await runner.cleanup()
+        if shared is not None:
+            shared.cancel()
+            await asyncio.wait({shared})
         await resources.stop()
         await store.close()
         log.info("stopped")

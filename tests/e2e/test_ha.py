@@ -111,6 +111,21 @@ def test_two_api_servers_share_objects_and_watches(
         assert status_of(a, "GET", f"{path}/ha-0")[0] == 404
         code, lst = status_of(a, "GET", path)
         assert {o["metadata"]["name"] for o in lst["items"]} >= {f"ha-{i}" for i in range(1, 5)}
+        # A cluster IP taken through A is known to B's allocator.
+        svcs = "/api/v1/namespaces/default/services"
+        code, svc = status_of(a, "POST", svcs, {"metadata": {"name": "ha-svc"}, "spec": {
+            "ports": [{"port": 80}]}})
+        assert code == 201, svc
+        ip = svc["spec"]["clusterIP"]
+
+        def refused() -> bool:
+            code, st = status_of(b, "POST", svcs, {"metadata": {"name": "ha-svc2"}, "spec": {
+                "clusterIP": ip, "ports": [{"port": 80}]}})
+            if code == 201:   # not seen yet: undo and retry
+                status_of(b, "DELETE", f"{svcs}/ha-svc2")
+                return False
+            return code == 422 and "already allocated" in st["message"]
+        wait_for(refused, 10, "B to know the cluster IP allocated through A")
     finally:
         conn.close()
 
