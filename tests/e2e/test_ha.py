@@ -3,7 +3,7 @@
 Two `navio apiserver` processes share one etcd: what is written through one is seen through
 the other, by reads and by watches opened there, within a second (each server's watch cache is
 fed by etcd's watch). Two `navio scheduler` replicas elect a leader on a kube-system Lease; when
-the leader is killed the standby binds pods. Losing one etcd member of three keeps writes
+the leader is killed the standby binds pods; the same for two controller managers. Losing one etcd member of three keeps writes
 working; losing two fails them with a 500 Status carrying etcd's error, without losing data,
 and writes work again once a member returns.
 """
@@ -153,20 +153,53 @@ def _bound(server: NavioServer, name: str) -> str | None:
     return pod.get("spec", {}).get("nodeName") if code == 200 else None
 
 
-def test_standby_scheduler_takes_over_from_a_killed_leader(
-        plane: tuple[NavioServer, NavioServer], tmp_path: Path) -> None:
+def _replicaset(name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+
+
+def _rs_pods(server: NavioServer, name: str) -> int:
+    _, lst = status_of(server, "GET", f"/api/v1/namespaces/default/pods?labelSelector=app%3D{name}")
+    return len(lst.get("items", []))
+
+
+def _act(component: str, server: NavioServer, name: str) -> None:
+    """Give the component something to do; wait_for then checks it was done."""
+    if component == "scheduler":
+        assert status_of(server, "POST", "/api/v1/namespaces/default/pods", _pod(name))[0] == 201
+    else:
+        assert status_of(server, "POST", "/apis/apps/v1/namespaces/default/replicasets",
+                         _replicaset(name))[0] == 201
+
+
+def _done(component: str, server: NavioServer, name: str) -> bool:
+    return bool(_bound(server, name)) if component == "scheduler" else \
+        _rs_pods(server, name) == 1
+
+
+@pytest.mark.parametrize("component,lease_name", [("scheduler", "kube-scheduler"), (
+    "controller-manager", "kube-controller-manager")])
+def test_standby_takes_over_from_a_killed_leader(
+        plane: tuple[NavioServer, NavioServer], tmp_path: Path, component: str,
+        lease_name: str) -> None:
     a, b = plane
-    assert status_of(a, "POST", "/api/v1/nodes", _node("ha-node"))[0] == 201
-    code, d = status_of(a, "PATCH", "/api/v1/nodes/ha-node/status", _node_status(),
-                        {"Content-Type": "application/merge-patch+json"})
-    assert code == 200, d
+    if component == "scheduler":
+        code, _ = status_of(a, "POST", "/api/v1/nodes", _node("ha-node"))
+        assert code in (201, 409)
+        code, d = status_of(a, "PATCH", "/api/v1/nodes/ha-node/status", _node_status(),
+                            {"Content-Type": "application/merge-patch+json"})
+        assert code == 200, d
     procs: list[subprocess.Popen[bytes]] = []
-    logs = [tmp_path / f"scheduler-{i}.log" for i in range(2)]
+    logs = [tmp_path / f"{component}-{i}.log" for i in range(2)]
+    tag = component[:5]
     try:
         for i, server in enumerate((a, b)):     # one replica talks to each API server
             with open(logs[i], "wb") as log:
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "navio.cli.main", "scheduler", "--kubeconfig",
+                    [sys.executable, "-m", "navio.cli.main", component, "--kubeconfig",
                      str(server.kubeconfig)], stdout=log, stderr=log))
 
         def leader() -> int | None:
@@ -174,28 +207,29 @@ def test_standby_scheduler_takes_over_from_a_killed_leader(
                 if "acquired leader lease" in path.read_text(errors="replace"):
                     return i
             return None
-        wait_for(lambda: leader() is not None, 60, "a scheduler to lead")
+        wait_for(lambda: leader() is not None, 60, f"a {component} to lead")
         first = leader()
         assert first is not None
         code, lease = status_of(a, "GET", "/apis/coordination.k8s.io/v1/namespaces/"
-                                          "kube-system/leases/kube-scheduler")
+                                          f"kube-system/leases/{lease_name}")
         assert code == 200 and lease["spec"]["leaseDurationSeconds"] == 15
-        assert status_of(a, "POST", "/api/v1/namespaces/default/pods", _pod("before"))[0] == 201
-        wait_for(lambda: _bound(a, "before"), 30, "the leader to bind a pod")
+        _act(component, a, f"{tag}-before")
+        wait_for(lambda: _done(component, a, f"{tag}-before"), 30, f"the leading {component}")
         # Only the leader acts: the standby has not acquired the lease.
         assert "acquired leader lease" not in logs[1 - first].read_text(errors="replace")
 
         procs[first].send_signal(signal.SIGKILL)
         procs[first].wait(10)
         killed = time.monotonic()
-        assert status_of(a, "POST", "/api/v1/namespaces/default/pods", _pod("after"))[0] == 201
-        wait_for(lambda: _bound(a, "after"), 40, "the standby to take over and bind")
+        _act(component, a, f"{tag}-after")
+        wait_for(lambda: _done(component, a, f"{tag}-after"), 40,
+                 f"the standby {component} to take over")
         took = time.monotonic() - killed
-        print(f"standby bound a pod {took:.1f}s after the leader was killed")
+        print(f"standby {component} acted {took:.1f}s after the leader was killed")
         assert took < 30, took   # lease 15 s + retry 2 s (+ jitter), on a loaded machine
         assert "acquired leader lease" in logs[1 - first].read_text(errors="replace")
         code, lease = status_of(a, "GET", "/apis/coordination.k8s.io/v1/namespaces/"
-                                          "kube-system/leases/kube-scheduler")
+                                          f"kube-system/leases/{lease_name}")
         assert lease["spec"]["leaseTransitions"] >= 1
     finally:
         for p in procs:
