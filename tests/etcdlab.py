@@ -33,9 +33,11 @@ class EtcdMember:
     peer_port: int
     proc: subprocess.Popen[bytes] | None = None
 
+    tls: bool = False
+
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -49,10 +51,14 @@ class EtcdCluster:
     base: Path
     size: int = 1
     members: list[EtcdMember] = field(default_factory=list)
+    # TLS on the client URLs, with client certificates required: a directory holding ca.crt,
+    # server.crt/server.key (SAN 127.0.0.1) and client.crt/client.key.
+    tls_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.members:
-            self.members = [EtcdMember(f"m{i}", self.base / f"m{i}", free_port(), free_port())
+            self.members = [EtcdMember(f"m{i}", self.base / f"m{i}", free_port(), free_port(),
+                                       tls=self.tls_dir is not None)
                             for i in range(self.size)]
 
     @property
@@ -68,7 +74,22 @@ class EtcdCluster:
                 "--initial-cluster-token", f"navio-test-{os.getpid()}-{id(self)}",
                 "--logger", "zap", "--log-outputs", "stderr",
                 # Loopback: short heartbeats make elections quick after a member stops.
-                "--heartbeat-interval", "100", "--election-timeout", "1000"]
+                "--heartbeat-interval", "100", "--election-timeout", "1000",
+                *self._tls_flags()]
+
+    def _tls_flags(self) -> list[str]:
+        if self.tls_dir is None:
+            return []
+        d = self.tls_dir
+        return ["--cert-file", str(d / "server.crt"), "--key-file", str(d / "server.key"),
+                "--trusted-ca-file", str(d / "ca.crt"), "--client-cert-auth"]
+
+    def etcdctl_tls(self) -> list[str]:
+        if self.tls_dir is None:
+            return []
+        d = self.tls_dir
+        return ["--cacert", str(d / "ca.crt"), "--cert", str(d / "client.crt"),
+                "--key", str(d / "client.key")]
 
     def start(self, timeout: float = 30.0) -> "EtcdCluster":
         for m in self.members:
@@ -107,7 +128,7 @@ class EtcdCluster:
         while True:
             r = subprocess.run(["/usr/bin/etcdctl", "--endpoints", ",".join(
                 m.client_url for m in self.members if m.proc is not None),
-                "--command-timeout=3s", "put", "navio-test-health", "ok"],
+                *self.etcdctl_tls(), "--command-timeout=3s", "put", "navio-test-health", "ok"],
                 capture_output=True, env=env, timeout=10)
             if r.returncode == 0:
                 return

@@ -20,7 +20,7 @@ from navio.storage.etcd import EtcdStore  # noqa: E402
 from navio.storage.etcd_client import parse_datastore  # noqa: E402
 from navio.storage.etcd_keys import kube_layout  # noqa: E402
 from navio.storage.protocol import (Compacted, KeyExists, KeyNotFound,  # noqa: E402
-                                    RevisionConflict, StoreEvent, WatchBatch)
+                                    RevisionConflict, StorageError, StoreEvent, WatchBatch)
 from navio.storage.sqlite import FutureRevision, SQLiteStore  # noqa: E402
 
 _n = iter(range(10**6))
@@ -197,3 +197,42 @@ async def test_migrate_copies_every_object_from_sqlite(store: EtcdStore, tmp_pat
     assert len(got) == 1199 and got[0].value == b"value-1"
     assert (await store.get(f"/registry/core/nodes/{ns}-n"))[1] is not None
     assert (await store.get(f"/registry/example.com/widgets/{ns}/w"))[1] is not None
+
+
+@pytest.fixture(scope="module")
+def etcd_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
+    from navio.pki.certs import load_or_create_ca
+    d = tmp_path_factory.mktemp("etcd-tls-pki")
+    ca = load_or_create_ca(d)
+    ca.issue(d, "server", cn="etcd", client=False, server_names=("127.0.0.1",))
+    ca.issue(d, "client", cn="navio-apiserver")
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd-tls"), tls_dir=d).start()
+    yield cluster
+    cluster.stop()
+
+
+async def test_tls_with_client_certificates(etcd_tls: EtcdCluster) -> None:
+    """kube's --etcd-cafile/--etcd-certfile/--etcd-keyfile; the key must be a 0600 file."""
+    from navio.pki.privatefiles import KeyFileError
+    d = etcd_tls.tls_dir
+    assert d is not None
+    url = f"etcd://127.0.0.1:{etcd_tls.members[0].client_port}"
+    config = parse_datastore(url, cafile=d / "ca.crt", certfile=d / "client.crt",
+                             keyfile=d / "client.key")
+    store = await EtcdStore.open(config)
+    try:
+        rev = await store.create("/registry/core/configmaps/tls/a", b"over tls")
+        assert (await store.get("/registry/core/configmaps/tls/a"))[1].mod_revision == rev
+    finally:
+        await store.close()
+    os.chmod(d / "client.key", 0o644)
+    try:
+        with pytest.raises(KeyFileError, match="chmod 600"):
+            await EtcdStore.open(config)
+    finally:
+        os.chmod(d / "client.key", 0o600)
+    # Without a client certificate etcd refuses the connection: a clear storage error.
+    no_cert = parse_datastore(url, cafile=d / "ca.crt")
+    no_cert = type(no_cert)(no_cert.endpoints, no_cert.cafile, timeout=3.0)
+    with pytest.raises(StorageError):
+        await EtcdStore.open(no_cert)
