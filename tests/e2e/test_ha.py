@@ -11,18 +11,20 @@ and writes work again once a member returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import queue
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -64,11 +66,14 @@ def _ctx(server: NavioServer) -> ssl.SSLContext:
 
 
 def _watch(server: NavioServer, path: str, events: "queue.Queue[tuple[float, Any]]"
-           ) -> http.client.HTTPSConnection:
-    """Open a watch on `path`; a thread puts (arrival time, event) on `events`."""
+           ) -> Callable[[], None]:
+    """Open a watch on `path`; a thread puts (arrival time, event) on `events`. Returns what
+    ends it: the socket is shut down first (closing the connection alone would wait for the
+    reading thread until the server ends the watch)."""
     conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=_ctx(server),
                                        timeout=60)
-    conn.request("GET", f"{path}?watch=true&timeoutSeconds=50&allowWatchBookmarks=false")
+    conn.request("GET", f"{path}?watch=true&timeoutSeconds=30&allowWatchBookmarks=false")
+    sock = conn.sock
     resp = conn.getresponse()
     assert resp.status == 200
 
@@ -79,8 +84,17 @@ def _watch(server: NavioServer, path: str, events: "queue.Queue[tuple[float, Any
                     events.put((time.monotonic(), json.loads(line)))
         except Exception:   # noqa: BLE001 - the test closed the connection under us
             pass
-    threading.Thread(target=pump, daemon=True).start()
-    return conn
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        thread.join(10)
+        resp.close()
+        conn.close()
+        sock.close()
+    return close
 
 
 def test_two_api_servers_share_objects_and_watches(
@@ -88,7 +102,7 @@ def test_two_api_servers_share_objects_and_watches(
     a, b = plane
     path = "/api/v1/namespaces/default/configmaps"
     events: queue.Queue[tuple[float, Any]] = queue.Queue()
-    conn = _watch(b, path, events)
+    close_watch = _watch(b, path, events)
     try:
         for i in range(5):
             code, made = status_of(a, "POST", path, {"metadata": {"name": f"ha-{i}"},
@@ -127,7 +141,7 @@ def test_two_api_servers_share_objects_and_watches(
             return code == 422 and "already allocated" in st["message"]
         wait_for(refused, 10, "B to know the cluster IP allocated through A")
     finally:
-        conn.close()
+        close_watch()
 
 
 def _node(name: str) -> dict[str, Any]:
