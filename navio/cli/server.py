@@ -39,6 +39,7 @@ from navio.pki.certs import CertificateAuthority, CertPair, load_or_create_ca
 from navio.pki.kubeconfig import write_kubeconfig
 from navio.pki.privatefiles import KeyFileError, check_private_files
 from navio.storage.encryption import EncryptedStore
+from navio.storage.protocol import StorageError
 from navio.storage.encryptionconfig import load_or_create_config
 
 __all__ = ["add_parser", "add_apiserver_flags", "run_server", "ServerConfig"]
@@ -181,6 +182,10 @@ def run_server(config: ServerConfig) -> int:
         pass
     except KeyFileError as exc:
         print(f"navio server: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except StorageError as exc:
+        print(f"navio server: datastore {config.datastore_spec().describe()}: {exc}",
+              file=sys.stderr, flush=True)
         return 1
     return 0
 
