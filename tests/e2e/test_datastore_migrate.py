@@ -63,6 +63,16 @@ def test_migrate_sqlite_to_etcd(tmp_path: Path) -> None:
         # The cluster works on: writes, and the migrated objects can be updated.
         kubectl("label", "cm", "cm0", "-n", "moved", "after=yes")
         kubectl("create", "configmap", "new", "-n", "moved")
+        # Secrets are encrypted at rest in etcd too: the migrated one and a new one.
+        kubectl("create", "secret", "generic", "s2", "-n", "moved", "--from-literal=pw=swordfish")
+        for name, plain in (("s", b"hunter2"), ("s2", b"swordfish")):
+            raw = subprocess.run(["/usr/bin/etcdctl", "--endpoints",
+                                  etcd.members[0].client_url, "get",
+                                  f"/registry/secrets/moved/{name}", "--print-value-only"],
+                                 capture_output=True, timeout=10, check=True,
+                                 env={**os.environ, "ETCDCTL_API": "3"}).stdout
+            assert raw.startswith(b"k8s:enc:aesgcm:v1:") and plain not in raw
+            assert b"aHVudGVy" not in raw and b"c3dvcmRmaXNo" not in raw
         # Migrating into a datastore that holds the objects already is refused.
         server.stop()
         again = subprocess.run([sys.executable, "-m", "navio.cli.main", "datastore",
