@@ -5,7 +5,11 @@ concurrency 64: creates, gets, lists of 1 / 100 / 5000 objects, and one write fa
 100 watchers. Baselines: the raw durable SQLite insert rate with one transaction per insert
 (WAL, synchronous=FULL), and a bare aiohttp HTTPS handler returning the same JSON a get returns.
 
-    python3 benchmarks/api.py [--creates 5000] [--gets 10000]
+    python3 benchmarks/api.py [--creates 5000] [--gets 10000] [--datastore sqlite|etcd]
+
+With `--datastore etcd` the server runs on a one-member etcd on loopback (Debian's etcd,
+started in a temp dir), and the baseline beside it is etcd's own write rate measured in the
+same run by a raw client loop: Puts over the same gRPC stubs, one at a time and 64 at once.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from navio.apiserver.app import tls_context  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
 
 CONCURRENCY = 64
 
@@ -102,9 +108,36 @@ async def bare_aiohttp_baseline(pki: Path, body: bytes, n: int) -> tuple[float, 
     return result
 
 
-def start_server(data: Path) -> tuple[subprocess.Popen[str], str]:
+async def etcd_baseline(datastore: str, n: int) -> tuple[float, float]:
+    """etcd's raw write rate: (Puts/s one at a time, Puts/s with 64 in flight)."""
+    from navio.storage.etcd_client import EtcdConnection, parse_datastore, rpc
+    conn = EtcdConnection(parse_datastore(datastore))
+    value = b"x" * 600
+    try:
+        async def put(i: int) -> None:
+            await conn.kv.Put(rpc.PutRequest(key=f"/baseline/{i}".encode(), value=value),
+                              timeout=30)
+        serial = max(200, n // 5)
+        t0 = time.perf_counter()
+        for i in range(serial):
+            await put(i)
+        serial_rate = serial / (time.perf_counter() - t0)
+        it = iter(range(n))
+
+        async def worker() -> None:
+            for i in it:
+                await put(serial + i)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return serial_rate, n / (time.perf_counter() - t0)
+    finally:
+        await conn.close()
+
+
+def start_server(data: Path, datastore: tuple[str, ...] = ()
+                 ) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen([sys.executable, "-m", "navio.cli.main", "server", "--data-dir",
-                             str(data), "--port", "0", "--no-agent"], cwd=ROOT,
+                             str(data), "--port", "0", "--no-agent", *datastore], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
@@ -217,22 +250,35 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--creates", type=int, default=5000)
     p.add_argument("--gets", type=int, default=10000)
+    p.add_argument("--datastore", choices=("sqlite", "etcd"), default="sqlite")
     args = p.parse_args()
+    etcd = None
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
-        sqlite_rate = sqlite_baseline(2000, tmpd)
-        proc, url = start_server(tmpd / "data")
-        pki = tmpd / "data" / "pki"
         try:
-            load_before = os.getloadavg()[0]
-            results = asyncio.run(bench(url, pki, args, proc.pid))
+            if args.datastore == "etcd":
+                from etcdlab import EtcdCluster
+                etcd = EtcdCluster(tmpd / "etcd").start()
+                etcd_rates = asyncio.run(etcd_baseline(etcd.datastore, 2000))
+                proc, url = start_server(tmpd / "data", ("--datastore", etcd.datastore))
+            else:
+                sqlite_rate = sqlite_baseline(2000, tmpd)
+                proc, url = start_server(tmpd / "data")
+            pki = tmpd / "data" / "pki"
+            try:
+                load_before = os.getloadavg()[0]
+                results = asyncio.run(bench(url, pki, args, proc.pid))
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(20)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(20)
+            if etcd is not None:
+                etcd.stop()
         body = results.pop("_get_body")
         create_cpu = results.pop("_create_cpu_ms")
         assert isinstance(body, bytes)
         bare_rate, bare_lat = asyncio.run(bare_aiohttp_baseline(pki, body, args.gets))
+    print(f"datastore: {args.datastore}")
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
           f"concurrency {CONCURRENCY}, load average {load_before:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after")
@@ -241,12 +287,19 @@ def main() -> None:
         print(f"{name:<16}{rate:>10,.0f}{p50:>10.1f}{p99:>10.1f}")
     print(f"{'bare aiohttp get':<16}{bare_rate:>10,.0f}{pct(bare_lat, 0.5):>10.1f}"
           f"{pct(bare_lat, 0.99):>10.1f}")
-    print(f"{'sqlite insert':<16}{sqlite_rate:>10,.0f}   (durable, one transaction per insert)")
+    if etcd is not None:
+        print(f"{'etcd put 1':<16}{etcd_rates[0]:>10,.0f}   (raw client loop, one at a time)")
+        print(f"{'etcd put 64':<16}{etcd_rates[1]:>10,.0f}   (raw client loop, 64 in flight)")
+        sqlite_rate = etcd_rates[1]
+    else:
+        print(f"{'sqlite insert':<16}{sqlite_rate:>10,.0f}   (durable, one transaction per "
+              "insert)")
     print(f"server CPU per create: {create_cpu:.3f} ms (all threads; steadier than rates "
           f"on a loaded machine)")
     creates = results["creates"][0]  # type: ignore[index]
     gets = results["gets"][0]  # type: ignore[index]
-    print(f"ratios: creates/sqlite {creates / sqlite_rate:.2f} (aim >= 1.0), "
+    base_name = "etcd-put-64" if etcd is not None else "sqlite"
+    print(f"ratios: creates/{base_name} {creates / sqlite_rate:.2f} (aim >= 1.0), "
           f"gets/bare-aiohttp {gets / bare_rate:.2f} (aim >= 0.5), "
           f"create p99 {results['creates'][2]:.1f} ms (aim < 50)")  # type: ignore[index]
 

@@ -29,6 +29,7 @@ from navio.apiserver.metrics import ApiMetrics
 from navio.apiserver.requestinfo import parse_request
 from navio.apiserver.resources import Resources
 from navio.pki import tlspolicy
+from navio.storage.protocol import StoreUnavailable
 
 __all__ = ["ApiServer", "loggable_path", "tls_context", "version_info"]
 
@@ -111,6 +112,14 @@ class ApiServer:
             raise
         except web.HTTPException:
             raise
+        except StoreUnavailable as exc:
+            # kube-apiserver passes an etcd failure on as it is: 500, no reason, etcd's words.
+            log.warning("storage unavailable", extra={"method": request.method,
+                                                      "path": loggable_path(request.path),
+                                                      "error": exc.message})
+            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                  "status": "Failure", "message": exc.message, "code": 500},
+                                 500)
         except Exception:
             log.exception("request failed", extra={"method": request.method,
                                                    "path": loggable_path(request.path)})

@@ -16,6 +16,9 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("controller-manager", help="run the controllers")
     p.add_argument("--kubeconfig", type=Path, required=True)
     p.add_argument("--leader-elect", type=true_false, default=True, metavar="true|false")
+    p.add_argument("--leader-elect-lease-duration", type=duration, default=15.0)
+    p.add_argument("--leader-elect-renew-deadline", type=duration, default=10.0)
+    p.add_argument("--leader-elect-retry-period", type=duration, default=2.0)
     p.add_argument("--kube-api-qps", type=float, default=200.0)
     p.add_argument("--kube-api-burst", type=int, default=400)
     p.add_argument("--controllers", default="*",
@@ -52,6 +55,9 @@ def add_parser(sub: Any) -> None:
 def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
     return ControllerManagerConfig(
         kubeconfig=args.kubeconfig, leader_elect=args.leader_elect,
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
         qps=args.kube_api_qps, burst=args.kube_api_burst,
         controllers=tuple(c.strip() for c in args.controllers.split(",") if c.strip())
         + (() if args.allocate_node_cidrs else ("-nodeipam",)),

@@ -16,9 +16,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version",
                    version=f"navio {__version__} (Kubernetes {KUBERNETES_VERSION})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from navio.cli import (agent, cert, controllermanager, dns, image, proxy, scheduler,
-                           secrets, server, token)
+    from navio.cli import (agent, apiserver, cert, controllermanager, datastore, dns, image,
+                           proxy, scheduler, secrets, server, token)
     server.add_parser(sub)
+    apiserver.add_parser(sub)
+    datastore.add_parser(sub)
     agent.add_parser(sub)
     controllermanager.add_parser(sub)
     scheduler.add_parser(sub)

@@ -33,17 +33,19 @@ from navio.apiserver import builtincrds
 from navio.apiserver.crds import CustomResourceDefinitions
 from navio.apiserver.tokenauth import install_token_authentication
 from navio.apiserver.resources import Resources
+from navio.apiserver.sharedallocations import follow_shared_allocations
 from navio.cli.flags import duration
 from navio.cli.logs import setup_logging
 from navio.cli.components import Component, Supervisor
+from navio.cli.datastore import DatastoreSpec, add_datastore_flags, open_datastore
 from navio.pki.certs import CertificateAuthority, CertPair, load_or_create_ca
 from navio.pki.kubeconfig import write_kubeconfig
 from navio.pki.privatefiles import KeyFileError, check_private_files
 from navio.storage.encryption import EncryptedStore
+from navio.storage.protocol import StorageError
 from navio.storage.encryptionconfig import load_or_create_config
-from navio.storage.sqlite import SQLiteStore
 
-__all__ = ["add_parser", "ServerConfig"]
+__all__ = ["add_parser", "add_apiserver_flags", "run_server", "ServerConfig"]
 
 log = logging.getLogger("navio.server")
 
@@ -79,18 +81,27 @@ class ServerConfig:
     audit_log_maxage: int = 30              # days rotated files are kept; 0: any (CIS 1.2.17)
     admission_config_file: Path | None = None   # AdmissionConfiguration (PodSecurity)
     compaction_interval: float = 300.0      # store history kept at least this long; 0: never
+    datastore: str = ""                     # sqlite:PATH or etcd://host:port[,...]; "": sqlite
+    etcd_cafile: Path | None = None
+    etcd_certfile: Path | None = None
+    etcd_keyfile: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
             raise ValueError(f"--port {self.port}: not a valid TCP port")
         if not 0 <= self.kubelet_port < 65536:
             raise ValueError(f"--kubelet-port {self.kubelet_port}: not a valid TCP port")
+        self.datastore_spec()   # a bad --datastore fails here, before anything starts
         net = ipaddress.ip_network(self.service_cidr)
         for flag in ("maxsize", "maxbackup", "maxage"):
             if getattr(self, f"audit_log_{flag}") < 0:
                 raise ValueError(f"--audit-log-{flag} must not be negative")
         if self.cluster_dns and ipaddress.ip_address(self.cluster_dns) not in net:
             raise ValueError(f"--cluster-dns {self.cluster_dns} is not in {self.service_cidr}")
+
+    def datastore_spec(self) -> DatastoreSpec:
+        return DatastoreSpec(self.datastore, cafile=self.etcd_cafile,
+                             certfile=self.etcd_certfile, keyfile=self.etcd_keyfile)
 
     @property
     def dns_ip(self) -> str:
@@ -101,13 +112,7 @@ class ServerConfig:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("server", help="run a single-node cluster (API server, controllers, "
                        "scheduler and a local node)")
-    p.add_argument("--data-dir", type=Path, default=_default_data_dir(),
-                   help="where state, certificates and the admin kubeconfig live "
-                        "(default: %(default)s)")
-    p.add_argument("--port", "--secure-port", dest="port", type=int, default=6443,
-                   help="HTTPS port of the API server (0 picks a free one; default 6443)")
-    p.add_argument("--bind-address", default="127.0.0.1")
-    p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
+    add_apiserver_flags(p)
     p.add_argument("--cluster-cidr", default="10.42.0.0/16",
                    help="the cluster's pod network; each node is given a /24 of it")
     p.add_argument("--cluster-dns", default="",
@@ -136,6 +141,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--disable", default="",
                    help="comma-separated components not to run (controller-manager, "
                         "scheduler, agent)")
+    p.set_defaults(run=_run)
+
+
+def add_apiserver_flags(p: Any) -> None:
+    """The flags `navio server` and `navio apiserver` share."""
+    p.add_argument("--data-dir", type=Path, default=_default_data_dir(),
+                   help="where state, certificates and the admin kubeconfig live "
+                        "(default: %(default)s)")
+    p.add_argument("--port", "--secure-port", dest="port", type=int, default=6443,
+                   help="HTTPS port of the API server (0 picks a free one; default 6443)")
+    p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
     p.add_argument("--encryption-provider-config", dest="encryption_config", type=Path,
                    help="EncryptionConfiguration with the keys secrets are encrypted with "
                         "(default: DATA/pki/encryption-config.yaml, made on first start)")
@@ -161,7 +178,7 @@ def add_parser(sub: Any) -> None:
                         "interval of it for watches to resume from (kube's flag; default 5m, "
                         "0 never)")
     p.add_argument("--v", dest="verbosity", type=int, default=0, help="log verbosity (klog)")
-    p.set_defaults(run=_run)
+    add_datastore_flags(p)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -169,6 +186,10 @@ def _run(args: argparse.Namespace) -> int:
         config = _config_from_args(args)
     except ValueError as exc:
         raise SystemExit(f"navio server: {exc}") from None
+    return run_server(config)
+
+
+def run_server(config: ServerConfig) -> int:
     setup_logging(config.verbosity)
     if config.audit_policy_file is not None:
         try:
@@ -194,6 +215,10 @@ def _run(args: argparse.Namespace) -> int:
     except KeyFileError as exc:
         print(f"navio server: {exc}", file=sys.stderr, flush=True)
         return 1
+    except StorageError as exc:
+        print(f"navio server: datastore {config.datastore_spec().describe()}: {exc}",
+              file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
@@ -215,7 +240,9 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
                         audit_log_maxbackup=args.audit_log_maxbackup,
                         audit_log_maxage=args.audit_log_maxage,
                         admission_config_file=args.admission_config_file,
-                        compaction_interval=args.compaction_interval)
+                        compaction_interval=args.compaction_interval,
+                        datastore=args.datastore, etcd_cafile=args.etcd_cafile,
+                        etcd_certfile=args.etcd_certfile, etcd_keyfile=args.etcd_keyfile)
 
 
 def _server_names(bind: str, service_cidr: str) -> tuple[str, ...]:
@@ -236,8 +263,10 @@ async def serve(config: ServerConfig) -> None:
     encryption_config = config.encryption_config or pki / "encryption-config.yaml"
     # Refuse credentials others can read (keys, kubeconfigs, the encryption keys) before
     # reading any of them.
+    spec = config.datastore_spec()
     check_private_files([*sorted(pki.glob("*.key")), *sorted(data.glob("*.kubeconfig")),
-                         encryption_config])
+                         encryption_config,
+                         *([config.etcd_keyfile] if config.etcd_keyfile else [])])
     ca = load_or_create_ca(pki)
     serving = pki / "apiserver.crt"
     if not serving.exists() or not (pki / "apiserver.key").exists():
@@ -245,15 +274,18 @@ async def serve(config: ServerConfig) -> None:
                  server_names=_server_names(config.bind_address, config.service_cidr))
     admin_pair = _client_cert(ca, pki, "admin", "kubernetes-admin", ("system:masters",))
     load_or_create_config(encryption_config)   # a bad key file fails before the store opens
-    sqlite = await SQLiteStore.open(data / "db" / "state.db")
+    backend = await open_datastore(spec, data)
+    log.info("datastore opened", extra={"datastore": spec.describe()})
     if config.compaction_interval > 0:
-        sqlite.start_compactor(config.compaction_interval)
-    store = EncryptedStore(sqlite, encryption_config)
+        backend.start_compactor(config.compaction_interval)
+    store = EncryptedStore(backend, encryption_config)
     store.start()
     resources = Resources(default_registry(), store, service_cidr=config.service_cidr)
     if config.admission_config_file is not None:
         resources.pod_security = load_admission_config(config.admission_config_file)
     await resources.start()
+    # A shared store (etcd): other API servers allocate cluster IPs and node ports too.
+    shared = follow_shared_allocations(resources) if spec.is_etcd else None
     api = ApiServer(resources)
     crds = CustomResourceDefinitions(resources, on_change=api.invalidate_openapi)
     await builtincrds.install(resources)     # navio's own kinds (PodGroup) are CRDs
@@ -305,6 +337,9 @@ async def serve(config: ServerConfig) -> None:
         await site.stop()
         await runner.cleanup()
         await crds.stop()
+        if shared is not None:
+            shared.cancel()
+            await asyncio.wait({shared})
         await resources.stop()
         await store.close()
         log.info("stopped")

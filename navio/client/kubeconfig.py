@@ -14,6 +14,10 @@ What is guaranteed:
   available, so they do not reach a disk), loaded, and removed before `ssl_context` returns.
 - A `tokenFile` is re-read when it changes (service-account tokens rotate); its value wins
   over an inline `token`, as in client-go's transport config.
+- Several API servers (an HA control plane): a kubeconfig names one `server` per cluster, as
+  kube's does, and may list every API server in the cluster's extension `navio.dev/servers`
+  (`extension: {servers: [https://a:6443, https://b:6443]}`), which kubectl keeps and ignores
+  (as minikube's `cluster_info`); navio's client fails over between them (`endpoints`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ClientConfig", "KubeconfigError", "load_kubeconfig", "in_cluster_config"]
+__all__ = ["ClientConfig", "KubeconfigError", "load_kubeconfig", "in_cluster_config",
+           "SERVERS_EXTENSION", "split_servers"]
+
+SERVERS_EXTENSION = "navio.dev/servers"
 
 _SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _TOKEN_REREAD = 60.0   # client-go's cachingTokenSource re-reads a token file every minute
@@ -55,14 +62,20 @@ class ClientConfig:
     token_file: Path | None = None
     tls_server_name: str | None = None
     context: str = ""
+    servers: tuple[str, ...] = ()      # every API server, `server` first (see module doc)
     _token_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                          hash=False)
 
     def __post_init__(self) -> None:
-        if not self.server.startswith("https://"):
+        if not all(s.startswith("https://") for s in (self.server, *self.servers)):
             raise KubeconfigError("server must be an https:// URL")
         if (self.cert_data is None) != (self.key_data is None):
             raise KubeconfigError("client certificate and key must be given together")
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The API servers to use, in order of preference: `server`, then the others."""
+        return (self.server, *(s for s in self.servers if s != self.server))
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client TLS context: TLS ≥ 1.2, server verified, client certificate loaded."""
@@ -188,6 +201,7 @@ def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
     token_file = user.get("tokenFile")
     return ClientConfig(
         server=str(server).rstrip("/"),
+        servers=_extension_servers(cluster, cluster_name),
         ca_data=_material(cluster, "certificate-authority", base, f"cluster {cluster_name!r}"),
         cert_data=_material(user, "client-certificate", base, f"user {user_name!r}"),
         key_data=_material(user, "client-key", base, f"user {user_name!r}"),
@@ -196,6 +210,23 @@ def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
         tls_server_name=cluster.get("tls-server-name") or None,
         context=name,
     )
+
+
+def split_servers(value: str) -> tuple[str, ...]:
+    """`https://a:6443,https://b:6443` (a `--server` flag) as a tuple of URLs."""
+    return tuple(s.strip().rstrip("/") for s in value.split(",") if s.strip())
+
+
+def _extension_servers(cluster: dict[str, Any], name: str) -> tuple[str, ...]:
+    for ext in cluster.get("extensions") or ():
+        if isinstance(ext, dict) and ext.get("name") == SERVERS_EXTENSION:
+            body = ext.get("extension") or {}
+            servers = body.get("servers") if isinstance(body, dict) else None
+            if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
+                raise KubeconfigError(f"cluster {name!r}: extension {SERVERS_EXTENSION} "
+                                      "needs servers: [https://host:port, ...]")
+            return tuple(s.rstrip("/") for s in servers)
+    return ()
 
 
 def in_cluster_config(sa_dir: Path = _SA_DIR) -> ClientConfig:

@@ -15,6 +15,10 @@ What is guaranteed:
   10 times), as client-go's request.go `checkWait` does; a GET is also retried once when a
   pooled keep-alive connection turns out to be dead (a restarted server). Nothing else is
   retried, so a create is never sent twice after an answer.
+- With several API servers (`ClientConfig.endpoints`), a request whose connection could not be
+  opened (nothing was sent) goes to the next server at once, whatever its method; after any
+  other transport failure the next request goes to the next server. So a component keeps
+  working while one API server of an HA control plane is down.
 - Bodies and credentials are never logged.
 """
 
@@ -90,6 +94,8 @@ class Client:
         self._ssl = config.ssl_context()
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._endpoints = config.endpoints
+        self._current = 0          # index into _endpoints of the server in use
 
     @classmethod
     def from_kubeconfig(cls, path: str | os.PathLike[str], *, context: str | None = None,
@@ -145,14 +151,30 @@ class Client:
         extra = {}
         if self.config.tls_server_name:
             extra["server_hostname"] = self.config.tls_server_name
-        try:
-            return await session.request(method, self.config.server + path, params=params,
-                                         data=data, headers=self._headers(content_type),
-                                         timeout=timeout, **extra)
-        except (aiohttp.ClientResponseError, aiohttp.InvalidURL):
-            raise
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(f"{method} {path}: {type(exc).__name__}") from exc
+        tries = len(self._endpoints)
+        while True:
+            current = self._current
+            try:
+                return await session.request(method, self._endpoints[current] + path,
+                                             params=params, data=data,
+                                             headers=self._headers(content_type),
+                                             timeout=timeout, **extra)
+            except (aiohttp.ClientResponseError, aiohttp.InvalidURL):
+                raise
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                tries -= 1
+                if len(self._endpoints) > 1:
+                    self._fail_over(current, exc)
+                    if tries > 0 and isinstance(exc, aiohttp.ClientConnectorError):
+                        continue      # nothing was sent: the next server may take it
+                raise TransportError(f"{method} {path}: {type(exc).__name__}") from exc
+
+    def _fail_over(self, failed: int, exc: BaseException) -> None:
+        if self._current == failed:
+            self._current = (failed + 1) % len(self._endpoints)
+            log.warning("API server unreachable; failing over", extra={
+                "server": self._endpoints[failed], "next": self._endpoints[self._current],
+                "error": type(exc).__name__})
 
     async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
                       body: Any = None, content_type: str = _JSON,

@@ -44,6 +44,10 @@ class ControllerManagerConfig:
     burst: int = 400
     options: dict[str, Any] = field(default_factory=dict)
     identity: str = field(default_factory=default_identity)
+    # kube-controller-manager's --leader-elect-* defaults (kube-system/kube-controller-manager)
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
 
     def enabled(self, name: str) -> bool:
         if f"-{name}" in self.controllers:
@@ -92,7 +96,9 @@ async def run(config: ControllerManagerConfig) -> None:
             await _run_controllers(config, client)
             return
         elector = LeaderElector(client, LeaderElectionConfig(
-            name="kube-controller-manager", identity=config.identity))
+            name="kube-controller-manager", identity=config.identity,
+            lease_duration=config.lease_duration, renew_deadline=config.renew_deadline,
+            retry_period=config.retry_period))
         # Like kube-controller-manager, campaign again whenever leadership is lost.
         while True:
             await elector.run(lambda: _run_controllers(config, client), lambda: None)

@@ -38,6 +38,7 @@ from cryptography.x509.oid import NameOID
 from navio.api import errors
 from navio.pki.certs import subject_alt_names, write_private as _write_0600
 from navio.client import Client, ClientConfig, KubeconfigError, ResourceRef, TransportError
+from navio.client.kubeconfig import SERVERS_EXTENSION, split_servers
 
 __all__ = ["CSRS", "BootstrapError", "ca_cert_hash", "bootstrap_client_certificate", "CertificateRotator", "rotation_deadline",
            "request_certificate", "pem_file_for", "serving_certificate"]
@@ -101,11 +102,17 @@ def _still_valid(pem_file: Path, margin: float = 60.0) -> bool:
 
 def write_kubeconfig(path: Path, *, server: str, ca_pem: bytes, pem_file: Path,
                      user: str) -> None:
+    """`server` may list several API servers (`--server A,B`): the first is the cluster's
+    `server`, all go in the `navio.dev/servers` extension the client fails over with."""
+    servers = split_servers(server)
+    cluster: dict[str, object] = {
+        "server": servers[0], "certificate-authority-data": base64.b64encode(ca_pem).decode()}
+    if len(servers) > 1:
+        cluster["extensions"] = [{"name": SERVERS_EXTENSION,
+                                  "extension": {"servers": list(servers)}}]
     config = {
         "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "default-cluster", "cluster": {
-            "server": server,
-            "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "clusters": [{"name": "default-cluster", "cluster": cluster}],
         "users": [{"name": "default-auth", "user": {
             "client-certificate": str(pem_file), "client-key": str(pem_file)}}],
         "contexts": [{"name": "default-context", "context": {
@@ -189,7 +196,8 @@ async def bootstrap_client_certificate(*, node_name: str, root_dir: Path, server
     if not token:
         raise BootstrapError(f"{token_file}: the token file is empty")
     try:
-        config = ClientConfig(server=server.rstrip("/"), ca_data=ca_pem, token=token)
+        servers = split_servers(server)
+        config = ClientConfig(server=servers[0], servers=servers, ca_data=ca_pem, token=token)
         async with Client(config, component="kubelet-bootstrap") as client:
             cert, key = await request_certificate(client, node_name, timeout=timeout)
     except errors.Unauthorized:
@@ -199,7 +207,7 @@ async def bootstrap_client_certificate(*, node_name: str, root_dir: Path, server
             TimeoutError) as exc:
         raise BootstrapError(f"joining {server} failed: {exc}") from None
     write_private(pem_file, cert + key)
-    write_kubeconfig(kc, server=server.rstrip("/"), ca_pem=ca_pem, pem_file=pem_file,
+    write_kubeconfig(kc, server=server, ca_pem=ca_pem, pem_file=pem_file,
                      user=f"system:node:{node_name}")
     return kc
 

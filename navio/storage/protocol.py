@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Literal, Protocol
 
 __all__ = ["KeyValue", "StoreEvent", "WatchBatch", "Store", "StorageError", "KeyExists",
-           "KeyNotFound", "RevisionConflict", "Compacted", "WatchOverflow", "ProgressRequester"]
+           "KeyNotFound", "RevisionConflict", "Compacted", "WatchOverflow", "ProgressRequester",
+           "StoreUnavailable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,16 @@ class WatchBatch(list[StoreEvent]):
 
 class StorageError(Exception):
     pass
+
+
+class StoreUnavailable(StorageError):
+    """The backend could not serve the request (etcd without quorum, unreachable, timed out).
+    `message` is the backend's own text, which kube-apiserver passes on: a 500 Status whose
+    message is etcd's error (`etcdserver: request timed out`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class KeyExists(StorageError):

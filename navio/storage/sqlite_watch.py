@@ -196,6 +196,19 @@ class WatchHub:
                 sub.note(revision)
         # On-request subscriptions are not visited: `want_progress` reads `revision`.
 
+    def fail(self, error: WatchOverflow) -> None:
+        """End every subscription with `error`: the source lost events (an etcd watch that
+        fell behind compaction), so each watcher must re-list, as after an overflow."""
+        for sub in self._subs:
+            sub._batches.clear()
+            sub._pending = 0
+            sub._error = error
+            sub._wake.set()
+        self._subs.clear()
+        self._by_prefix.clear()
+        self._other.clear()
+        self._eager.clear()
+
     def close(self) -> None:
         for sub in self._subs:
             sub.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -14,7 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from etcdlab import EtcdCluster  # noqa: E402  (tests/etcdlab.py)
+
 KUBECTL = "/usr/bin/kubectl"
+# NAVIO_TEST_DATASTORE=etcd runs every test server on its own etcd (default: SQLite).
+DEFAULT_DATASTORE = os.environ.get("NAVIO_TEST_DATASTORE", "sqlite")
 _LISTENING = re.compile(r"listening on (https://\S+)")
 
 
@@ -27,6 +33,23 @@ class NavioServer:
     url: str = ""
     output: list[str] = field(default_factory=list)
     _log: Any = None
+    # "sqlite" (the data dir's) or "etcd": a one-member etcd of this server's own, started
+    # with it, kept across restarts (same data), stopped by stop_datastore() or at exit.
+    datastore: str = DEFAULT_DATASTORE
+    etcd: EtcdCluster | None = None
+    command: str = "server"          # or "apiserver" (the API server alone)
+
+    def datastore_args(self) -> tuple[str, ...]:
+        if self.datastore != "etcd" or "--datastore" in self.extra_args:
+            return ()
+        if self.etcd is None:
+            self.etcd = EtcdCluster(self.data_dir.parent / f"{self.data_dir.name}-etcd").start()
+            atexit.register(self.etcd.stop)
+        return ("--datastore", self.etcd.datastore)
+
+    def stop_datastore(self) -> None:
+        if self.etcd is not None:
+            self.etcd.stop()
 
     @property
     def kubeconfig(self) -> Path:
@@ -40,12 +63,14 @@ class NavioServer:
         self.output = []
         # The suite's pods run host programs: their node runs the process runtime unless a
         # test asks for another (`auto` would pick oci where runc is installed; issue 11).
-        runtime = () if "--runtime" in self.extra_args else ("--runtime", "process")
+        runtime = () if "--runtime" in self.extra_args or self.command != "server" \
+            else ("--runtime", "process")
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
         log = self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [*self.launcher(), sys.executable, "-m", "navio.cli.main", "server", "--data-dir",
-             str(self.data_dir), "--port", str(self.port), *runtime, *self.extra_args],
+            [*self.launcher(), sys.executable, "-m", "navio.cli.main", self.command, "--data-dir",
+             str(self.data_dir), "--port", str(self.port), *runtime, *self.extra_args,
+             *self.datastore_args()],
             stdout=subprocess.PIPE, stderr=log, text=True)
         found = threading.Event()
 

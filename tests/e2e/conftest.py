@@ -8,16 +8,37 @@ from typing import Iterator
 
 import pytest
 
-from cluster import Kubectl, NavioServer
+from cluster import DEFAULT_DATASTORE, Kubectl, NavioServer
 
 _counter = itertools.count()
 
+# The API e2e modules, run against both datastores (#10: the same behaviour on SQLite and
+# etcd): their tests are parametrized [sqlite] and [etcd], each against a session server of
+# that datastore. NAVIO_TEST_DATASTORE=etcd runs every other test server on etcd as well.
+BOTH_DATASTORES = frozenset({
+    "test_api_semantics", "test_kubectl_basics", "test_python_client",
+    "test_events_shared_storage", "test_storage_api", "test_openapi_v2_protobuf",
+    "test_apiserver_metrics", "test_authentication", "test_rbac",
+})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "datastore" not in metafunc.fixturenames or any(
+            "datastore" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")):
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    both = module in BOTH_DATASTORES and DEFAULT_DATASTORE == "sqlite"
+    metafunc.parametrize("datastore", ["sqlite", "etcd"] if both else [DEFAULT_DATASTORE],
+                         scope="session")
+
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NavioServer]:
-    srv = NavioServer(tmp_path_factory.mktemp("navio") / "data").start()
+def server(tmp_path_factory: pytest.TempPathFactory, datastore: str) -> Iterator[NavioServer]:
+    srv = NavioServer(tmp_path_factory.mktemp(f"navio-{datastore}") / "data",
+                      datastore=datastore).start()
     yield srv
     srv.stop()
+    srv.stop_datastore()
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 
+from etcdlab import EtcdCluster
 from navio.api import errors
 from navio.client import (CONFIGMAPS, DEPLOYMENTS, EVENTS, LEASES, NAMESPACES, PODS,
                           PRIORITYCLASSES, SECRETS, Client, EventRecorder, Informer,
@@ -47,8 +48,9 @@ async def wait_until(check: Callable[[], Awaitable[bool] | bool], timeout: float
 class _Server:
     """One `navio server` child process; restartable on the same port and data dir."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, datastore: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
+        self.datastore = datastore
         self.port = 0
         self.proc: subprocess.Popen[str] | None = None
         self.log = data_dir.parent / "server.log"
@@ -62,7 +64,7 @@ class _Server:
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "navio.cli.main", "server", "--data-dir",
-                 str(self.data_dir), "--port", str(self.port), "--no-agent"],
+                 str(self.data_dir), "--port", str(self.port), "--no-agent", *self.datastore],
                 stdout=subprocess.PIPE, stderr=log, text=True, cwd=Path(__file__).parents[2])
         listening = threading.Event()
         proc = self.proc
@@ -105,14 +107,20 @@ class _Server:
             proc.stdout.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
-    srv = _Server(tmp_path_factory.mktemp("navio-client") / "data")
-    srv.start()
+@pytest.fixture(scope="module", params=["sqlite", "etcd"])
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+           ) -> Iterator[_Server]:
+    """One server per datastore (#10: the client behaves the same on SQLite and etcd)."""
+    base = tmp_path_factory.mktemp(f"navio-client-{request.param}")
+    etcd = EtcdCluster(base / "etcd").start() if request.param == "etcd" else None
+    srv = _Server(base / "data", ("--datastore", etcd.datastore) if etcd else ())
     try:
+        srv.start()
         yield srv
     finally:
         srv.stop()
+        if etcd is not None:
+            etcd.stop()
 
 
 @pytest.fixture

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sqlite3
 import ssl
+import subprocess
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from cluster import NavioServer, wait_for
+from navio.storage.etcd import EtcdStore
+from navio.storage.etcd_client import parse_datastore
 from navio.storage.sqlite import SQLiteStore
 from navio.storage.sqlite_schema import compact_revision
 from rawhttp import request, status_of
@@ -76,8 +80,9 @@ def _alive(pid: int) -> bool:
 # The client's connections die with the SIGKILLed server; asyncio may then report their
 # transports unclosed when they are collected. That is the test's client, not navio.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
-    server = NavioServer(tmp_path / "data").start()
+@pytest.mark.parametrize("datastore", ["sqlite", "etcd"])
+def test_acknowledged_creates_survive_kill_9(tmp_path: Path, datastore: str) -> None:
+    server = NavioServer(tmp_path / "data", datastore=datastore).start()
     try:
         assert server.proc is not None
         components = wait_for(lambda: _children(server.proc.pid), 30,
@@ -102,13 +107,16 @@ def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
                 assert o["data"]["i"] == o["metadata"]["name"].split("-")[1]
     finally:
         server.stop()
+        server.stop_datastore()
 
 
-def test_watch_from_before_a_restart_replays_history_until_compacted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("datastore", ["sqlite", "etcd"])
+def test_watch_from_before_a_restart_replays_history_until_compacted(tmp_path: Path,
+                                                                     datastore: str) -> None:
     """After a restart the watch cache starts empty; an older resourceVersion is served from
     the store's history (as kube-apiserver serves it from etcd), and only once the store has
     compacted it is the answer 410 Expired."""
-    server = NavioServer(tmp_path / "data").start()
+    server = NavioServer(tmp_path / "data", datastore=datastore).start()
     try:
         rvs = []
         for i in range(3):
@@ -129,7 +137,7 @@ def test_watch_from_before_a_restart_replays_history_until_compacted(tmp_path: P
         assert [int(e["object"]["metadata"]["resourceVersion"]) for e in events] == rvs[1:]
 
         server.stop()
-        asyncio.run(_compact(tmp_path / "data" / "db" / "state.db", rvs[2]))
+        asyncio.run(_compact(server, rvs[2]))
         server.start()
         code, status = status_of(
             server, "GET",
@@ -139,23 +147,42 @@ def test_watch_from_before_a_restart_replays_history_until_compacted(tmp_path: P
         assert status["message"] == f"too old resource version: {rvs[0]} ({rvs[2]})"
     finally:
         server.stop()
+        server.stop_datastore()
 
 
-async def _compact(db: Path, revision: int) -> None:
-    store = await SQLiteStore.open(db)
+async def _compact(server: NavioServer, revision: int) -> None:
+    store: SQLiteStore | EtcdStore
+    if server.etcd is not None:
+        store = await EtcdStore.open(parse_datastore(server.etcd.datastore))
+    else:
+        store = await SQLiteStore.open(server.data_dir / "db" / "state.db")
     try:
         await store.compact(revision)
     finally:
         await store.close()
 
 
-def test_the_server_compacts_history_older_than_its_interval(tmp_path: Path) -> None:
+def _compacted_to(server: NavioServer) -> int:
+    """The revision the server's store was compacted to, read beside the server."""
+    if server.etcd is not None:
+        out = subprocess.run(["/usr/bin/etcdctl", "--endpoints",
+                              server.etcd.members[0].client_url, "get", "compact_rev_key",
+                              "--print-value-only"], capture_output=True, text=True,
+                             env={**os.environ, "ETCDCTL_API": "3"}, timeout=10).stdout
+        return int(out.strip() or 0)
+    db = server.data_dir / "db" / "state.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return compact_revision(conn)
+
+
+@pytest.mark.parametrize("datastore", ["sqlite", "etcd"])
+def test_the_server_compacts_history_older_than_its_interval(tmp_path: Path,
+                                                             datastore: str) -> None:
     """`navio server` compacts its store as kube-apiserver compacts etcd: history older than
     one interval (and than the newest 1,000 revisions) goes; after a restart (an empty watch
     cache) a watch from there is 410, while a recent revision still resumes."""
-    server = NavioServer(tmp_path / "data",
+    server = NavioServer(tmp_path / "data", datastore=datastore,
                          extra_args=("--no-agent", "--etcd-compaction-interval", "1s")).start()
-    db = tmp_path / "data" / "db" / "state.db"
     try:
         _, first = status_of(server, "POST", "/api/v1/namespaces/default/configmaps",
                              {"metadata": {"name": "first"}})
@@ -164,8 +191,7 @@ def test_the_server_compacts_history_older_than_its_interval(tmp_path: Path) -> 
         assert len(acked) == 1100
 
         def compacted() -> int | None:
-            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-                rev = compact_revision(conn)
+            rev = _compacted_to(server)
             return rev if rev > old else None
         wait_for(compacted, 30, "the store to compact the history before the burst")
         server.stop()
@@ -181,3 +207,4 @@ def test_the_server_compacts_history_older_than_its_interval(tmp_path: Path) -> 
         assert code == 200
     finally:
         server.stop()
+        server.stop_datastore()
