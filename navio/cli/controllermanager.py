@@ -22,6 +22,13 @@ def add_parser(sub: Any) -> None:
                    help="comma-separated controllers to run; '*' is all, '-name' disables")
     p.add_argument("--node-monitor-grace-period", type=duration, default=40.0)
     p.add_argument("--pod-eviction-timeout", type=duration, default=300.0)
+    p.add_argument("--node-monitor-period", type=duration, default=5.0)
+    p.add_argument("--node-startup-grace-period", type=duration, default=60.0)
+    p.add_argument("--node-eviction-rate", type=float, default=0.1,
+                   help="nodes per second whose pods are evicted (NoExecute taints) per zone")
+    p.add_argument("--secondary-node-eviction-rate", type=float, default=0.01)
+    p.add_argument("--large-cluster-size-threshold", type=int, default=50)
+    p.add_argument("--unhealthy-zone-threshold", type=float, default=0.55)
     p.add_argument("--concurrent-replicaset-syncs", type=int, default=5)
     p.add_argument("--concurrent-deployment-syncs", type=int, default=5)
     p.add_argument("--cluster-signing-cert-file", type=Path,
@@ -52,6 +59,12 @@ def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
         + (() if args.allocate_node_cidrs else ("-nodeipam",)),
         options={"node-monitor-grace-period": args.node_monitor_grace_period,
                  "pod-eviction-timeout": args.pod_eviction_timeout,
+                 "node-monitor-period": args.node_monitor_period,
+                 "node-startup-grace-period": args.node_startup_grace_period,
+                 "node-eviction-rate": args.node_eviction_rate,
+                 "secondary-node-eviction-rate": args.secondary_node_eviction_rate,
+                 "large-cluster-size-threshold": args.large_cluster_size_threshold,
+                 "unhealthy-zone-threshold": args.unhealthy_zone_threshold,
                  "concurrent-replicaset-syncs": args.concurrent_replicaset_syncs,
                  "concurrent-deployment-syncs": args.concurrent_deployment_syncs,
                  "cluster-signing-cert-file": args.cluster_signing_cert_file,

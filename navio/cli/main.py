@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
                    version=f"navio {__version__} (Kubernetes {KUBERNETES_VERSION})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from navio.cli import (agent, cert, controllermanager, dns, proxy, scheduler, secrets,
-                           server, token)
+                           server, sim, token)
     server.add_parser(sub)
     agent.add_parser(sub)
     controllermanager.add_parser(sub)
@@ -27,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_parser(sub)
     dns.add_parser(sub)
     token.add_parser(sub)
+    sim.add_parser(sub)
     return p
 
 
