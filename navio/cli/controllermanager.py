@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from navio.cli.flags import duration, run_component, true_false
+from navio.cli.secureserving import add_serving_flags, with_secure_serving
 from navio.controllers.manager import ControllerManagerConfig, run
 
 __all__ = ["add_parser", "config_from_args"]
@@ -48,7 +49,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--node-cidr-mask-size", type=int, default=24,
                    help="prefix length of each node's pod CIDR")
     p.add_argument("--v", dest="verbosity", type=int, default=0)
-    p.set_defaults(run=lambda args: run_component(args, run(config_from_args(args))))
+    add_serving_flags(p, 10257)
+    p.set_defaults(run=lambda args: run_component(args, with_secure_serving(
+        args, run(config_from_args(args)), "controller-manager")))
 
 
 def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:

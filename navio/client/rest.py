@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any, Literal
 
 import aiohttp
@@ -30,6 +31,7 @@ import orjson
 
 import navio
 from navio.client.kubeconfig import ClientConfig, load_kubeconfig
+from navio.client.metrics import observe_request
 from navio.client.ratelimit import TokenBucket
 from navio.client.resources import ResourceRef
 from navio.client.status import error_from_response
@@ -90,6 +92,7 @@ class Client:
         self._ssl = config.ssl_context()
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._host = config.server.split("://", 1)[-1].split("/", 1)[0]
 
     @classmethod
     def from_kubeconfig(cls, path: str | os.PathLike[str], *, context: str | None = None,
@@ -167,11 +170,13 @@ class Client:
         attempt = 0
         while True:
             await self._bucket.wait()
+            started = time.monotonic()
             try:
                 resp = await self._send(method, path, params, data, ctype, client_timeout)
                 async with resp:
                     raw = await resp.read()
             except (aiohttp.ClientError, TimeoutError, TransportError) as exc:
+                observe_request(self._host, method, 0, time.monotonic() - started)
                 cause = exc.__cause__ if isinstance(exc, TransportError) else exc
                 if stale_retry and isinstance(cause, _STALE_CONNECTION):
                     stale_retry = False      # a pooled connection the server had closed
@@ -179,6 +184,7 @@ class Client:
                 if isinstance(exc, TransportError):
                     raise
                 raise TransportError(f"{method} {path}: {type(exc).__name__}") from exc
+            observe_request(self._host, method, resp.status, time.monotonic() - started)
             if resp.status < 300:
                 return orjson.loads(raw) if raw else {}
             delay = _retry_after(resp)
