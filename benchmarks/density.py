@@ -2,7 +2,8 @@
 
 For each N: a fresh `navio server --no-agent` (SQLite) with its scheduler, a controller
 manager started here (kube's node-lifecycle defaults except the grace period and eviction
-rate, printed, so that the failure phase ends in seconds), `navio sim --nodes N`, then
+rate, printed, so that the failure phase ends in seconds; the sim's Leases last 20 s and are
+renewed every 5 s, kube's 4:1 ratio to the grace period), `navio sim --nodes N`, then
 Deployments totalling 30 pods per node, created at once. Measured:
 
 - pod startup latency (kube's SLI: creation → observed Running by a watch; SLO p99 ≤ 5 s):
@@ -238,7 +239,8 @@ async def measure(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any
                "--secure-port", "-1", "--node-monitor-grace-period", GRACE,
                "--node-eviction-rate", "1", "--kube-api-qps", "1000", "--kube-api-burst",
                "2000", "--concurrent-replicaset-syncs", "10"], work / f"cm-{n}.log")
-    sim = Proc(["sim", "--kubeconfig", str(kc), "--nodes", str(n), "--seed", "1"],
+    sim = Proc(["sim", "--kubeconfig", str(kc), "--nodes", str(n), "--seed", "1",
+                "--node-lease-duration", "20"],
                work / f"sim-{n}.log")
     control = sim.wait_line(r"control endpoint (http://\S+)", 60).group(1)
     t0 = time.monotonic()

@@ -15,6 +15,11 @@ What is guaranteed:
   10 times), as client-go's request.go `checkWait` does; a GET is also retried once when a
   pooled keep-alive connection turns out to be dead (a restarted server). Nothing else is
   retried, so a create is never sent twice after an answer.
+- Requests share at most `max_connections` (64) pooled keep-alive connections, kept open
+  for a minute: a burst of thousands of concurrent calls queues in the client instead of
+  opening (and later closing) a TLS connection each, which cost the server more than the
+  requests did (client-go multiplexes over one HTTP/2 connection to the same end). Watches
+  use connections of their own, outside that pool, since each holds one for its lifetime.
 - Bodies and credentials are never logged.
 """
 
@@ -83,14 +88,17 @@ class Client:
     """An async API client; use as `async with Client.from_kubeconfig(path) as c:`."""
 
     def __init__(self, config: ClientConfig, *, component: str = "client", qps: float = 50.0,
-                 burst: int = 100, timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
+                 burst: int = 100, timeout: float = 30.0, connect_timeout: float = 10.0,
+                 max_connections: int = 64) -> None:
         self.config = config
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.user_agent = f"navio-{component}/{navio.__version__}"
         self._bucket = TokenBucket(qps, burst)
         self._ssl = config.ssl_context()
+        self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None
         self._closed = False
         self._host = config.server.split("://", 1)[-1].split("/", 1)[0]
 
@@ -117,20 +125,29 @@ class Client:
         that comes after (a straggling task during shutdown) fails instead of quietly opening
         a new session that nothing would close."""
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        sessions = (self._session, self._watch_session)
+        self._session = self._watch_session = None
+        for session in sessions:
+            if session is not None:
+                await session.close()
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    def _get_session(self, watch: bool = False) -> aiohttp.ClientSession:
         if self._closed:
             raise TransportError("the client is closed")
-        if self._session is None or self._session.closed:
-            # No pool limit: each watch holds a connection (HTTP/1.1), and the token
-            # bucket, not the pool, bounds the request rate.
-            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=0, limit_per_host=0)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": self.user_agent})
-        return self._session
+        session = self._watch_session if watch else self._session
+        if session is None or session.closed:
+            # Requests: a bounded pool of long-lived connections. Watches: no limit, each
+            # holds its connection (HTTP/1.1) for as long as it lasts.
+            limit = 0 if watch else self.max_connections
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=limit, limit_per_host=limit,
+                                             keepalive_timeout=60.0)
+            session = aiohttp.ClientSession(connector=connector,
+                                            headers={"User-Agent": self.user_agent})
+            if watch:
+                self._watch_session = session
+            else:
+                self._session = session
+        return session
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": _JSON}
@@ -143,8 +160,9 @@ class Client:
 
     async def _send(self, method: str, path: str, params: dict[str, str] | None,
                     data: bytes | None, content_type: str | None,
-                    timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
-        session = self._get_session()
+                    timeout: aiohttp.ClientTimeout, *, watch: bool = False
+                    ) -> aiohttp.ClientResponse:
+        session = self._get_session(watch)
         extra = {}
         if self.config.tls_server_name:
             extra["server_hostname"] = self.config.tls_server_name
@@ -338,7 +356,8 @@ class Client:
                 # The reply's headers must come within the request timeout; the body may
                 # then take as long as the watch lasts.
                 async with asyncio.timeout(self.timeout):
-                    resp = await self._send("GET", path, params, None, None, timeout)
+                    resp = await self._send("GET", path, params, None, None, timeout,
+                                            watch=True)
             except TimeoutError as exc:
                 raise TransportError(f"GET {path}: watch not answered") from exc
             if resp.status >= 300:

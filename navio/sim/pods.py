@@ -13,6 +13,9 @@ Guarantees:
   kubelet's five conditions, host and pod IPs (from the node's CIDR), startTime and a running
   status per container (init containers: terminated, Completed). A pod found already Running
   with an IP (the sim restarted) is adopted as it is.
+- A Running pod that the API shows not Ready while its node is healthy (the node lifecycle
+  controller marks pods not Ready when their node misses heartbeats) is reported Ready again,
+  as the kubelet's status sync does.
 - A pod with a deletionTimestamp on a healthy node is deleted with grace 0 and a UID
   precondition, as the kubelet's final delete; its address is freed when the DELETED event
   arrives. Pods of failed nodes are left alone (their kubelet is "dead"), so the node
@@ -27,6 +30,7 @@ import asyncio
 import logging
 import sys
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from navio.api import errors
@@ -40,7 +44,7 @@ log = logging.getLogger(__name__)
 _PAGE = 500
 _WATCH_TIMEOUT = 300
 _BOUND = "spec.nodeName!="
-_WAITING, _RUNNING, _DELETING = 0, 1, 2
+_WAITING, _RUNNING, _DELETING, _REPORT = 0, 1, 2, 3
 _MAX_BACKOFF = 10.0
 
 
@@ -63,6 +67,22 @@ class SimPod:
 def _containers(spec: dict[str, Any], field: str) -> tuple[tuple[str, str], ...]:
     return tuple((sys.intern(str(c.get("name", ""))), sys.intern(str(c.get("image", ""))))
                  for c in spec.get(field) or ())
+
+
+def _parse_time(text: str, default: float) -> float:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return default
+
+
+def _not_ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    if status.get("phase") != "Running":
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") != "True"
+               for c in status.get("conditions") or ())
 
 
 def running_status(pod: SimPod, shape: NodeShape, now: float) -> dict[str, Any]:
@@ -193,26 +213,31 @@ class PodSimulator:
             if pod.state != _DELETING and not node.failed:
                 pod.state = _DELETING
                 self._queue.put_nowait((_DELETING, key))
+        elif pod.state == _RUNNING and pod.ip and not node.failed and _not_ready(obj):
+            self._queue.put_nowait((_REPORT, key))
         return key
 
     def _adopt(self, pod: SimPod, obj: dict[str, Any]) -> None:
         status = obj.get("status") or {}
-        node = pod.node
-        ip = str(status.get("podIP") or "")
-        if status.get("phase") in ("Succeeded", "Failed"):
-            pod.state = _RUNNING
-            return
-        if status.get("phase") == "Running" and ip and node.mark_ip(self.shape, ip):
-            pod.ip, pod.state = ip, _RUNNING
-            node.pods += 1
-            return
         spec = obj.get("spec") or {}
+        node = pod.node
         pod.containers = _containers(spec, "containers")
         pod.inits = _containers(spec, "initContainers")
         for c in status.get("conditions") or ():
             if c.get("type") == "PodScheduled":
                 pod.scheduled_at = str(c.get("lastTransitionTime") or "")
         pod.seen_at = time.time()
+        ip = str(status.get("podIP") or "")
+        if status.get("phase") in ("Succeeded", "Failed"):
+            pod.state = _RUNNING
+            return
+        if status.get("phase") == "Running" and ip and node.mark_ip(self.shape, ip):
+            pod.ip, pod.state = ip, _RUNNING         # a restarted sim adopts it as it is
+            node.pods += 1
+            started = str(status.get("startTime") or "")
+            if started:
+                pod.seen_at = _parse_time(started, pod.seen_at)
+            return
         if node.failed:
             return                    # a dead kubelet starts nothing; kept for recovery
         self._schedule_start(pod)
@@ -251,6 +276,8 @@ class PodSimulator:
             try:
                 if action == _WAITING and pod.state == _WAITING:
                     await self._start(pod)
+                elif action == _REPORT and pod.state == _RUNNING:
+                    await self._start(pod)
                 elif action == _DELETING:
                     await self._delete(pod)
             except asyncio.CancelledError:
@@ -264,6 +291,7 @@ class PodSimulator:
                         "pod": f"{key[0]}/{key[1]}", "code": exc.code, "error": str(exc)[:200]})
 
     async def _start(self, pod: SimPod) -> None:
+        action_was_start = pod.state == _WAITING
         if not pod.ip:
             ip = pod.node.take_ip(self.shape)
             if ip is None:
@@ -279,8 +307,7 @@ class PodSimulator:
         await self.client.patch_subresource(PODS, pod.name, "status", body, pod.namespace)
         if pod.state == _WAITING:
             pod.state = _RUNNING
-        pod.containers = pod.inits = ()      # not needed any more: keep the record small
-        if self.on_started is not None:
+        if self.on_started is not None and action_was_start:
             self.on_started(now - pod.seen_at, time.monotonic() - started)
 
     async def _delete(self, pod: SimPod) -> None:

@@ -158,3 +158,23 @@ def test_pods_of_other_nodes_and_deletions() -> None:
     assert len(queued) == 2                              # a failed node starts nothing
     sim.recover(["sim-node-0"])
     assert len(queued) == 3
+
+
+def test_running_pod_marked_not_ready_is_reported_ready_again() -> None:
+    sim = Simulator(client=None, count=2)                # type: ignore[arg-type]
+    pods = sim.pods
+    queued: list[tuple[int, tuple[str, str]]] = []
+    pods._queue.put_nowait = queued.append               # type: ignore[method-assign]
+    running = {"metadata": {"namespace": "a", "name": "r", "uid": "9"},
+               "spec": {"nodeName": "sim-node-1", "containers": [{"name": "c", "image": "i"}]},
+               "status": {"phase": "Running", "podIP": "10.128.1.5", "conditions": [
+                   {"type": "Ready", "status": "True"}]}}
+    pods.observe(running)                                # adopted: nothing to do
+    assert queued == [] and pods.pods[("a", "r")].containers == (("c", "i"),)
+    not_ready = {**running, "status": {**running["status"], "conditions": [
+        {"type": "Ready", "status": "False"}]}}
+    pods.observe(not_ready)
+    assert len(queued) == 1 and queued[0][1] == ("a", "r")
+    sim.fail(["sim-node-1"])
+    pods.observe(not_ready)                              # a failed node reports nothing
+    assert len(queued) == 1
