@@ -6,7 +6,9 @@ proportional set sizes, Pss, which does not double-count pages the processes sha
 server and every navio process it started (controller manager, scheduler, the local agent
 with its runtime helpers), not the pods' own processes (pause, `sleep`): those are the
 workload, not the orchestrator. Once in the default layout (components as child processes)
-and once with `--single-process`.
+and, with `--single-process-too`, with `--single-process` (at the time of writing
+`navio server --single-process` with its local agent stops itself a second after starting —
+also without this benchmark — so that layout is opt-in here until it is fixed).
 
 The local node runs the process runtime in a network namespace created here with no route
 out (PLATFORM.md's safe pattern), so nothing leaves the machine; needs root.
@@ -153,6 +155,7 @@ def run(mode: list[str], pods: int, settle: float, base: Path, netns: str) -> No
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--pods", type=int, default=30)
+    p.add_argument("--single-process-too", action="store_true")
     p.add_argument("--settle", type=float, default=20.0,
                    help="seconds to wait before each measurement")
     args = p.parse_args()
@@ -165,7 +168,7 @@ def main() -> None:
     subprocess.run(["ip", "netns", "add", netns], check=True, timeout=20)
     subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True, timeout=20)
     try:
-        for mode in ([], ["--single-process"]):
+        for mode in ([], ["--single-process"]) if args.single_process_too else ([],):
             run(mode, args.pods, args.settle, base, netns)
     finally:
         subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=20)
