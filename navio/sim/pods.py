@@ -196,7 +196,7 @@ class PodSimulator:
     def observe(self, obj: dict[str, Any]) -> tuple[str, str]:
         """Take in a pod as listed or watched; queue what its kubelet would do next."""
         meta = obj.get("metadata") or {}
-        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        key = (sys.intern(str(meta.get("namespace", ""))), str(meta.get("name", "")))
         spec = obj.get("spec") or {}
         node = self.node_of(str(spec.get("nodeName", "")))
         pod = self.pods.get(key)
