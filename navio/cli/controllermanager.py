@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from navio.cli.flags import duration, run_component, true_false
+from navio.cli.secureserving import add_serving_flags, with_secure_serving
 from navio.controllers.manager import ControllerManagerConfig, run
 
 __all__ = ["add_parser", "config_from_args"]
@@ -30,6 +31,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--node-eviction-rate", type=float, default=0.1,
                    help="nodes per second tainted for eviction in a healthy zone")
     p.add_argument("--pod-eviction-timeout", type=duration, default=300.0)
+    p.add_argument("--node-monitor-period", type=duration, default=5.0)
+    p.add_argument("--node-startup-grace-period", type=duration, default=60.0)
+    p.add_argument("--node-eviction-rate", type=float, default=0.1,
+                   help="nodes per second whose pods are evicted (NoExecute taints) per zone")
+    p.add_argument("--secondary-node-eviction-rate", type=float, default=0.01)
+    p.add_argument("--large-cluster-size-threshold", type=int, default=50)
+    p.add_argument("--unhealthy-zone-threshold", type=float, default=0.55)
     p.add_argument("--concurrent-replicaset-syncs", type=int, default=5)
     p.add_argument("--concurrent-deployment-syncs", type=int, default=5)
     p.add_argument("--cluster-signing-cert-file", type=Path,
@@ -49,7 +57,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--node-cidr-mask-size", type=int, default=24,
                    help="prefix length of each node's pod CIDR")
     p.add_argument("--v", dest="verbosity", type=int, default=0)
-    p.set_defaults(run=lambda args: run_component(args, run(config_from_args(args))))
+    add_serving_flags(p, 10257)
+    p.set_defaults(run=lambda args: run_component(args, with_secure_serving(
+        args, run(config_from_args(args)), "controller-manager")))
 
 
 def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
@@ -66,6 +76,12 @@ def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
                  "node-startup-grace-period": args.node_startup_grace_period,
                  "node-eviction-rate": args.node_eviction_rate,
                  "pod-eviction-timeout": args.pod_eviction_timeout,
+                 "node-monitor-period": args.node_monitor_period,
+                 "node-startup-grace-period": args.node_startup_grace_period,
+                 "node-eviction-rate": args.node_eviction_rate,
+                 "secondary-node-eviction-rate": args.secondary_node_eviction_rate,
+                 "large-cluster-size-threshold": args.large_cluster_size_threshold,
+                 "unhealthy-zone-threshold": args.unhealthy_zone_threshold,
                  "concurrent-replicaset-syncs": args.concurrent_replicaset_syncs,
                  "concurrent-deployment-syncs": args.concurrent_deployment_syncs,
                  "cluster-signing-cert-file": args.cluster_signing_cert_file,

@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
                    version=f"navio {__version__} (Kubernetes {KUBERNETES_VERSION})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from navio.cli import (agent, apiserver, cert, controllermanager, datastore, dns, image,
-                           proxy, scheduler, secrets, server, token)
+                           proxy, scheduler, secrets, server, sim, token)
     server.add_parser(sub)
     apiserver.add_parser(sub)
     datastore.add_parser(sub)
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     dns.add_parser(sub)
     token.add_parser(sub)
     image.add_parser(sub)
+    sim.add_parser(sub)
     return p
 
 

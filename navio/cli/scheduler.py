@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from navio.cli.flags import duration, run_component, true_false
+from navio.cli.secureserving import add_serving_flags, with_secure_serving
 
 __all__ = ["add_parser"]
 
@@ -22,6 +23,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--kube-api-qps", type=float, default=5000.0)
     p.add_argument("--kube-api-burst", type=int, default=5000)
     p.add_argument("--v", dest="verbosity", type=int, default=0)
+    add_serving_flags(p, 10259)
     p.set_defaults(run=_run)
 
 
@@ -35,4 +37,4 @@ def _run(args: Any) -> int:
         leader_elect_retry_period=args.leader_elect_retry_period,
         percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
         kube_api_qps=args.kube_api_qps, kube_api_burst=args.kube_api_burst)
-    return run_component(args, run(config))
+    return run_component(args, with_secure_serving(args, run(config), "scheduler"))

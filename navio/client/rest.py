@@ -19,6 +19,11 @@ What is guaranteed:
   opened (nothing was sent) goes to the next server at once, whatever its method; after any
   other transport failure the next request goes to the next server. So a component keeps
   working while one API server of an HA control plane is down.
+- Requests share at most `max_connections` (64) pooled keep-alive connections, kept open
+  for a minute: a burst of thousands of concurrent calls queues in the client instead of
+  opening (and later closing) a TLS connection each, which cost the server more than the
+  requests did (client-go multiplexes over one HTTP/2 connection to the same end). Watches
+  use connections of their own, outside that pool, since each holds one for its lifetime.
 - Bodies and credentials are never logged.
 """
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any, Literal
 
 import aiohttp
@@ -34,6 +40,7 @@ import orjson
 
 import navio
 from navio.client.kubeconfig import ClientConfig, load_kubeconfig
+from navio.client.metrics import observe_request
 from navio.client.ratelimit import TokenBucket
 from navio.client.resources import ResourceRef
 from navio.client.status import error_from_response
@@ -85,17 +92,21 @@ class Client:
     """An async API client; use as `async with Client.from_kubeconfig(path) as c:`."""
 
     def __init__(self, config: ClientConfig, *, component: str = "client", qps: float = 50.0,
-                 burst: int = 100, timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
+                 burst: int = 100, timeout: float = 30.0, connect_timeout: float = 10.0,
+                 max_connections: int = 64) -> None:
         self.config = config
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.user_agent = f"navio-{component}/{navio.__version__}"
         self._bucket = TokenBucket(qps, burst)
         self._ssl = config.ssl_context()
+        self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None
         self._closed = False
         self._endpoints = config.endpoints
         self._current = 0          # index into _endpoints of the server in use
+        self._host = config.server.split("://", 1)[-1].split("/", 1)[0]
 
     @classmethod
     def from_kubeconfig(cls, path: str | os.PathLike[str], *, context: str | None = None,
@@ -120,20 +131,29 @@ class Client:
         that comes after (a straggling task during shutdown) fails instead of quietly opening
         a new session that nothing would close."""
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        sessions = (self._session, self._watch_session)
+        self._session = self._watch_session = None
+        for session in sessions:
+            if session is not None:
+                await session.close()
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    def _get_session(self, watch: bool = False) -> aiohttp.ClientSession:
         if self._closed:
             raise TransportError("the client is closed")
-        if self._session is None or self._session.closed:
-            # No pool limit: each watch holds a connection (HTTP/1.1), and the token
-            # bucket, not the pool, bounds the request rate.
-            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=0, limit_per_host=0)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": self.user_agent})
-        return self._session
+        session = self._watch_session if watch else self._session
+        if session is None or session.closed:
+            # Requests: a bounded pool of long-lived connections. Watches: no limit, each
+            # holds its connection (HTTP/1.1) for as long as it lasts.
+            limit = 0 if watch else self.max_connections
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=limit, limit_per_host=limit,
+                                             keepalive_timeout=60.0)
+            session = aiohttp.ClientSession(connector=connector,
+                                            headers={"User-Agent": self.user_agent})
+            if watch:
+                self._watch_session = session
+            else:
+                self._session = session
+        return session
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": _JSON}
@@ -146,8 +166,9 @@ class Client:
 
     async def _send(self, method: str, path: str, params: dict[str, str] | None,
                     data: bytes | None, content_type: str | None,
-                    timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
-        session = self._get_session()
+                    timeout: aiohttp.ClientTimeout, *, watch: bool = False
+                    ) -> aiohttp.ClientResponse:
+        session = self._get_session(watch)
         extra = {}
         if self.config.tls_server_name:
             extra["server_hostname"] = self.config.tls_server_name
@@ -189,11 +210,13 @@ class Client:
         attempt = 0
         while True:
             await self._bucket.wait()
+            started = time.monotonic()
             try:
                 resp = await self._send(method, path, params, data, ctype, client_timeout)
                 async with resp:
                     raw = await resp.read()
             except (aiohttp.ClientError, TimeoutError, TransportError) as exc:
+                observe_request(self._host, method, 0, time.monotonic() - started)
                 cause = exc.__cause__ if isinstance(exc, TransportError) else exc
                 if stale_retry and isinstance(cause, _STALE_CONNECTION):
                     stale_retry = False      # a pooled connection the server had closed
@@ -201,6 +224,7 @@ class Client:
                 if isinstance(exc, TransportError):
                     raise
                 raise TransportError(f"{method} {path}: {type(exc).__name__}") from exc
+            observe_request(self._host, method, resp.status, time.monotonic() - started)
             if resp.status < 300:
                 return orjson.loads(raw) if raw else {}
             delay = _retry_after(resp)
@@ -355,7 +379,8 @@ class Client:
                 # The reply's headers must come within the request timeout; the body may
                 # then take as long as the watch lasts.
                 async with asyncio.timeout(self.timeout):
-                    resp = await self._send("GET", path, params, None, None, timeout)
+                    resp = await self._send("GET", path, params, None, None, timeout,
+                                            watch=True)
             except TimeoutError as exc:
                 raise TransportError(f"GET {path}: watch not answered") from exc
             if resp.status >= 300:

@@ -26,10 +26,12 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Hashable
 
 from navio.client.clock import REAL_CLOCK, Clock
+from navio.client.metrics import queue_metrics
 from navio.client.ratelimit import RateLimiter, default_controller_rate_limiter
 
 __all__ = ["WorkQueue"]
@@ -52,6 +54,10 @@ class WorkQueue:
         self._getters: list[asyncio.Future[None]] = []
         self._idle: list[asyncio.Future[None]] = []
         self._shutting_down = False
+        # workqueue_* metrics of a named queue (client-go: only named queues are measured)
+        self._metrics = queue_metrics(name)
+        self._added: dict[Hashable, float] = {}
+        self._started: dict[Hashable, float] = {}
 
     # ---- the basic queue (queue.go) -----------------------------------------------------
 
@@ -60,6 +66,10 @@ class WorkQueue:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        if self._metrics is not None:
+            self._metrics.adds.inc()
+            self._metrics.depth.inc()
+            self._added.setdefault(key, time.monotonic())
         if key in self._processing:
             return                       # handed out again by `done`
         self._queue.append(key)
@@ -78,6 +88,11 @@ class WorkQueue:
                 key = self._queue.popleft()
                 self._processing.add(key)
                 self._dirty.discard(key)
+                if self._metrics is not None:
+                    now = time.monotonic()
+                    self._metrics.depth.dec()
+                    self._metrics.latency.observe(now - self._added.pop(key, now))
+                    self._started[key] = now
                 return key
             fut: asyncio.Future[None] = loop.create_future()
             self._getters.append(fut)
@@ -100,6 +115,10 @@ class WorkQueue:
         if key not in self._processing:
             return
         self._processing.discard(key)
+        if self._metrics is not None:
+            start = self._started.pop(key, None)
+            if start is not None:
+                self._metrics.work.observe(time.monotonic() - start)
         if key in self._dirty and not self._shutting_down:
             self._queue.append(key)
             self._wake()
@@ -185,6 +204,8 @@ class WorkQueue:
         """Add `key` after the rate limiter's delay, counting one more failure."""
         if self._shutting_down:
             return
+        if self._metrics is not None:
+            self._metrics.retries.inc()
         self.add_after(key, self._limiter.when(key))
 
     def forget(self, key: Hashable) -> None:

@@ -126,7 +126,7 @@ class Controller:
         self.ctx = ctx
         self.client = ctx.client
         self.recorder = ctx.recorder_for(event_source(self.name))
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(name=self.name)
 
     def enqueue(self, obj: dict[str, Any]) -> None:
         self.queue.add(object_key(obj))

@@ -14,6 +14,7 @@ Endpoints:
         ?input=1&tty=1                                    (and its stdin, if spec.stdin)
     GET /portForward/<ns>/<pod>[/<uid>]                   WebSocket SPDY/3.1+portforward.k8s.io
     GET /stats/summary                                    node and pod usage (stats.py)
+    GET /metrics                                          Prometheus metrics (metrics.py)
 
 Guarantees: every request carries a verified client certificate (the TLS layer refuses
 others) and is authorized (tls.authorize; otherwise 403 with the kubelet's message); errors
@@ -31,7 +32,7 @@ from typing import Any, Awaitable, Callable, Protocol
 import orjson
 from aiohttp import web
 
-from navio.kubelet import tls
+from navio.kubelet import metrics, tls
 from navio.kubelet.logs import LogOptions, follow_new, parse_timestamp, stream_log
 from navio.kubelet.stats import summary
 from navio.kubelet.streams import channel, remotecommand
@@ -145,6 +146,9 @@ class KubeletServer:
         r.add_get("/healthz", self._healthz)
         r.add_get("/pods", self._pods)
         r.add_get("/stats/summary", self._summary)
+        r.add_get("/metrics", self._metrics)
+        metrics.register_node(node_name, lambda: sum(
+            1 for p in host.pods() if host.sandbox_of(p) is not None))
         r.add_get("/containerLogs/{ns}/{pod}/{container}", self._logs)
         for verb in ("exec", "attach"):
             for path in (f"/{verb}/{{ns}}/{{pod}}/{{container}}",
@@ -173,6 +177,11 @@ class KubeletServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; "
+                                                     "charset=utf-8"})
 
     async def _pods(self, request: web.Request) -> web.Response:
         items = [{**p, "status": self.host.pod_status(p)} for p in self.host.pods()]

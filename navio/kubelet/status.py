@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from navio.api import errors
 from navio.client import PODS, Client, TransportError
+from navio.kubelet.metrics import PodStartTracker
 
 __all__ = ["StatusManager"]
 
@@ -49,6 +50,7 @@ class StatusManager:
         self._sent: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, _Pending] = {}
         self._flushing: dict[str, asyncio.Task[None]] = {}
+        self.starts = PodStartTracker()     # kubelet_pod_start_duration_seconds
 
     def get(self, uid: str) -> dict[str, Any] | None:
         """The last status computed for the pod (the base for the next one)."""
@@ -58,6 +60,8 @@ class StatusManager:
         meta = pod.get("metadata") or {}
         uid = str(meta.get("uid"))
         self._latest[uid] = status
+        self.starts.status(uid, status.get("phase"),
+                           was_running=(pod.get("status") or {}).get("phase") == "Running")
         baseline = self._sent.get(uid)
         if baseline is None:
             baseline = dict(pod.get("status") or {})
@@ -120,6 +124,7 @@ class StatusManager:
             pass
 
     def forget(self, uid: str) -> None:
+        self.starts.forget(uid)
         self._latest.pop(uid, None)
         self._sent.pop(uid, None)
         self._pending.pop(uid, None)

@@ -13,6 +13,7 @@ unschedulable queue for a relevant cluster event. Pods of a PodGroup are placed 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from navio.scheduler.gang import (
     not_found_message,
     too_few_message,
 )
+from navio.scheduler.metrics import SchedulerMetrics
 from navio.scheduler.nominator import Nominator
 from navio.scheduler.podinfo import PodInfo
 from navio.scheduler.preemption import Preemptor
@@ -60,7 +62,8 @@ class ScheduleOne:
     def __init__(self, cache: Cache, queue: SchedulingQueue, algorithm: Algorithm,
                  preemptor: Preemptor, nominator: Nominator, binder: Binder,
                  reporter: Reporter, pod_groups: PodGroups | None,
-                 on_bound: Callable[[PodInfo, str], Any] | None = None) -> None:
+                 on_bound: Callable[[PodInfo, str], Any] | None = None,
+                 metrics: SchedulerMetrics | None = None) -> None:
         self.cache = cache
         self.queue = queue
         self.algorithm = algorithm
@@ -70,6 +73,7 @@ class ScheduleOne:
         self.reporter = reporter
         self.pod_groups = pod_groups
         self.on_bound = on_bound
+        self.metrics = metrics
         self.stats = Stats()
 
     # ---- one pod --------------------------------------------------------------------------
@@ -90,15 +94,23 @@ class ScheduleOne:
         cycle = self.queue.scheduling_cycle
         self.stats.attempts += 1
         pi = q.pod
+        started = time.perf_counter()
         try:
             result = self.algorithm.schedule(pi)
         except FitError as e:
             self._unschedulable(q, e, cycle, preempt=True)
+            self._observe("unschedulable", started)
             return
         except SchedulerError as e:
             self._error(q, str(e))
+            self._observe("error", started)
             return
         self._assume_and_bind(pi, result.node)
+        self._observe("scheduled", started)
+
+    def _observe(self, result: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.attempt(result, time.perf_counter() - started)
 
     def _assume_and_bind(self, pi: PodInfo, node: str) -> None:
         self.cache.assume(pi, node)
@@ -150,6 +162,8 @@ class ScheduleOne:
         nominated: str | None = None
         if preempt:
             result = self.preemptor.preempt(pi, e)
+            if self.metrics is not None and not result.message.startswith("not eligible"):
+                self.metrics.preemption_attempt()
             if result.node:
                 self.stats.preemptions += 1
                 self._preempt(pi, result.node, result.victims, result.clear_nominated)

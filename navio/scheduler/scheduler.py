@@ -62,6 +62,7 @@ from navio.scheduler.framework import (
 )
 from navio.scheduler.gang import GANG_PLUGIN, POD_GROUPS, PodGroups
 from navio.scheduler.nominator import Nominator
+from navio.scheduler.metrics import SchedulerMetrics
 from navio.scheduler.plugins import default_profile
 from navio.scheduler.plugins.volume_binding import (
     EVENT_PV_CHANGE,
@@ -150,7 +151,9 @@ class Scheduler:
                               rng=rng)
         self.schedule_one = ScheduleOne(self.cache, self.queue, self.algorithm, preemptor,
                                         self.nominator, self.binder, self.reporter,
-                                        self.pod_groups)
+                                        self.pod_groups,
+                                        metrics=SchedulerMetrics(config.scheduler_name,
+                                                                 self.queue.counts))
         self.leading = asyncio.Event()
         self._wire()
 

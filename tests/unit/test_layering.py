@@ -21,6 +21,7 @@ FORBIDDEN = {
     "proxy": COMPONENT,
     "dns": COMPONENT,
     "netpol": COMPONENT,
+    "sim": COMPONENT + ("navio.kubelet",),
     "kubelet": SERVER_SIDE + ("navio.cli",),
     "runtime": SERVER_SIDE + ("navio.cli", "navio.client", "navio.kubelet"),
     # images: a library of the oci runtime and `navio image` (issue 11), below both.
