@@ -29,12 +29,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--node-monitor-grace-period", type=duration, default=40.0)
     p.add_argument("--node-startup-grace-period", type=duration, default=60.0)
     p.add_argument("--node-eviction-rate", type=float, default=0.1,
-                   help="nodes per second tainted for eviction in a healthy zone")
+                   help="nodes per second whose pods are evicted (NoExecute taints) in a "
+                        "healthy zone")
     p.add_argument("--pod-eviction-timeout", type=duration, default=300.0)
-    p.add_argument("--node-monitor-period", type=duration, default=5.0)
-    p.add_argument("--node-startup-grace-period", type=duration, default=60.0)
-    p.add_argument("--node-eviction-rate", type=float, default=0.1,
-                   help="nodes per second whose pods are evicted (NoExecute taints) per zone")
     p.add_argument("--secondary-node-eviction-rate", type=float, default=0.01)
     p.add_argument("--large-cluster-size-threshold", type=int, default=50)
     p.add_argument("--unhealthy-zone-threshold", type=float, default=0.55)
@@ -76,9 +73,6 @@ def config_from_args(args: argparse.Namespace) -> ControllerManagerConfig:
                  "node-startup-grace-period": args.node_startup_grace_period,
                  "node-eviction-rate": args.node_eviction_rate,
                  "pod-eviction-timeout": args.pod_eviction_timeout,
-                 "node-monitor-period": args.node_monitor_period,
-                 "node-startup-grace-period": args.node_startup_grace_period,
-                 "node-eviction-rate": args.node_eviction_rate,
                  "secondary-node-eviction-rate": args.secondary_node_eviction_rate,
                  "large-cluster-size-threshold": args.large_cluster_size_threshold,
                  "unhealthy-zone-threshold": args.unhealthy_zone_threshold,
