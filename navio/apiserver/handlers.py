@@ -175,8 +175,8 @@ class ResourceHandlers:
         if info.subresource:
             return await subresources.handle(self, request, info, kind)
         if info.verb not in kind.verbs and not (info.verb == "watch" and "list" in kind.verbs):
-            raise errors.MethodNotAllowed(f"the server does not allow this method on the "
-                                          f"requested resource")
+            raise errors.MethodNotAllowed("the server does not allow this method on the "
+                                          "requested resource")
         ns = info.namespace if kind.namespaced else ""
         if kind.namespaced and not ns and info.verb in ("create", "get", "update", "patch",
                                                         "delete"):

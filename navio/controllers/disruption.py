@@ -71,8 +71,8 @@ def scaled_value(value: Any, total: int, round_up: bool) -> int:
             raise SyncError(f"invalid value for IntOrString: invalid value {value!r}") from None
         raw = pct * total / 100
         return math.ceil(raw) if round_up else math.floor(raw)
-    raise SyncError(f"invalid value for IntOrString: invalid type: string is not a "
-                    f"percentage")
+    raise SyncError("invalid value for IntOrString: invalid type: string is not a "
+                    "percentage")
 
 
 def _parse_time(ts: Any) -> datetime | None:

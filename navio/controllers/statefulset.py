@@ -81,9 +81,9 @@ def _with_identity(set_: Obj, pod: Obj, ordinal: int) -> None:
         spec["subdomain"] = set_["spec"]["serviceName"]
     claims = claims_for(set_, ordinal)
     volumes = [v for v in spec.get("volumes") or () if v.get("name") not in claims]
-    for vname, claim in claims.items():
+    for vname, pvc in claims.items():
         volumes.append({"name": vname, "persistentVolumeClaim": {
-            "claimName": claim["metadata"]["name"]}})
+            "claimName": pvc["metadata"]["name"]}})
     if volumes:
         spec["volumes"] = volumes
 

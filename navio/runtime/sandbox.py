@@ -44,8 +44,8 @@ class SandboxResources:
         self._ipam = ipam
         self._net: PodNetwork | None = None
         if caps.pod_network:   # (pyroute2 is only needed, and imported, for pod networks)
-            from navio.runtime.netns import PodNetwork
-            self._net = PodNetwork(bridge=config.bridge, gateway=ipam.gateway,
+            from navio.runtime import netns
+            self._net = netns.PodNetwork(bridge=config.bridge, gateway=ipam.gateway,
                                    prefixlen=ipam.prefixlen, node_netns=config.node_netns,
                                    mtu=config.mtu)
 

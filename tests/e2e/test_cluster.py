@@ -9,7 +9,6 @@ blackhole routes keep cluster traffic on this machine; nothing here sends to a p
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Iterator
 
 import pytest
