@@ -28,6 +28,7 @@ Guarantees (as the operator's ReconcileJobs, with gang scheduling on):
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from datetime import datetime, timezone
@@ -215,9 +216,9 @@ class PyTorchJobController(Controller):
             idx = _index(pod)
             if idx is not None:
                 by_index.setdefault(idx, []).append(pod)
-        for idx in range(want):
-            if idx not in by_index:
-                await self._create(PODS, job, pod_for(job, rtype, idx))
+        # All missing members at once: a gang is placed only when every member exists.
+        await asyncio.gather(*(self._create(PODS, job, pod_for(job, rtype, idx))
+                               for idx in range(want) if idx not in by_index))
         policy = spec.get("restartPolicy")
         restarted = False
         for idx, same in sorted(by_index.items()):
@@ -261,9 +262,8 @@ class PyTorchJobController(Controller):
         want = int(job["spec"]["pytorchReplicaSpecs"][rtype].get("replicas") or 0)
         have = {_index(s): s for s in services
                 if (s["metadata"].get("labels") or {}).get(REPLICA_TYPE_LABEL) == rtype.lower()}
-        for idx in range(want):
-            if idx not in have:
-                await self._create(SERVICES, job, service_for(job, rtype, idx))
+        await asyncio.gather(*(self._create(SERVICES, job, service_for(job, rtype, idx))
+                               for idx in range(want) if idx not in have))
         for idx, svc in have.items():
             if idx is None or idx >= want:
                 await self._delete(SERVICES, svc)
