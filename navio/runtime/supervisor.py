@@ -141,6 +141,30 @@ class _Supervisor:
                                       "supervisor_starttime": ns.proc_starttime(os.getpid()),
                                       **fields})
 
+    def _open_stdio(self) -> tuple[dict[int, str], tuple[int, int, int], list[int],
+                                   int | None, int | None]:
+        """The container's stdio: a pty (tty) or pipes for stdout/stderr, and stdin kept
+        open for attach when asked. Returns (our read ends by stream name, the child's
+        (stdin, stdout, stderr), the child's ends to close once it started, the fd attach
+        writes stdin to, the pty master)."""
+        cfg = self.cfg
+        tty, keep_stdin = bool(cfg.get("tty")), bool(cfg.get("stdin"))
+        stdin_target: int | None = None
+        master: int | None = None
+        if tty:
+            master, slave = pty.openpty()
+            if keep_stdin:
+                stdin_target = os.dup(master)
+            return {master: "stdout"}, (slave, slave, slave), [slave], stdin_target, master
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        if keep_stdin:
+            stdin_r, stdin_target = os.pipe()
+        else:
+            stdin_r = os.open(os.devnull, os.O_RDONLY)
+        return ({out_r: "stdout", err_r: "stderr"}, (stdin_r, out_w, err_w),
+                [out_w, err_w, stdin_r], stdin_target, master)
+
     def run(self, report: Report) -> None:
         cfg = self.cfg
         os.chdir("/")
@@ -152,25 +176,7 @@ class _Supervisor:
                            max_files=cfg.get("log_max_files", 5))
         oom_before = cgroups.oom_kills(self.cgroup) if self.cgroup else 0
         tty, keep_stdin = bool(cfg.get("tty")), bool(cfg.get("stdin"))
-        stdin_target: int | None = None
-        master: int | None = None
-        if tty:
-            master, slave = pty.openpty()
-            streams = {master: "stdout"}
-            stdio = (slave, slave, slave)
-            child_ends = [slave]
-            if keep_stdin:
-                stdin_target = os.dup(master)
-        else:
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-            if keep_stdin:
-                stdin_r, stdin_target = os.pipe()
-            else:
-                stdin_r = os.open(os.devnull, os.O_RDONLY)
-            streams = {out_r: "stdout", err_r: "stderr"}
-            stdio = (stdin_r, out_w, err_w)
-            child_ends = [out_w, err_w, stdin_r]
+        streams, stdio, child_ends, stdin_target, master = self._open_stdio()
         seccomp = program_of(cfg)
         errr, errw = os.pipe()   # (Python's pipes are close-on-exec)
         wake_r, wake_w = os.pipe()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import selectors
 import signal
 import subprocess
@@ -76,25 +75,7 @@ class _Shim(_Supervisor):
                            max_files=cfg.get("log_max_files", 5))
         oom_before = cgroups.oom_kills(self.cgroup) if self.cgroup else 0
         tty, keep_stdin = bool(cfg.get("tty")), bool(cfg.get("stdin"))
-        stdin_target: int | None = None
-        master: int | None = None
-        if tty:
-            master, slave = pty.openpty()
-            streams = {master: "stdout"}
-            stdio = (slave, slave, slave)
-            child_ends = [slave]
-            if keep_stdin:
-                stdin_target = os.dup(master)
-        else:
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
-            if keep_stdin:
-                stdin_r, stdin_target = os.pipe()
-            else:
-                stdin_r = os.open(os.devnull, os.O_RDONLY)
-            streams = {out_r: "stdout", err_r: "stderr"}
-            stdio = (stdin_r, out_w, err_w)
-            child_ends = [out_w, err_w, stdin_r]
+        streams, stdio, child_ends, stdin_target, master = self._open_stdio()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
