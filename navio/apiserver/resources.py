@@ -31,6 +31,7 @@ from navio.apiserver.podsecurity import pod_security
 from navio.apiserver.quota import resource_quota
 from navio.apiserver.allocators import IPAllocator, PortAllocator
 from navio.apiserver.crdconversion import ConversionWebhooks
+from navio.apiserver.policies import PolicyAdmission
 from navio.apiserver.watchcache import WatchCache, decode_object
 from navio.apiserver.webhooks import WebhookAdmission
 from navio.storage.protocol import (KeyExists, KeyNotFound, RevisionConflict, Store)
@@ -143,7 +144,10 @@ class Resources:
         # Admission after schema validation: LimitRanger (defaults, then bounds), PodSecurity,
         # ValidatingAdmissionWebhook, ResourceQuota, then those that need the writer
         # (NodeRestriction, RBAC escalation, added by the authorizer).
+        # ValidatingAdmissionPolicy runs before the validating webhooks, as in kube.
+        self.policies = PolicyAdmission(self, self.webhooks)
         self.validators: list[admission.Validator] = [limit_ranger, pod_security,
+                                                      self.policies.validate,
                                                       self.webhooks.validate, resource_quota]
         self._cache_lock = asyncio.Lock()
         # Set by the API server's metrics: (operation, group, plural, seconds) per store call.
