@@ -254,6 +254,8 @@ def to_status(exc: ApiError) -> dict[str, Any]:
     status: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
                               "status": "Failure", "message": exc.message,
                               "reason": exc.reason, "code": exc.code}
+    if not exc.reason:
+        del status["reason"]        # StatusReasonUnknown is omitted, as kube omits it
     if exc.details:
         status["details"] = exc.details
     return status

@@ -206,6 +206,11 @@ BUILTIN: tuple[Kind, ...] = (
        "mutatingwebhookconfigurations", False, categories=("api-extensions",)),
     _k("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
        "validatingwebhookconfigurations", False, categories=("api-extensions",)),
+    _k("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy",
+       "validatingadmissionpolicies", False, categories=("api-extensions",),
+       subresources=(_STATUS,)),
+    _k("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding",
+       "validatingadmissionpolicybindings", False, categories=("api-extensions",)),
     # apiextensions.k8s.io/v1: the kinds CRDs add are registered at run time (navio's own,
     # such as the scheduler's PodGroup, too: navio/apiserver/builtincrds.py).
     _k("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",

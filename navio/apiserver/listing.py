@@ -126,6 +126,15 @@ async def list_objects(kind: Kind, cache: WatchCache, store: Store, namespace: s
                        opts: ListOptions, predicate: Predicate | None
                        ) -> tuple[list[dict[str, Any]], int, str, int | None]:
     """(items, list resourceVersion, continue token, remainingItemCount)."""
+    items, revision, token, remaining = await _list(kind, cache, store, namespace, opts,
+                                                    predicate)
+    # Objects a conversion webhook has yet to convert are converted now (or the list fails).
+    return await cache.resolve(items), revision, token, remaining
+
+
+async def _list(kind: Kind, cache: WatchCache, store: Store, namespace: str,
+                opts: ListOptions, predicate: Predicate | None
+                ) -> tuple[list[dict[str, Any]], int, str, int | None]:
     if opts.continue_:
         revision, start = _decode_continue(opts.continue_)
         if cache.revision != revision:

@@ -32,6 +32,8 @@ from navio.apiserver.podsecurityconfig import NAVIO_DEFAULT, PodSecurityConfig
 from navio.apiserver.quota import resource_quota
 from navio.apiserver.runtimeclass import validate_runtime_class
 from navio.apiserver.allocators import IPAllocator, PortAllocator
+from navio.apiserver.crdconversion import ConversionWebhooks
+from navio.apiserver.policies import PolicyAdmission
 from navio.apiserver.watchcache import WatchCache, decode_object
 from navio.apiserver.webhooks import WebhookAdmission
 from navio.storage.protocol import (KeyExists, KeyNotFound, RevisionConflict, Store)
@@ -139,11 +141,16 @@ class Resources:
         # Admission webhooks (admissionregistration.k8s.io): mutating after the built-in
         # mutating admission, validating before ResourceQuota, as kube orders them.
         self.webhooks = WebhookAdmission(self)
+        # CRD conversion webhooks, called with the same client.
+        self.conversions = ConversionWebhooks(self.webhooks.client)
         # Admission after schema validation: LimitRanger (defaults, then bounds), PodSecurity,
-        # ValidatingAdmissionWebhook, then those that need the writer (NodeRestriction, RBAC
-        # escalation, inserted by the authorizer), and ResourceQuota last, as kube-apiserver.
+        # ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, then those that need the
+        # writer (NodeRestriction, RBAC escalation, inserted by the authorizer), and
+        # ResourceQuota last, as kube-apiserver.
+        self.policies = PolicyAdmission(self, self.webhooks)
         self.validators: list[admission.Validator] = [limit_ranger, pod_security,
                                                       validate_runtime_class,
+                                                      self.policies.validate,
                                                       self.webhooks.validate, resource_quota]
         # PodSecurity's defaults and exemptions (`--admission-control-config-file`).
         self.pod_security: PodSecurityConfig = NAVIO_DEFAULT
@@ -168,7 +175,7 @@ class Resources:
         key = _cache_key(kind)
         cache = self._caches.get(key)
         if cache is None:
-            cache = WatchCache(kind, self.store)
+            cache = WatchCache(kind, self.store, conversions=self.conversions)
             self._caches[key] = cache
             await cache.start()
         elif cache.kind.custom is not kind.custom:
@@ -220,12 +227,24 @@ class Resources:
         obj = cache.get(kind.storage_key(namespace, name))
         if obj is None:
             raise not_found(kind, name)
-        return obj
+        return (await cache.resolve([obj]))[0]
 
     async def _current(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """The stored object, read from the store itself (what a conditional write needs)."""
         _, kv = await self._timed("get", kind, self.store.get(kind.storage_key(namespace, name)))
-        return decode_object(kv.value, kv.mod_revision, kind) if kv else None
+        if not kv:
+            return None
+        return (await self.cache(kind).resolve([decode_object(kv.value, kv.mod_revision,
+                                                              kind)]))[0]
+
+    async def _encoded(self, kind: Kind, obj: dict[str, Any]) -> bytes:
+        """`_encode`, after the conversion webhook (if the CRD has one) converted `obj` to the
+        storage version."""
+        custom = kind.custom
+        if custom is not None and custom.needs_webhook(obj, custom.gv(custom.storage_version)):
+            obj = (await self.conversions.convert(custom, [obj],
+                                                  custom.gv(custom.storage_version)))[0]
+        return _encode(kind, obj)
 
     # -- create -------------------------------------------------------------------------------
     async def create(self, kind: Kind, namespace: str, obj: dict[str, Any],
@@ -289,7 +308,7 @@ class Resources:
                 return obj
             try:
                 rev = await self._timed("create", kind,
-                                        self.store.create(key, _encode(kind, obj)))
+                                        self.store.create(key, await self._encoded(kind, obj)))
             except KeyExists:
                 raise _already_exists(kind, name) from None
         except BaseException:
@@ -420,7 +439,7 @@ class Resources:
                 new["metadata"]["resourceVersion"] = str(rev)
                 return new
             rev = await self._timed("update", kind, self.store.update(
-                key, _encode(kind, new), expect_revision=int(rv)))
+                key, await self._encoded(kind, new), expect_revision=int(rv)))
         except BaseException:
             undo()
             raise
@@ -482,7 +501,7 @@ class Resources:
                     if pending == current or opts.dry_run:
                         return pending, False
                     rev = await self._timed("update", kind, self.store.update(
-                        key, _encode(kind, pending), expect_revision=rv))
+                        key, await self._encoded(kind, pending), expect_revision=rv))
                     pending["metadata"]["resourceVersion"] = str(rev)
                     return pending, False
                 if opts.dry_run:

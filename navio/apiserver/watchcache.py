@@ -9,6 +9,11 @@ store's watch reports with every commit (progress), so a client always reads its
 Guarantees: events reach each watcher in revision order, without gaps or duplicates; a watcher
 that cannot keep up is closed (the client re-watches) instead of buffering without bound.
 Cached objects are shared: callers must copy before mutating.
+
+For a custom kind converted by a webhook, the cache of a version other than the stored one
+converts each batch of events before taking it in (one ConversionReview per batch). An
+object the webhook could not convert is held as `crdconversion.Unconverted`; reads pass what
+they serve through `resolve`, which converts it then or fails with the webhook's error.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import orjson
 
 from navio.api import conversion, errors
 from navio.api.registry import Kind
+from navio.apiserver import crdconversion
+from navio.apiserver.crdconversion import ConversionWebhooks, Unconverted
 from navio.storage.protocol import Compacted, Store, StoreEvent, WatchOverflow
 
 __all__ = ["CacheEvent", "Watcher", "WatchCache"]
@@ -122,7 +129,10 @@ def decode_object(value: bytes, revision: int, kind: Kind | None = None) -> dict
     if kind is not None and kind.storage_group is not None:
         obj = conversion.from_storage(kind.group, kind.kind, obj)
     elif kind is not None and kind.custom is not None:
-        obj = kind.custom.from_storage(obj, kind.version)
+        if kind.custom.needs_webhook(obj, kind.group_version):
+            obj = Unconverted(obj)       # converted asynchronously (WatchCache.resolve)
+        else:
+            obj = kind.custom.from_storage(obj, kind.version)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 
@@ -135,9 +145,11 @@ def namespace_of_key(kind: Kind, key: str) -> str:
 
 
 class WatchCache:
-    def __init__(self, kind: Kind, store: Store, *, window: int = 20_000) -> None:
+    def __init__(self, kind: Kind, store: Store, *, window: int = 20_000,
+                 conversions: ConversionWebhooks | None = None) -> None:
         self.kind = kind
         self.store = store
+        self.conversions = conversions
         self.prefix = kind.storage_prefix()
         self.objects: dict[str, dict[str, Any]] = {}
         # Per-namespace keys, sorted lazily (None = needs sorting): lists stay O(namespace).
@@ -159,6 +171,7 @@ class WatchCache:
     async def start(self) -> None:
         rev, items, _ = await self.store.list(self.prefix)
         self._load(items)
+        await self._convert_loaded()
         self.revision = rev
         self.window_start = rev
         self._task = asyncio.create_task(self._run(rev), name=f"watchcache {self.prefix}")
@@ -170,6 +183,50 @@ class WatchCache:
         self._sorted = {"": None}
         for kv in items:
             self._put(kv.key, decode_object(kv.value, kv.mod_revision, self.kind))
+
+    def _converting(self) -> bool:
+        custom = self.kind.custom
+        return custom is not None and custom.webhook is not None
+
+    async def _convert_loaded(self) -> None:
+        """Convert what `_load` left unconverted, in one review; on failure it stays so."""
+        if not self._converting():
+            return
+        keys = [k for k, o in self.objects.items() if isinstance(o, Unconverted)]
+        if keys:
+            try:
+                await self.resolve([self.objects[k] for k in keys])
+            except errors.ApiError as exc:
+                log.warning("conversion failed", extra={"prefix": self.prefix,
+                                                        "error": exc.message})
+
+    async def _decode_batch(self, events: list[StoreEvent]) -> dict[int, dict[str, Any]]:
+        """The batch's new objects, converted by the webhook where it answers."""
+        kvs = [se.kv for se in events if se.type != "DELETE"]
+        objs = [decode_object(kv.value, kv.mod_revision, self.kind) for kv in kvs]
+        if any(isinstance(o, Unconverted) for o in objs):
+            try:
+                objs = await crdconversion.resolve(self.conversions, self.kind.custom,
+                                                   self.kind.version, objs)
+            except errors.ApiError as exc:
+                log.warning("conversion failed", extra={"prefix": self.prefix,
+                                                        "error": exc.message})
+        return {id(kv): o for kv, o in zip(kvs, objs)}
+
+    async def resolve(self, objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`objs` (from this cache) ready to serve: unconverted ones converted now (and
+        replaced in the cache); raises the conversion's error (500)."""
+        if not any(isinstance(o, Unconverted) for o in objs):
+            return objs
+        out = await crdconversion.resolve(self.conversions, self.kind.custom,
+                                          self.kind.version, objs)
+        for old, new in zip(objs, out):
+            if old is not new:
+                meta = new.get("metadata") or {}
+                key = self.kind.storage_key(meta.get("namespace"), meta.get("name", ""))
+                if self.objects.get(key) is old:
+                    self.objects[key] = new
+        return out
 
     def _put(self, key: str, obj: dict[str, Any]) -> dict[str, Any] | None:
         prev = self.objects.get(key)
@@ -215,7 +272,8 @@ class WatchCache:
                     stream = self.store.watch(self.prefix, from_revision=from_revision,
                                               progress=True)
                 async for batch in stream:
-                    self._apply(batch, batch.revision)
+                    decoded = await self._decode_batch(batch) if self._converting() else None
+                    self._apply(batch, batch.revision, decoded)
                     from_revision = self.revision
                     if self._waiters:
                         # Readers still wait for a newer revision (a request may have come
@@ -232,6 +290,7 @@ class WatchCache:
                     w.close()
                 rev, items, _ = await self.store.list(self.prefix)
                 self._load(items)
+                await self._convert_loaded()
                 self.events.clear()
                 self.window_start = rev
                 from_revision = rev
@@ -240,7 +299,8 @@ class WatchCache:
                 log.exception("watch cache storage watch failed", extra={"prefix": self.prefix})
                 await asyncio.sleep(0.5)
 
-    def _apply(self, events: list[StoreEvent], revision: int) -> None:
+    def _apply(self, events: list[StoreEvent], revision: int,
+               decoded: dict[int, dict[str, Any]] | None = None) -> None:
         for se in events:
             key = se.kv.key
             ns = namespace_of_key(self.kind, key)
@@ -254,7 +314,9 @@ class WatchCache:
                                             "resourceVersion": str(se.kv.mod_revision)}}
                 ev = CacheEvent("DELETED", se.kv.mod_revision, key, ns, obj, prev)
             else:
-                obj = decode_object(se.kv.value, se.kv.mod_revision, self.kind)
+                got = decoded.get(id(se.kv)) if decoded else None
+                obj = got if got is not None else decode_object(se.kv.value,
+                                                                 se.kv.mod_revision, self.kind)
                 prev = self._put(key, obj)
                 ev = CacheEvent("ADDED" if prev is None else "MODIFIED", se.kv.mod_revision,
                                 key, ns, obj, prev)

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 from aiohttp import web
 
+from navio.api import errors
 from navio.api.registry import Kind
 from navio.api.tables import build_table
 from navio.apiserver import watchreplay
+from navio.apiserver.crdconversion import Unconverted
 from navio.apiserver.listing import ListOptions
 from navio.apiserver.negotiation import choose_output, partial_metadata
 
@@ -55,6 +57,12 @@ async def serve(handlers: "ResourceHandlers", request: web.Request, kind: Kind, 
         else:
             watcher = cache.watch(start, ns, predicate)
 
+    try:
+        initial = await cache.resolve(initial)
+    except errors.ApiError:
+        watcher.close()
+        raise
+
     resp = web.StreamResponse(status=200, headers={"Content-Type": out.content_type,
                                                    "Cache-Control": "no-cache, private"})
     resp.enable_chunked_encoding()
@@ -82,6 +90,21 @@ async def serve(handlers: "ResourceHandlers", request: web.Request, kind: Kind, 
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         return orjson.dumps({"type": "BOOKMARK", "object": {
             "kind": kind.kind, "apiVersion": kind.group_version, "metadata": meta}}) + b"\n"
+
+    async def send(event_type: str, ev: Any) -> bool:
+        """Write one event; an object the conversion webhook cannot convert ends the watch
+        with an ERROR event carrying the failure (False)."""
+        if isinstance(ev.object, Unconverted):
+            try:
+                obj = (await cache.resolve([ev.object]))[0]
+            except errors.ApiError as exc:
+                await resp.write(orjson.dumps({"type": "ERROR",
+                                               "object": errors.to_status(exc)}) + b"\n")
+                return False
+            await resp.write(encode(event_type, obj))
+            return True
+        await resp.write(encode(event_type, ev.object, ev))
+        return True
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + opts.timeout_seconds if opts.timeout_seconds else None
@@ -116,14 +139,17 @@ async def serve(handlers: "ResourceHandlers", request: web.Request, kind: Kind, 
             if item is None:
                 break
             event_type, ev = item
-            await resp.write(encode(event_type, ev.object, ev))
+            if not await send(event_type, ev):
+                break
             # Drain whatever else is queued before yielding again: fewer wake-ups under load.
             while not watcher.queue.empty():
                 more = watcher.queue.get_nowait()
                 if more is None:
                     watcher.closed = True
                     break
-                await resp.write(encode(more[0], more[1].object, more[1]))
+                if not await send(more[0], more[1]):
+                    watcher.closed = True
+                    break
             if watcher.closed and watcher.queue.empty():
                 break
     except (ConnectionResetError, asyncio.CancelledError):

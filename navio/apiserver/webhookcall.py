@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from navio.apiserver.admission import Request
 
 __all__ = ["CallingError", "internal_error", "denied", "kind_of", "versioned",
-           "unversioned", "call", "apply_patch"]
+           "unversioned", "call", "apply_patch", "review_for"]
 
 _NO_SIDE_EFFECTS = ("None", "NoneOnDryRun")
 
@@ -91,6 +91,26 @@ def unversioned(obj: dict[str, Any], attrs: Attributes, inv: Equivalent) -> dict
     return out
 
 
+def review_for(versions: tuple[str, ...], inv: Equivalent, attrs: Attributes,
+               request: "Request") -> tuple[str, dict[str, Any]]:
+    """(uid, AdmissionReview) for `attrs` as the invocation `inv` sees it; raises
+    ReviewUnsupported when none of `versions` is spoken."""
+    opts = request.opts
+    user = opts.user.to_api() if opts.user is not None else {"username": ""}
+    return admissionreview.review(
+        versions, kind=kind_of(attrs, inv),
+        resource=(inv.group, inv.version, inv.resource), subresource=attrs.subresource,
+        request_kind=attrs.gvk,
+        request_resource=(attrs.group, attrs.version, attrs.resource),
+        request_subresource=attrs.subresource, name=attrs.name,
+        namespace=attrs.namespace, operation=attrs.operation, user=user,
+        obj=versioned(attrs.obj, attrs, inv),
+        old=versioned(attrs.old, attrs, inv), dry_run=opts.dry_run,
+        options=admissionreview.operation_options(
+            attrs.operation, opts.dry_run, opts.field_manager,
+            opts.field_validation, request.options))
+
+
 async def call(client: WebhookClient, hook: Webhook, inv: Equivalent, attrs: Attributes,
                request: "Request") -> admissionreview.Response:
     """Send the review; the verified response. Raises CallingError or an ApiError."""
@@ -99,20 +119,8 @@ async def call(client: WebhookClient, hook: Webhook, inv: Equivalent, attrs: Att
         if hook.side_effects is None:
             raise CallingError(hook.name, "Webhook SideEffects is nil", 400)
         raise errors.BadRequest(f'admission webhook "{hook.name}" does not support dry run')
-    user = opts.user.to_api() if opts.user is not None else {"username": ""}
     try:
-        uid, body = admissionreview.review(
-            hook.review_versions, kind=kind_of(attrs, inv),
-            resource=(inv.group, inv.version, inv.resource), subresource=attrs.subresource,
-            request_kind=attrs.gvk,
-            request_resource=(attrs.group, attrs.version, attrs.resource),
-            request_subresource=attrs.subresource, name=attrs.name,
-            namespace=attrs.namespace, operation=attrs.operation, user=user,
-            obj=versioned(attrs.obj, attrs, inv),
-            old=versioned(attrs.old, attrs, inv), dry_run=opts.dry_run,
-            options=admissionreview.operation_options(
-                attrs.operation, opts.dry_run, opts.field_manager,
-                opts.field_validation, request.options))
+        uid, body = review_for(hook.review_versions, inv, attrs, request)
     except ReviewUnsupported as exc:
         raise CallingError(hook.name, f"could not create admission objects: {exc}",
                            400) from None

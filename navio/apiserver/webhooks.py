@@ -27,8 +27,9 @@ autoscaling/v1 Scale (a patched spec.replicas goes back to the object), a pods/e
 as a PodExecOptions (`connect`, called by nodeproxy; a patch of the options is not applied).
 
 The configurations are read from the API server's watch caches and compiled once per change,
-never from the store per request. matchConditions (CEL) are not evaluated: navio has no CEL
-library yet, so a webhook with matchConditions is called whenever its rules match.
+never from the store per request. matchConditions (CEL, `navio.api.matchconditions`) are
+evaluated last, after the rules and selectors, over the object, old object and
+AdmissionRequest the webhook would be sent.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from navio.api import errors
+from navio.api import matchconditions
 from navio.api.registry import Kind
 from navio.api.webhookrules import (Attributes, Equivalent, Webhook, compile_configuration,
                                     invocation, is_exempt, namespace_selector_applies,
                                     object_selector_matches)
 from navio.apiserver import admissionnotes
-from navio.apiserver.webhookcall import CallingError, apply_patch, call, internal_error
+from navio.apiserver.webhookcall import (CallingError, apply_patch, call, internal_error,
+                                        review_for)
 from navio.apiserver.webhookclient import EndpointResolver, WebhookClient
 
 if TYPE_CHECKING:
@@ -126,9 +129,11 @@ class WebhookAdmission:
         ns = self.resources.cache(ns_kind).get(ns_kind.storage_key(None, name))
         return None if ns is None else ((ns.get("metadata") or {}).get("labels") or {})
 
-    def _should_call(self, hook: Webhook, attrs: Attributes) -> Equivalent | None:
-        """ShouldCallHook: rules (with equivalents), then the namespace and object
-        selectors. Raises the API error kube answers for a selector it cannot apply."""
+    def _should_call(self, hook: Webhook, attrs: Attributes, request: "Request"
+                     ) -> Equivalent | None:
+        """ShouldCallHook: rules (with equivalents), the namespace and object selectors, then
+        matchConditions. Raises the API error kube answers for a selector it cannot apply or
+        a condition that fails to evaluate under failurePolicy Fail."""
         kind = self.resources.registry.resource(attrs.group, attrs.version, attrs.resource)
         eqs = self._equivalents(kind) if kind is not None else []
         inv = invocation(hook, attrs, eqs)
@@ -144,7 +149,30 @@ class WebhookAdmission:
                                   details={"name": exc.args[0], "kind": "namespaces"}) from None
         except ValueError as exc:
             raise internal_error(str(exc)) from None
+        if hook.match_conditions and not self._conditions_match(hook, inv, attrs, request):
+            return None
         return inv
+
+    @staticmethod
+    def _conditions_match(hook: Webhook, inv: Equivalent, attrs: Attributes,
+                          request: "Request") -> bool:
+        try:
+            _, body = review_for(("v1",), inv, attrs, request)
+        except Exception as exc:  # noqa: BLE001 - kube: NewInternalError
+            raise internal_error(str(exc)) from None
+        req = body["request"]
+        result = matchconditions.match(hook.match_conditions, {
+            "object": req.get("object"), "oldObject": req.get("oldObject"), "request": req},
+            hook.failure_policy)
+        if result.error is not None:
+            log.warning("failed evaluating match conditions, failing closed",
+                        extra={"webhook": hook.name, "error": result.error})
+            resource = errors.qualified_resource(attrs.resource, attrs.group)
+            named = f' "{attrs.name}"' if attrs.name else ""
+            raise errors.Forbidden(f"{resource}{named} is forbidden: {result.error}",
+                                   details={"name": attrs.name, "group": attrs.group,
+                                            "kind": attrs.resource})
+        return result.matches
 
     # -- one call ------------------------------------------------------------------------------
     def _observe(self, hook: Webhook, kind: str, operation: str, started: float,
@@ -200,8 +228,10 @@ class WebhookAdmission:
                 break
             for i, hook in enumerate(hooks):
                 attrs = self._attributes(request, obj, old, target)
-                inv = self._should_call(hook, attrs)
-                if inv is None or (round_ == 1 and hook.uid not in reinvoke):
+                if round_ == 1 and hook.uid not in reinvoke:
+                    continue
+                inv = self._should_call(hook, attrs, request)
+                if inv is None:
                     continue
                 changed, obj = await self._mutate_once(hook, inv, attrs, request, round_, i)
                 if changed:
@@ -281,7 +311,7 @@ class WebhookAdmission:
                                  target)
         calls = []
         for i, hook in enumerate(hooks):
-            inv = self._should_call(hook, attrs)
+            inv = self._should_call(hook, attrs, request)
             if inv is not None:
                 calls.append(self._validate_once(hook, inv, attrs, request, i))
         if not calls:

@@ -480,3 +480,57 @@ def test_an_injected_sidecar_is_prepared_like_the_rest_of_the_pod(kc: Kubectl,
         assert "/var/run/secrets/kubernetes.io/serviceaccount" in mounts
     finally:
         _delete(kc, "mutatingwebhookconfiguration", f"sidecar-{wns}")
+
+
+def test_match_conditions_decide_whether_to_call(kc: Kubectl, hooks: WebhookServer,
+                                                 wns: str) -> None:
+    conditions = [{"name": "not-exempt", "expression": "object.metadata.name != 'exempt'"},
+                  {"name": "not-admin-deletes",
+                   "expression": "request.operation != 'DELETE'"}]
+    _apply(kc, "ValidatingWebhookConfiguration", f"mc-{wns}",
+           _hook("mc.navio.test", hooks.url + "/deny", hooks.ca_bundle, wns,
+                 matchConditions=conditions))
+    try:
+        def refused() -> Any:
+            out = _configmap(kc, wns, "bad", {"forbidden": "true"}, check=False)
+            return out if out.returncode != 0 else kc("delete", "cm", "bad", "-n", wns) and None
+        out = wait_for(refused, 30, "the validating webhook to take effect")
+        assert 'admission webhook "mc.navio.test" denied the request' in out.stderr
+        # A false condition skips the webhook: the forbidden label passes.
+        calls = len(hooks.received("deny"))
+        assert _configmap(kc, wns, "exempt", {"forbidden": "true"}).returncode == 0
+        assert len(hooks.received("deny")) == calls
+
+        # A condition that cannot be evaluated: Fail refuses without calling, Ignore skips.
+        broken = [{"name": "broken", "expression": "object.metadata.labels.missing == 'x'"}]
+        _apply(kc, "ValidatingWebhookConfiguration", f"mc-{wns}",
+               _hook("mc.navio.test", hooks.url + "/deny", hooks.ca_bundle, wns,
+                     matchConditions=broken, failurePolicy="Fail"))
+
+        def failing() -> Any:
+            out = _configmap(kc, wns, "c1", {"app": "x"}, check=False)
+            return out if out.returncode != 0 else kc("delete", "cm", "c1", "-n", wns) and None
+        out = wait_for(failing, 30, "the broken condition to take effect")
+        assert ('Error from server (Forbidden): error when creating "STDIN": configmaps "c1" is '
+                "forbidden: expression 'object.metadata.labels.missing == 'x'' resulted in "
+                "error: no such key: missing") in out.stderr, out.stderr
+        _apply(kc, "ValidatingWebhookConfiguration", f"mc-{wns}",
+               _hook("mc.navio.test", hooks.url + "/deny", hooks.ca_bundle, wns,
+                     matchConditions=broken, failurePolicy="Ignore"))
+        wait_for(lambda: _configmap(kc, wns, "c2", {"forbidden": "true"},
+                                    check=False).returncode == 0, 30,
+                 "failurePolicy Ignore to skip the webhook")
+
+        # Expressions are compiled when the configuration is written.
+        body = {"apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "ValidatingWebhookConfiguration", "metadata": {"name": f"mc2-{wns}"},
+                "webhooks": [_hook("mc2.navio.test", hooks.url + "/deny", hooks.ca_bundle, wns,
+                                   matchConditions=[{"name": "bad name!",
+                                                     "expression": "object.(("}])]}
+        out = kc.run("apply", "-f", "-", input=json.dumps(body), check=False)
+        assert out.returncode != 0
+        assert "webhooks[0].matchConditions[0].expression: Invalid value: \"object.((\": " \
+               "compilation failed" in out.stderr, out.stderr
+        assert "webhooks[0].matchConditions[0].name: Invalid value: \"bad name!\"" in out.stderr
+    finally:
+        _delete(kc, "validatingwebhookconfiguration", f"mc-{wns}")

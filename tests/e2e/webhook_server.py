@@ -10,7 +10,10 @@ webhook configuration's `caBundle` carries) and answers AdmissionReviews per pat
   (a webhook reinvoked after `/add-b` ran sees it);
 - `/sidecar`: adds a container `sidecar` requesting 10m CPU to a pod (a sidecar injector);
 - `/slow`: answers allowed after `SLOW_SECONDS`;
-- `/allow`: allows everything.
+- `/allow`: allows everything;
+- `/convert`: a CRD conversion webhook (ConversionReview) between `v1`, whose `spec.hostPort`
+  is `"host:port"`, and `v2`, whose `spec.endpoint` is `{host, port}`; the converted object
+  gets the annotation `converted-to: <version>`.
 
 Every review received is kept in `reviews` (path, request) for assertions.
 """
@@ -40,6 +43,23 @@ def _patch_label(obj: dict[str, Any], key: str, value: str) -> list[dict[str, An
         return [{"op": "add", "path": "/metadata/labels", "value": {key: value}}]
     return [{"op": "add", "path": "/metadata/labels/" + key.replace("~", "~0").replace("/", "~1"),
              "value": value}]
+
+
+def convert_widget(obj: dict[str, Any], api_version: str) -> dict[str, Any]:
+    """A Widget in `api_version`: v1 `spec.hostPort: "h:p"` <-> v2 `spec.endpoint`."""
+    out = json.loads(json.dumps(obj))
+    spec = out.setdefault("spec", {})
+    if api_version.endswith("/v2") and "hostPort" in spec:
+        host, _, port = str(spec.pop("hostPort")).rpartition(":")
+        spec["endpoint"] = {"host": host, "port": int(port)}
+    elif api_version.endswith("/v1") and "endpoint" in spec:
+        ep = spec.pop("endpoint")
+        spec["hostPort"] = f"{ep.get('host')}:{ep.get('port')}"
+    out["apiVersion"] = api_version
+    meta = out.setdefault("metadata", {})
+    meta["annotations"] = {**(meta.get("annotations") or {}),
+                           "converted-to": api_version.rsplit("/", 1)[-1]}
+    return out
 
 
 class WebhookServer:
@@ -100,6 +120,12 @@ class WebhookServer:
         review = await request.json()
         req = review["request"]
         self.reviews.append((hook, req))
+        if review.get("kind") == "ConversionReview":
+            return web.json_response({
+                "apiVersion": review["apiVersion"], "kind": "ConversionReview",
+                "response": {"uid": req["uid"], "result": {"status": "Success"},
+                             "convertedObjects": [convert_widget(o, req["desiredAPIVersion"])
+                                                  for o in req["objects"]]}})
         obj = req.get("object") or req.get("oldObject") or {}
         labels = (obj.get("metadata") or {}).get("labels") or {}
         resp: dict[str, Any] = {"uid": req["uid"], "allowed": True}

@@ -41,7 +41,8 @@ from navio.api.errors import cause
 from navio.api.crd.validator import json_type
 
 __all__ = ["check_rules", "compile_error", "comprehension_depth", "estimated_cost",
-           "MAX_RULE_LENGTH", "PER_CALL_LIMIT", "RUNTIME_BUDGET"]
+           "evaluate", "runtime_message", "MAX_RULE_LENGTH", "PER_CALL_LIMIT",
+           "RUNTIME_BUDGET"]
 
 Cause = dict[str, str]
 MAX_RULE_LENGTH = 10_000
@@ -187,6 +188,22 @@ def _run(rule: str, self_value: Any, old: Any, has_old: bool) -> Any:
     for name, fn in _FUNCTIONS.items():
         ctx.add_function(name, fn)
     return _compiled(rule).execute(ctx)
+
+
+def evaluate(expression: str, variables: dict[str, Any]) -> Any:
+    """`expression` over `variables` (kube's admission CEL: `object`, `request`, …), with
+    kube's extension functions; raises what the interpreter raises."""
+    ctx = cel.Context()
+    for name, value in variables.items():
+        ctx.add_variable(name, value)
+    for name, fn in _FUNCTIONS.items():
+        ctx.add_function(name, fn)
+    return _compiled(expression).execute(ctx)
+
+
+def runtime_message(exc: Exception) -> str:
+    """An evaluation failure worded as cel-go words it (`no such key: x`)."""
+    return _runtime_message(exc)
 
 
 def _child(path: str, key: str) -> str:

@@ -7,10 +7,12 @@ API server registers `kinds()` (one `Kind` per served version, each carrying thi
 server-side apply and field validation serve custom kinds through their ordinary paths).
 
 Objects are stored in the storage version. Conversion is a pluggable step (`Converter`): the
-`None` strategy rewrites apiVersion only; a Webhook converter (ConversionReview v1 over
-HTTPS) plugs in by implementing `Converter` and being chosen in `from_crd` for
-`strategy: Webhook`. Until then such CRDs are converted as with `None`
-(`WebhookConversionUnavailable`).
+`None` strategy rewrites apiVersion only; `strategy: Webhook` gives a `WebhookConversion`,
+which holds the webhook's configuration. Calling it is I/O, so the API server does it
+(navio/apiserver/crdconversion.py, ConversionReview over HTTPS) before these synchronous
+steps run: `needs_webhook` tells which objects it must send, and the synchronous `convert`
+of a WebhookConversion refuses (500) an object that still needs the webhook rather than
+serve it under the wrong version.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from navio.api import errors
 from navio.api.crd import cel, pruning, validator
 from navio.api.registry import Kind, Subresource
 
 __all__ = ["CustomResource", "Version", "Converter", "NoneConverter", "definition_name",
-           "WebhookConversionUnavailable"]
+           "WebhookConversion", "ConversionFailed"]
 
 _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _STATUS = Subresource("status", ("get", "patch", "update"))
@@ -38,6 +41,7 @@ class Converter(Protocol):
     def convert(self, obj: dict[str, Any], api_version: str) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
 class NoneConverter:
     """The `None` strategy: only apiVersion changes (kube's nopConverter)."""
 
@@ -47,9 +51,26 @@ class NoneConverter:
         return {**obj, "apiVersion": api_version}
 
 
-class WebhookConversionUnavailable(NoneConverter):
-    """The seam where a Webhook converter (ConversionReview v1 over HTTPS) plugs in. Until
-    it does, objects are served across versions as with `None` conversion."""
+class ConversionFailed(errors.ApiError):
+    """A conversion webhook failed: kube serves its error as a plain 500 with no reason
+    (`Error from server: conversion webhook for <gv>, Kind=<kind> failed: ...`)."""
+    code, reason = 500, ""
+
+
+@dataclass(frozen=True)
+class WebhookConversion:
+    """The `Webhook` strategy: where the conversion webhook is (`clientConfig`) and which
+    ConversionReview versions it understands, in the CRD's order of preference. The call
+    itself is made by the API server; synchronously only a same-version "conversion" is
+    possible."""
+    client_config: dict[str, Any] = field(default_factory=dict, hash=False)
+    review_versions: tuple[str, ...] = ("v1",)
+
+    def convert(self, obj: dict[str, Any], api_version: str) -> dict[str, Any]:
+        if obj.get("apiVersion") == api_version:
+            return obj
+        raise ConversionFailed(f"conversion webhook for {obj.get('apiVersion')}, "
+                                   f"Kind={obj.get('kind')} failed: not called")
 
 
 def definition_name(group: str, version: str, kind: str) -> str:
@@ -82,7 +103,8 @@ class CustomResource:
     categories: tuple[str, ...]
     versions: tuple[Version, ...]
     crd_name: str
-    converter: Converter = field(default_factory=NoneConverter, compare=False)
+    # Compared: a CRD update that only changes its conversion re-registers its kinds.
+    converter: Converter = field(default_factory=NoneConverter, hash=False)
     # The CRD is being deleted: its objects are being removed, none may be created.
     terminating: bool = False
 
@@ -101,9 +123,13 @@ class CustomResource:
                 bool(v.get("deprecated")), v.get("deprecationWarning"),
                 tuple(v.get("additionalPrinterColumns") or ()), "status" in subs,
                 subs.get("scale")))
-        strategy = (spec.get("conversion") or {}).get("strategy", "None")
-        converter: Converter = NoneConverter() if strategy == "None" else \
-            WebhookConversionUnavailable()
+        conversion = spec.get("conversion") or {}
+        converter: Converter = NoneConverter()
+        if conversion.get("strategy") == "Webhook":
+            hook = conversion.get("webhook") or {}
+            converter = WebhookConversion(
+                dict(hook.get("clientConfig") or {}),
+                tuple(hook.get("conversionReviewVersions") or ("v1",)))
         kind = names.get("kind") or spec.get("names", {}).get("kind", "")
         terminating = bool((crd.get("metadata") or {}).get("deletionTimestamp"))
         return cls(spec.get("group", ""), kind, names.get("plural", ""),
@@ -159,6 +185,15 @@ class CustomResource:
     # -- storage -------------------------------------------------------------------------------
     def gv(self, version: str) -> str:
         return f"{self.group}/{version}"
+
+    @property
+    def webhook(self) -> WebhookConversion | None:
+        """The conversion webhook, for a CRD with `strategy: Webhook`."""
+        return self.converter if isinstance(self.converter, WebhookConversion) else None
+
+    def needs_webhook(self, obj: dict[str, Any], api_version: str) -> bool:
+        """Whether serving `obj` as `api_version` takes a call to the conversion webhook."""
+        return self.webhook is not None and obj.get("apiVersion") != api_version
 
     def to_storage(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.converter.convert(obj, self.gv(self.storage_version))

@@ -16,6 +16,9 @@ from typing import Any
 
 from navio.api.crd import cel, jsonpath, pruning, validator
 from navio.api.validation import field
+from navio.api.validation.admissionregistration import (validate_webhook_service,
+                                                        validate_webhook_url)
+from navio.api.validation.gorepr import go_strings
 from navio.api.validation.names import name_is_dns1035_label, name_is_dns_subdomain
 
 __all__ = ["default_crd", "prepare_crd_create", "validate_crd", "validate_crd_update",
@@ -41,8 +44,6 @@ def default_crd(crd: dict[str, Any]) -> None:
     conv = spec.setdefault("conversion", {})
     if isinstance(conv, dict):
         conv.setdefault("strategy", "None")
-        if conv.get("strategy") == "Webhook" and isinstance(conv.get("webhook"), dict):
-            conv["webhook"].setdefault("conversionReviewVersions", ["v1"])
 
 
 def prepare_crd_create(crd: dict[str, Any]) -> None:
@@ -78,17 +79,54 @@ def validate_crd(crd: dict[str, Any]) -> list[Cause]:
         errs.append(field.not_supported("spec.scope", scope, ["Cluster", "Namespaced"]))
     errs += _names(names, "spec.names")
     errs += _versions(spec.get("versions") or [], "spec.versions")
-    conv = spec.get("conversion") or {}
+    errs += _conversion(spec.get("conversion") or {}, "spec.conversion")
+    return errs
+
+
+_REVIEW_VERSIONS = ("v1", "v1beta1")
+
+
+def _conversion(conv: dict[str, Any], path: str) -> list[Cause]:
+    """kube's validateCustomResourceConversion; its paths name the internal fields
+    (`webhookClientConfig`, `conversionReviewVersions` directly under `conversion`)."""
+    errs: list[Cause] = []
     strategy = conv.get("strategy")
+    hook = conv.get("webhook")
+    if not isinstance(hook, dict):
+        hook = {}
+    cc, versions = hook.get("clientConfig"), list(hook.get("conversionReviewVersions") or [])
     if strategy not in ("None", "Webhook"):
-        errs.append(field.not_supported("spec.conversion.strategy", strategy,
-                                        ["None", "Webhook"]))
-    elif strategy == "None" and conv.get("webhook"):
-        errs.append(field.forbidden("spec.conversion.webhook",
-                                    "should not be set when strategy is not set to Webhook"))
-    elif strategy == "Webhook" and not conv.get("webhook"):
-        errs.append(field.required("spec.conversion.webhook",
-                                   "required when strategy is set to Webhook"))
+        return [field.not_supported(f"{path}.strategy", strategy, ["None", "Webhook"])]
+    if strategy == "None":
+        if cc is not None:
+            errs.append(field.forbidden(f"{path}.webhookClientConfig",
+                                        "should not be set when strategy is not set to Webhook"))
+        if versions:
+            errs.append(field.forbidden(f"{path}.conversionReviewVersions",
+                                        "should not be set when strategy is not set to Webhook"))
+        return errs
+    cc_path = f"{path}.webhookClientConfig"
+    if not isinstance(cc, dict):
+        errs.append(field.required(cc_path, "required when strategy is set to Webhook"))
+    elif (cc.get("url") is None) == (cc.get("service") is None):
+        errs.append(field.required(cc_path, "exactly one of url or service is required"))
+    elif cc.get("url") is not None:
+        errs += validate_webhook_url(f"{cc_path}.url", cc["url"])
+    else:
+        errs += validate_webhook_service(f"{cc_path}.service", cc["service"])
+    vpath = f"{path}.conversionReviewVersions"
+    if not versions:
+        return errs + [field.required(vpath)]
+    seen: set[str] = set()
+    for i, v in enumerate(versions):
+        if v in seen:
+            errs.append(field.invalid(f"{vpath}[{i}]", v, "duplicate version"))
+            continue
+        seen.add(v)
+        errs += [field.invalid(f"{vpath}[{i}]", v, m) for m in name_is_dns1035_label(str(v))]
+    if not any(v in _REVIEW_VERSIONS for v in versions):
+        errs.append(field.invalid(vpath, go_strings([str(v) for v in versions]),
+                                  "must include at least one of " + ", ".join(_REVIEW_VERSIONS)))
     return errs
 
 

@@ -21,8 +21,9 @@ from typing import Any, Callable
 import orjson
 
 from navio.api.registry import BUILTIN
-from navio.api.validation import (admissionregistration, apps, batch, certificates, core, misc,
-                                  names, networking, node, pod, rbac, service, storage)
+from navio.api.validation import (admissionpolicy, admissionregistration, apps, batch,
+                                  certificates, core, misc, names, networking, node, pod, rbac,
+                                  service, storage)
 from navio.api.validation.field import Cause
 from navio.api.validation.meta import validate_object_meta, validate_object_meta_update
 
@@ -102,6 +103,10 @@ _KINDS: dict[tuple[str, str], tuple[Create, Update]] = {
     (admissionregistration.GROUP, "MutatingWebhookConfiguration"): (
         admissionregistration.validate_mutating_configuration,
         admissionregistration.validate_mutating_configuration_update),
+    (admissionregistration.GROUP, "ValidatingAdmissionPolicy"): (
+        admissionpolicy.validate_policy, admissionpolicy.validate_policy_update),
+    (admissionregistration.GROUP, "ValidatingAdmissionPolicyBinding"): (
+        admissionpolicy.validate_binding, admissionpolicy.validate_binding_update),
 }
 
 def register(group: str, kind: str, create: Create, update: Update,

@@ -214,8 +214,17 @@ def _match_conditions(conditions: list[dict[str, Any]], path: str) -> list[Cause
         elif name in seen:
             errs.append(duplicate(child(p, "name"), name))
         seen.add(name)
-        if not mc.get("expression"):
+        if name:
+            errs += [invalid(child(p, "name"), name, m) for m in names.is_qualified_name(name)]
+        expression = mc.get("expression")
+        if not expression:
             errs.append(required(child(p, "expression")))
+        else:
+            # Imported here: navio.api.crd imports this module (conversion webhooks).
+            from navio.api.crd.cel import compile_error
+            why = compile_error(str(expression))
+            if why is not None:
+                errs.append(invalid(child(p, "expression"), expression, why))
     if len(conditions) > 64:
         errs.append(invalid(path, len(conditions), "must have 64 or fewer items"))
     return errs
