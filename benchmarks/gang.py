@@ -1,9 +1,10 @@
 """Gang scheduling cost: PyTorchJobs admitted all-or-nothing, against plain pods (issue 15).
 
 A fresh `navio server --no-agent --disable controller-manager,scheduler` (the API server
-alone), N nodes created through the API with no kubelet (8 cpu each, so J jobs of P pods of
-1 cpu fill them exactly: every placement must be whole), navio's scheduler in its own
-process, and a controller manager running only the `pytorchjob` controller. Three rows, each
+alone), N simulated nodes (`navio sim`: they heartbeat and report bound pods Running) of 8
+cpu each, so J jobs of P pods of 1 cpu fill them exactly and every placement must be whole,
+navio's scheduler in its own process, and a controller manager running only the
+`pytorchjob` controller. Three rows, each
 on empty nodes (the previous row's pods are deleted first), timed from the first create sent
 to the last binding seen through a watch:
 
@@ -34,23 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from density import Proc  # noqa: E402
 from scheduler import (Server, Watcher, _cpu, _gather_limited, _percentile,  # noqa: E402
                        _start_scheduler, _stop, _wait_bound)
 
-from navio.client import NAMESPACES, NODES, PODS, Client, ResourceRef  # noqa: E402
+from navio.client import NAMESPACES, PODS, Client, ResourceRef  # noqa: E402
 
 PODGROUPS = ResourceRef("scheduling.navio.dev", "v1alpha1", "podgroups", True, "PodGroup")
 PYTORCHJOBS = ResourceRef("kubeflow.org", "v1", "pytorchjobs", True, "PyTorchJob")
 GANG_LABEL = "scheduling.navio.dev/pod-group"
 NODE_CPU = 8
-
-
-def _node(i: int) -> dict[str, Any]:
-    name = f"node-{i:04d}"
-    res = {"cpu": str(NODE_CPU), "memory": "64Gi", "pods": "110"}
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-            "status": {"allocatable": res, "capacity": res}}
 
 
 def _container(name: str = "c") -> dict[str, Any]:
@@ -115,6 +109,8 @@ async def _run(nodes: int, jobs: int, per_job: int, workdir: Path) -> list[str]:
         [sys.executable, "-m", "navio.cli.main", "controller-manager", "--kubeconfig",
          str(kubeconfig), "--leader-elect", "false", "--controllers", "pytorchjob"],
         cwd=ROOT, stderr=open(workdir / "controller-manager.log", "w"))
+    sim = Proc(["sim", "--kubeconfig", str(kubeconfig), "--nodes", str(nodes), "--node-cpu",
+                str(NODE_CPU), "--node-memory", "64Gi", "--seed", "1"], workdir / "sim.log")
     sched = None
     lines: list[str] = []
     total = jobs * per_job
@@ -126,12 +122,12 @@ async def _run(nodes: int, jobs: int, per_job: int, workdir: Path) -> list[str]:
 
     try:
         async with Client.from_kubeconfig(kubeconfig, qps=0, component="bench") as client:
-            await _gather_limited(nodes, lambda i: client.create(NODES, _node(i)))
+            sim.wait_line(r"nodes registered", max(60.0, nodes / 20))
             sched = _start_scheduler(kubeconfig, workdir)
             await client.create(PODS, _pod("default", "warmup", None))
             await _wait_bound(client, "default", "warmup", 60)
             await client.delete(PODS, "warmup", "default", grace_period_seconds=0)
-            say(f"{nodes} nodes x {NODE_CPU} cpu, {jobs} jobs x {per_job} pods of 1 cpu "
+            say(f"{nodes} simulated nodes x {NODE_CPU} cpu, {jobs} jobs x {per_job} pods of 1 cpu "
                 f"({total} pods: the nodes exactly full)")
 
             def row(label: str, r: dict[str, float], cpu: float) -> None:
@@ -169,6 +165,7 @@ async def _run(nodes: int, jobs: int, per_job: int, workdir: Path) -> list[str]:
     finally:
         _stop(sched)
         _stop(manager)
+        sim.stop()
         server.stop()
     return lines
 
