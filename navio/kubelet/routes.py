@@ -9,7 +9,9 @@ address both ways (nothing here rewrites it; only the proxy masquerades Service 
 Guarantees:
 - An informer on Nodes drives the routes: a Node with `spec.podCIDR[s]` and an InternalIP
   gets its routes within a moment of appearing; changed addresses replace them; a deleted
-  Node's routes are removed. This node's own range is never routed (its bridge has it).
+  Node's routes are removed, and so are those of a Node the control plane found silent
+  (Ready `Unknown`: its host went away) until it reports again. This node's own range is
+  never routed (its bridge has it).
 - Routes carry their own protocol number (`ROUTE_PROTO`), so each pass also removes routes of
   ours that no Node explains any more (e.g. a Node deleted while the agent was down), and
   nothing else in the namespace's routing table is touched.
@@ -32,7 +34,7 @@ from navio.client import NODES, Client, Informer, TransportError
 from navio.kubelet import vxlan
 from navio.kubelet.netsetup import run_netlink
 
-__all__ = ["NodeRoutes", "desired_routes", "ROUTE_PROTO", "BACKENDS"]
+__all__ = ["NodeRoutes", "desired_routes", "reachable", "ROUTE_PROTO", "BACKENDS"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,16 @@ def _internal_ip(node: dict[str, Any]) -> str | None:
             except ValueError:
                 continue
     return None
+
+
+def reachable(node: dict[str, Any]) -> bool:
+    """False once node lifecycle has marked the Node silent (Ready Unknown: its kubelet
+    stopped reporting): its pods are being replaced elsewhere, so its routes are withdrawn
+    (issue 16) and come back when it reports Ready again. A Node that has not reported yet
+    keeps them."""
+    ready = next((c for c in (node.get("status") or {}).get("conditions") or ()
+                  if c.get("type") == "Ready"), None)
+    return ready is None or ready.get("status") != "Unknown"
 
 
 def desired_routes(nodes: list[dict[str, Any]], self_name: str, *,
@@ -131,7 +143,7 @@ class NodeRoutes:
 
     def _work(self) -> tuple[dict[str, str], Any]:
         """(gateway per pod CIDR, for the log; the netlink work making it so)."""
-        nodes = self.nodes.list()
+        nodes = [n for n in self.nodes.list() if reachable(n)]
         if self.backend == "vxlan":
             vteps = vxlan.desired_vteps(nodes, self.node_name, local_cidr=self.pod_cidr,
                                         local_ip=self.node_ip)

@@ -117,6 +117,9 @@ def test_a_cut_node_loses_its_pods_to_the_healthy_one_and_rejoins(cluster: Clust
     answered = set(wait_for(lambda: _ask(cluster, url, 20), 30, "the Service to answer"))
     assert answered & set(spread[c.node]) and answered & set(spread[b.node]), answered
 
+    c_cidr = node(kubectl, c.node)["spec"]["podCIDR"]
+    assert c_cidr in b.routes(), b.routes()
+
     # ---- the cable of host C is pulled --------------------------------------------------
     cut = time.monotonic()
     c.link(False)
@@ -128,6 +131,8 @@ def test_a_cut_node_loses_its_pods_to_the_healthy_one_and_rejoins(cluster: Clust
     assert _condition(unknown, "Ready")["reason"] == "NodeStatusUnknown"
     wait_for(lambda: {(UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule")}
              <= _taints(node(kubectl, c.node)), 20, "C tainted unreachable", 0.25)
+    # B withdraws its route to the silent node's pods
+    wait_for(lambda: c_cidr not in b.routes(), 10, "B's route to C's pods withdrawn", 0.25)
     # its pods are evicted after their 2 s toleration and replaced on B
     moved = wait_for(lambda: (r := _ready_by_node(cluster)) and list(r) == [b.node]
                      and len(r[b.node]) == 6 and r, 60, "all 6 replicas Ready on B", 0.5)
@@ -153,6 +158,7 @@ def test_a_cut_node_loses_its_pods_to_the_healthy_one_and_rejoins(cluster: Clust
     wait_for(lambda: not {t for t in _taints(node(kubectl, c.node)) if t[0] == UNREACHABLE},
              30, "C's unreachable taints to go", 0.5)
     assert back["spec"]["podCIDR"] == node(kubectl, c.node)["spec"]["podCIDR"]
+    wait_for(lambda: c_cidr in b.routes(), 10, "B's route to C's pods restored", 0.25)
     # C's agent, reconnected, finishes the pods evicted from it
     wait_for(lambda: not [p for p in _pods(cluster) if p["spec"].get("nodeName") == c.node],
              90, "the evicted pods on C to be finished", 0.5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from navio.kubelet.routes import desired_routes
+from navio.kubelet.routes import desired_routes, reachable
 
 
 def node(name: str, cidrs: list[str] | None, ip: str | None) -> dict[str, Any]:
@@ -37,3 +37,14 @@ def test_own_range_loopback_and_own_address_are_never_routed() -> None:
              node("ok", ["10.42.9.0/24"], "10.99.0.9")]
     assert desired_routes(nodes, "me", local_cidr="10.42.0.0/24", local_ip="10.99.0.1") == {
         "10.42.9.0/24": "10.99.0.9"}
+
+
+def test_a_node_found_silent_is_not_reachable_until_it_reports_again() -> None:
+    def with_ready(status: str | None) -> dict[str, Any]:
+        n = node("b", ["10.42.1.0/24"], "192.168.1.2")
+        if status is not None:
+            n["status"]["conditions"] = [{"type": "Ready", "status": status}]
+        return n
+    assert reachable(with_ready(None)), "not reported yet: keep its routes"
+    assert reachable(with_ready("True")) and reachable(with_ready("False"))
+    assert not reachable(with_ready("Unknown")), "lifecycle found it silent: withdraw"
