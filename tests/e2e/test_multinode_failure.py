@@ -1,4 +1,5 @@
-"""Node failure and rejoin, for real (issue 16): a host's link is cut and restored.
+"""Node failure and rejoin, for real (issue 16): a host's link is cut and restored, with
+each pod-network backend (host-gw on one LAN; VXLAN with C on a routed subnet of its own).
 
 The control plane's controller manager runs with tight but kube-shaped node-lifecycle flags
 (`--node-monitor-period 1s --node-monitor-grace-period 5s`) and the agents renew their Lease
@@ -24,8 +25,8 @@ from typing import Any, Iterator
 
 import pytest
 from cluster import wait_for
-from multinode_lab import Cluster, multinode_cluster, node, pod_ip, server_container, \
-    server_pod
+from multinode_lab import FLAT, ROUTED, Cluster, multinode_cluster, node, pod_ip, \
+    server_container, server_pod
 
 CM_FLAGS = ("--node-monitor-period", "1s", "--node-monitor-grace-period", "5s",
             "--node-startup-grace-period", "30s")
@@ -34,9 +35,15 @@ TOLERATION = 2
 UNREACHABLE = "node.kubernetes.io/unreachable"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with multinode_cluster(tmp_path_factory.mktemp("mnfail"), agent_args=AGENT_FLAGS,
+@pytest.fixture(scope="module", params=["host-gw", "vxlan"])
+def cluster(tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The same failures with each pod-network backend: host-gw on one LAN, VXLAN with C
+    on a routed subnet of its own (where host-gw could not work)."""
+    vxlan = request.param == "vxlan"
+    with multinode_cluster(tmp_path_factory.mktemp("mnfail"), addrs=ROUTED if vxlan else FLAT,
+                           agent_args=AGENT_FLAGS + (("--pod-network-backend", "vxlan")
+                                                     if vxlan else ()),
                            controller_manager=CM_FLAGS) as c:
         yield c
 

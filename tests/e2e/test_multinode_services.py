@@ -1,4 +1,5 @@
-"""Services across nodes (issue 16): ClusterIP, DNS and NodePort on a three-host LAN.
+"""Services across nodes (issue 16): ClusterIP, DNS and NodePort on a three-host LAN, with
+each pod-network backend (VXLAN with C on a routed subnet of its own).
 
 The harness (multinode_lab.py) with every agent serving the node-local cluster DNS on
 10.43.0.10. The only endpoint of each Service is a pod on C; the client pod is on B; the
@@ -22,18 +23,36 @@ from typing import Any, Iterator
 
 import pytest
 from cluster import wait_for
-from multinode_lab import FETCH, Cluster, multinode_cluster, node, pod_ip, server_pod
+from multinode_lab import (FETCH, FLAT, ROUTED, Cluster, multinode_cluster, node, pod_ip,
+                           server_pod)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with multinode_cluster(tmp_path_factory.mktemp("mnsvc"), dns=True) as c:
+@pytest.fixture(scope="module", params=["host-gw", "vxlan"])
+def cluster(tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """Each pod-network backend: host-gw on one LAN, VXLAN with C on a routed subnet."""
+    vxlan = request.param == "vxlan"
+    with multinode_cluster(tmp_path_factory.mktemp("mnsvc"), dns=True,
+                           addrs=ROUTED if vxlan else FLAT,
+                           agent_args=("--pod-network-backend", "vxlan") if vxlan else ()
+                           ) as c:
         kubectl, b, cc = c.kubectl, c.hosts["b"], c.hosts["c"]
         kubectl("apply", "-f", "-", input=server_pod("echo-c", cc.node, {"app": "echo"}))
         kubectl("apply", "-f", "-", input=server_pod("client-b", b.node))
         for name in ("echo-c", "client-b"):
             wait_for(lambda: pod_ip(kubectl, name), 90, f"pod {name} Ready", 0.5)
         yield c
+
+
+def _forwarded_from(cluster: Cluster, key: str) -> str:
+    """The source a pod on another node sees for traffic host `key` forwarded and
+    masqueraded: its LAN address (host-gw), or its VTEP's, the network address of its pod
+    CIDR on the vxlan device (VXLAN)."""
+    host = cluster.hosts[key]
+    n = node(cluster.kubectl, host.node)
+    vxlan = (n["metadata"].get("annotations") or {}).get(
+        "pod-network.navio.io/backend-type") == "vxlan"
+    return str(ipaddress.ip_network(n["spec"]["podCIDR"])[0]) if vxlan else host.ip
 
 
 def _service(name: str, kind: str = "ClusterIP", policy: str | None = None) -> str:
@@ -91,10 +110,11 @@ def test_a_nodeport_answers_on_every_node_with_the_source_masqueraded(
     kubectl("apply", "-f", "-", input=_service("echo-np", "NodePort", "Cluster"))
     wait_for(lambda: _endpoints_ready(cluster, "echo-np"), 30, "echo-np's endpoints")
     port = kubectl("get", "service", "echo-np", "-o", "jsonpath={.spec.ports[0].nodePort}")
-    # through B (no local endpoint): forwarded to C's pod, masqueraded to B's LAN address
+    # through B (no local endpoint): forwarded to C's pod, masqueraded to B's address on the
+    # way out (its LAN address; with VXLAN its VTEP's, as flannel + kube-proxy do)
     out = wait_for(lambda: _from_a(cluster, f"http://{b.ip}:{port}/"), 30,
                    "the NodePort on B", 0.5)
-    assert out == f"echo-c {b.ip}"
+    assert out == f"echo-c {_forwarded_from(cluster, 'b')}"
     # through C (the endpoint's own node): masqueraded too (Cluster policy), never A's
     out = wait_for(lambda: _from_a(cluster, f"http://{c.ip}:{port}/"), 30,
                    "the NodePort on C", 0.5)
@@ -121,4 +141,5 @@ def test_a_local_policy_nodeport_answers_only_where_an_endpoint_is(cluster: Clus
     # the Cluster NodePort on B still answers meanwhile (B itself is fine)
     kubectl("apply", "-f", "-", input=_service("echo-np", "NodePort", "Cluster"))
     np = kubectl("get", "service", "echo-np", "-o", "jsonpath={.spec.ports[0].nodePort}")
-    assert _from_a(cluster, f"http://{b.ip}:{np}/") == f"echo-c {b.ip}"
+    assert _from_a(cluster, f"http://{b.ip}:{np}/") == \
+        f"echo-c {_forwarded_from(cluster, 'b')}"
