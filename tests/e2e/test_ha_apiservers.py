@@ -1,15 +1,23 @@
-"""Service cluster IPs and node ports stay unique across API servers sharing one etcd.
+"""Several API servers on one etcd: allocations, the kubernetes Endpoints, shared PKI.
+
+Service cluster IPs and node ports stay unique across API servers sharing one etcd.
 
 Two `navio apiserver` processes on one etcd start allocating from the same place in their
 in-memory allocators; Services created concurrently through both must still all get distinct
 cluster IPs and node ports (each value is claimed in the store). A Service deleted through one
 server frees its address for the other, and the claims are keys under /registry/ranges/ that
 no API list shows.
+
+`default/kubernetes` Endpoints list every live API server's advertised address (the lease
+endpoint reconciler): a server's address appears while it runs, leaves at once when it stops,
+and within the lease TTL when it is killed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,23 +32,32 @@ SVCS = "/api/v1/namespaces/default/services"
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NavioServer, NavioServer]]:
+def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
     etcd = EtcdCluster(tmp_path_factory.mktemp("etcd1"), size=1).start()
+    yield etcd
+    etcd.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(etcd1: EtcdCluster, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[tuple[NavioServer, NavioServer]]:
+    etcd = etcd1
     base = tmp_path_factory.mktemp("pair")
     args = ("--datastore", etcd.datastore)
-    a = NavioServer(base / "a", extra_args=args, command="apiserver")
+    a = NavioServer(base / "a", extra_args=(*args, "--advertise-address", "192.0.2.1"),
+                    command="apiserver")
     b = None
     try:
         a.start()
         (base / "b").mkdir(mode=0o700)
         shutil.copytree(base / "a" / "pki", base / "b" / "pki")
-        b = NavioServer(base / "b", extra_args=args, command="apiserver").start()
+        b = NavioServer(base / "b", extra_args=(*args, "--advertise-address", "192.0.2.2"),
+                        command="apiserver").start()
         yield a, b
     finally:
         if b is not None:
             b.stop()
         a.stop()
-        etcd.stop()
 
 
 def _service(name: str, node_port: bool) -> dict[str, Any]:
@@ -118,3 +135,40 @@ def test_a_service_deleted_through_one_server_frees_its_address_for_the_other(
         assert code in (201, 422), got
         return code == 201
     wait_for(port_free, 15, "A to reuse the node port released through B")
+
+
+def _members(server: NavioServer) -> set[tuple[str, int]]:
+    code, ep = status_of(server, "GET", "/api/v1/namespaces/default/endpoints/kubernetes")
+    if code != 200:
+        return set()
+    return {(addr["ip"], subset["ports"][0]["port"]) for subset in ep.get("subsets") or ()
+            for addr in subset.get("addresses") or ()}
+
+
+def test_kubernetes_endpoints_list_every_live_api_server(
+        pair: tuple[NavioServer, NavioServer], etcd1: EtcdCluster, tmp_path: Path) -> None:
+    a, b = pair
+    both = {("192.0.2.1", a.port), ("192.0.2.2", b.port)}
+    wait_for(lambda: _members(b) == both, 30, "both API servers in the kubernetes Endpoints")
+    (tmp_path / "c").mkdir(mode=0o700)
+    shutil.copytree(a.data_dir / "pki", tmp_path / "c" / "pki")
+    c = NavioServer(tmp_path / "c", command="apiserver", extra_args=(
+        "--datastore", etcd1.datastore, "--advertise-address", "192.0.2.3"))
+    try:
+        c.start()
+        mine = ("192.0.2.3", c.port)
+        wait_for(lambda: _members(a) == both | {mine}, 30, "the third server's address")
+        # A server that stops removes its own lease and address.
+        c.stop()
+        wait_for(lambda: _members(a) == both, 10, "the stopped server's address to leave")
+        c.start()
+        wait_for(lambda: _members(a) == both | {mine}, 30, "the restarted server's address")
+        # One killed outright stops renewing: its address leaves within the lease TTL (15s)
+        # plus a reconcile period, through the servers still running.
+        assert c.proc is not None
+        os.kill(c.proc.pid, signal.SIGKILL)
+        c.proc.wait(10)
+        wait_for(lambda: _members(a) == both, 60, "the killed server's address to expire")
+        assert _members(b) == both
+    finally:
+        c.stop()
