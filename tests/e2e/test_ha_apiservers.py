@@ -15,9 +15,11 @@ and within the lease TTL when it is killed.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
-import shutil
 import signal
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
@@ -49,9 +51,8 @@ def pair(etcd1: EtcdCluster, tmp_path_factory: pytest.TempPathFactory
     b = None
     try:
         a.start()
-        (base / "b").mkdir(mode=0o700)
-        shutil.copytree(base / "a" / "pki", base / "b" / "pki")
-        b = NavioServer(base / "b", extra_args=(*args, "--advertise-address", "192.0.2.2"),
+        b = NavioServer(base / "b", extra_args=(*args, "--advertise-address", "192.0.2.2",
+                                                "--pki-from", str(base / "a" / "pki")),
                         command="apiserver").start()
         yield a, b
     finally:
@@ -150,10 +151,9 @@ def test_kubernetes_endpoints_list_every_live_api_server(
     a, b = pair
     both = {("192.0.2.1", a.port), ("192.0.2.2", b.port)}
     wait_for(lambda: _members(b) == both, 30, "both API servers in the kubernetes Endpoints")
-    (tmp_path / "c").mkdir(mode=0o700)
-    shutil.copytree(a.data_dir / "pki", tmp_path / "c" / "pki")
     c = NavioServer(tmp_path / "c", command="apiserver", extra_args=(
-        "--datastore", etcd1.datastore, "--advertise-address", "192.0.2.3"))
+        "--datastore", etcd1.datastore, "--advertise-address", "192.0.2.3",
+        "--pki-from", str(a.data_dir / "pki")))
     try:
         c.start()
         mine = ("192.0.2.3", c.port)
@@ -172,3 +172,41 @@ def test_kubernetes_endpoints_list_every_live_api_server(
         assert _members(b) == both
     finally:
         c.stop()
+
+
+def test_a_server_joined_with_pki_from_shares_the_ca_and_signing_key(
+        pair: tuple[NavioServer, NavioServer]) -> None:
+    a, b = pair
+    for name in ("ca.crt", "ca.key", "sa.key", "encryption-config.yaml"):
+        assert (b.data_dir / "pki" / name).read_bytes() == \
+            (a.data_dir / "pki" / name).read_bytes()
+        assert (b.data_dir / "pki" / name).stat().st_mode & 0o077 == 0
+    # Each server issued its own serving certificate and admin credentials from the shared CA.
+    assert (b.data_dir / "pki" / "apiserver.key").read_bytes() != \
+        (a.data_dir / "pki" / "apiserver.key").read_bytes()
+    # A's admin certificate is accepted by B.
+    code, _ = status_of(NavioServer(a.data_dir, port=b.port), "GET", "/api/v1/namespaces")
+    assert code == 200
+    # A service-account token issued by A authenticates at B (one signing key).
+    assert status_of(a, "POST", "/api/v1/namespaces/default/serviceaccounts",
+                     {"metadata": {"name": "joined"}})[0] == 201
+    code, tr = status_of(a, "POST",
+                         "/api/v1/namespaces/default/serviceaccounts/joined/token",
+                         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                          "spec": {"expirationSeconds": 600}})
+    assert code == 201, tr
+    ctx = ssl.create_default_context(cafile=str(a.data_dir / "pki" / "ca.crt"))
+    conn = http.client.HTTPSConnection("127.0.0.1", b.port, context=ctx, timeout=30)
+    try:
+        conn.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                     body=json.dumps({"apiVersion": "authentication.k8s.io/v1",
+                                      "kind": "SelfSubjectReview"}),
+                     headers={"Authorization": f"Bearer {tr['status']['token']}",
+                              "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        review = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 201, review
+    assert review["status"]["userInfo"]["username"] == \
+        "system:serviceaccount:default:joined"
