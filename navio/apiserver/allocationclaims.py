@@ -12,7 +12,10 @@ code runs on SQLite and etcd, the keys survive restarts and `navio datastore mig
 under `/registry/`), and a value released through one server is free for every other at once.
 
 No API resource lists these prefixes (`ranges` is no API group). A key's value names its owner
-(the Service's uid), so a release deletes only a key still held by that Service.
+(the Service's uid), so a release deletes only a key still held by that Service. A server that
+dies between claiming a value and writing its Service leaves a claim nobody holds; `repair`
+(run periodically, like kube-apiserver's allocation repair controllers) frees it, and claims a
+value a stored Service holds without a claim.
 """
 
 from __future__ import annotations
@@ -27,12 +30,18 @@ import orjson
 from navio.api import errors
 from navio.storage.protocol import KeyExists, KeyNotFound, RevisionConflict, StorageError
 
-__all__ = ["IP_PREFIX", "PORT_PREFIX", "ip_key", "port_key", "AllocationClaims", "held_by"]
+__all__ = ["IP_PREFIX", "PORT_PREFIX", "ip_key", "port_key", "AllocationClaims", "held_by",
+           "REPAIR_INTERVAL"]
 
 log = logging.getLogger(__name__)
 
 IP_PREFIX = "/registry/ranges/serviceips/"
 PORT_PREFIX = "/registry/ranges/servicenodeports/"
+
+# How often claims and stored Services are compared (kube's repair loops run every 3 minutes). A
+# claim no Service holds is deleted when two passes in a row find it unchanged, so a claim
+# whose Service is still on its way to the store (admission webhooks in between) is kept.
+REPAIR_INTERVAL = 90.0
 
 # Dynamic picks tried before giving up: each conflict is another server's fresh allocation
 # this one has not seen yet, so a handful is plenty unless the range is nearly full.
@@ -175,3 +184,62 @@ class AllocationClaims:
                     await self._store.create(key, _owner(svc))
                 except KeyExists:
                     pass
+
+    async def _claims(self) -> list[Any]:
+        out: list[Any] = []
+        for prefix in (IP_PREFIX, PORT_PREFIX):
+            _, items, _ = await self._store.list(prefix)
+            out.extend(items)
+        return out
+
+    async def repair(self, suspects: dict[str, int]) -> dict[str, int]:
+        """One pass: claim values stored Services hold without a claim; delete claims no
+        Service holds that `suspects` (the previous pass's result: key → mod_revision) already
+        named at the same revision. Returns this pass's suspects."""
+        kind = self._resources.registry.resource("", "v1", "services")
+        assert kind is not None
+        cache = self._resources.cache(kind)
+        await cache.consistent()
+        # Claims are listed after the Services: a claim made after the Services were read
+        # has a newer revision than any suspect and is never deleted on this pass.
+        services = [svc for _, svc in cache.list()]
+        held: dict[str, dict[str, Any]] = {}
+        for svc in services:
+            for key in held_by(svc):
+                held[key] = svc
+        claims = await self._claims()
+        present = {kv.key for kv in claims}
+        for key in held.keys() - present:
+            try:
+                await self._store.create(key, _owner(held[key]))
+            except KeyExists:
+                pass
+        found: dict[str, int] = {}
+        for kv in claims:
+            if kv.key in held:
+                continue
+            if suspects.get(kv.key) != kv.mod_revision:
+                found[kv.key] = kv.mod_revision
+                continue
+            try:
+                await self._store.delete(kv.key, expect_revision=kv.mod_revision)
+                log.info("leaked service allocation freed", extra={"key": kv.key})
+                if kv.key.startswith(IP_PREFIX):
+                    self._resources.service_ips.release(kv.key[len(IP_PREFIX):])
+                else:
+                    self._resources.node_ports.release(int(kv.key[len(PORT_PREFIX):]))
+            except (KeyNotFound, RevisionConflict):
+                pass
+        return found
+
+    def start_repair(self, interval: float = REPAIR_INTERVAL) -> "asyncio.Task[None]":
+        """Run `repair` every `interval` seconds; cancel the task to stop."""
+        async def run() -> None:
+            suspects: dict[str, int] = {}
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    suspects = await self.repair(suspects)
+                except (StorageError, errors.ApiError) as exc:
+                    log.warning("service allocation repair failed", extra={"error": str(exc)})
+        return asyncio.get_running_loop().create_task(run(), name="allocation repair")

@@ -297,6 +297,7 @@ async def serve(config: ServerConfig) -> None:
     await resources.start()
     # A shared store (etcd): other API servers allocate cluster IPs and node ports too.
     shared = follow_shared_allocations(resources) if spec.is_etcd else None
+    repair = resources.claims.start_repair()   # claims left by a server that died mid-create
     api = ApiServer(resources)
     crds = CustomResourceDefinitions(resources, on_change=api.invalidate_openapi)
     await builtincrds.install(resources)     # navio's own kinds (PodGroup) are CRDs
@@ -355,6 +356,8 @@ async def serve(config: ServerConfig) -> None:
         await site.stop()
         await runner.cleanup()
         await crds.stop()
+        repair.cancel()
+        await asyncio.wait({repair})
         if shared is not None:
             shared.cancel()
             await asyncio.wait({shared})
