@@ -106,7 +106,12 @@ class AllocationClaims:
         ips = self._resources.service_ips
         for _ in range(_ATTEMPTS):
             ip = ips.allocate()        # marked taken in memory, whoever ends up holding it
-            if await self._claim(ip_key(ip), service):
+            try:
+                claimed = await self._claim(ip_key(ip), service)
+            except BaseException:
+                ips.release(ip)        # the store failed: nobody holds it
+                raise
+            if claimed:
                 return ip
             ips.scatter()              # another server is allocating from the same place
         raise errors.InternalError("failed to allocate a serviceIP: range is full")
@@ -115,30 +120,48 @@ class AllocationClaims:
         """Claim a requested address. True when claimed; False when it is taken. ValueError
         when it is outside the range."""
         ips = self._resources.service_ips
+        fresh = True
         try:
             ips.reserve(ip)
         except ValueError as exc:
             if "already allocated" not in str(exc):
                 raise
-            # Taken in memory: that may be stale (released through another server).
-        return await self._claim(ip_key(ip), service)
+            fresh = False   # taken in memory: that may be stale (released elsewhere)
+        try:
+            return await self._claim(ip_key(ip), service)
+        except BaseException:
+            if fresh:
+                ips.release(ip)
+            raise
 
     async def allocate_port(self, service: dict[str, Any]) -> int:
         ports = self._resources.node_ports
         for _ in range(_ATTEMPTS):
             port = ports.allocate()
-            if await self._claim(port_key(port), service):
+            try:
+                claimed = await self._claim(port_key(port), service)
+            except BaseException:
+                ports.release(port)
+                raise
+            if claimed:
                 return port
         raise errors.InternalError("failed to allocate a nodePort: range is full")
 
     async def reserve_port(self, service: dict[str, Any], port: int) -> bool:
         ports = self._resources.node_ports
+        fresh = True
         try:
             ports.reserve(port)
         except ValueError as exc:
             if "already allocated" not in str(exc):
                 raise
-        return await self._claim(port_key(port), service)
+            fresh = False
+        try:
+            return await self._claim(port_key(port), service)
+        except BaseException:
+            if fresh:
+                ports.release(port)
+            raise
 
     def release(self, service: dict[str, Any], keys: Iterable[str]) -> None:
         """Free `keys` held by `service`: in memory now, in the store in the background (a

@@ -70,11 +70,14 @@ class MasterLeases:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task})
-        with contextlib.suppress(StorageError, errors.ApiError):
-            _, kv = await self._resources.store.get(self._key)
-            if kv is not None:
-                await self._resources.store.delete(self._key, expect_revision=kv.mod_revision)
-            await self.reconcile(renew=False)
+        with contextlib.suppress(StorageError, errors.ApiError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._withdraw(), 10)   # the store may be gone already
+
+    async def _withdraw(self) -> None:
+        _, kv = await self._resources.store.get(self._key)
+        if kv is not None:
+            await self._resources.store.delete(self._key, expect_revision=kv.mod_revision)
+        await self.reconcile(renew=False)
 
     async def _run(self) -> None:
         while True:
