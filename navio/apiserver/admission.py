@@ -17,6 +17,7 @@ from navio.api.errors import cause
 from navio.api.quantity import QuantityError
 from navio.api.validation.resources import parse_json_quantity
 from navio.api.registry import Kind
+from navio.apiserver.allocationclaims import held_by, ip_key, port_key
 from navio.apiserver.runtimeclass import admit_runtime_class
 from navio.apiserver.serviceaccountadmission import mount_service_account_token
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from navio.apiserver.resources import Resources, WriteOptions
 
 __all__ = ["IMMORTAL_NAMESPACES", "check_namespace", "admit_create", "admit_update",
-           "after_delete", "check_delete", "Request", "Validator", "validate",
+           "after_delete", "after_update", "check_delete", "Request", "Validator", "validate",
            "default_storage_class", "PVC_PROTECTION", "PV_PROTECTION"]
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -90,9 +91,9 @@ def check_delete(kind: Kind, name: str) -> None:
                                f'deleted', details={"name": name, "kind": "namespaces"})
 
 
-def admit_create(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> Undo:
+async def admit_create(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> Undo:
     if kind.group == "" and kind.kind == "Service":
-        return _allocate_service(resources, obj, None)
+        return await _allocate_service(resources, obj, None)
     if kind.group == "" and kind.kind == "Pod":
         _admit_pod(resources, obj)
     elif kind.group == "" and kind.kind in ("PersistentVolumeClaim", "PersistentVolume"):
@@ -211,10 +212,10 @@ _SYSTEM_PRIORITIES = {"system-cluster-critical": 2000000000,
                       "system-node-critical": 2000001000}
 
 
-def admit_update(resources: "Resources", kind: Kind, new: dict[str, Any],
-                 old: dict[str, Any]) -> Undo:
+async def admit_update(resources: "Resources", kind: Kind, new: dict[str, Any],
+                       old: dict[str, Any]) -> Undo:
     if kind.group == "" and kind.kind == "Service":
-        return _allocate_service(resources, new, old)
+        return await _allocate_service(resources, new, old)
     if kind.group == "" and kind.kind == "PersistentVolumeClaim":
         _admit_claim_resize(resources, new, old)
     elif kind.group == "" and kind.kind == "PersistentVolume":
@@ -273,11 +274,15 @@ def _admit_claim_resize(resources: "Resources", new: dict[str, Any],
 
 def after_delete(resources: "Resources", kind: Kind, obj: dict[str, Any]) -> None:
     if kind.group == "" and kind.kind == "Service":
-        spec = obj.get("spec", {})
-        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
-            resources.service_ips.release(ip)
-        for p in spec.get("ports", ()):
-            resources.node_ports.release(p.get("nodePort"))
+        resources.claims.release(obj, held_by(obj))
+
+
+def after_update(resources: "Resources", kind: Kind, new: dict[str, Any],
+                 old: dict[str, Any]) -> None:
+    """A stored update of a Service frees what it no longer holds (node ports of a Service
+    turned ClusterIP, the address of one turned ExternalName)."""
+    if kind.group == "" and kind.kind == "Service":
+        resources.claims.release(old, held_by(old) - held_by(new))
 
 
 def _invalid(obj: dict[str, Any], field: str, value: Any, detail: str) -> errors.Invalid:
@@ -285,14 +290,15 @@ def _invalid(obj: dict[str, Any], field: str, value: Any, detail: str) -> errors
                           [cause("FieldValueInvalid", field, detail, value)])
 
 
-def _allocate_service(resources: "Resources", obj: dict[str, Any],
-                      old: dict[str, Any] | None) -> Undo:
-    """Give a Service its cluster IP and node ports, keeping those it already holds."""
+async def _allocate_service(resources: "Resources", obj: dict[str, Any],
+                            old: dict[str, Any] | None) -> Undo:
+    """Give a Service its cluster IP and node ports, keeping those it already holds. Each new
+    value is claimed in the store (`allocationclaims`), so no other API server hands it out."""
     spec = obj.setdefault("spec", {})
     old_spec = (old or {}).get("spec", {})
     svc_type = spec.get("type", "ClusterIP")
-    undo: list[Callable[[], None]] = []
-    ips = resources.service_ips
+    claimed: set[str] = set()
+    claims = resources.claims
     try:
         if svc_type != "ExternalName":
             old_ip = old_spec.get("clusterIP")
@@ -304,14 +310,17 @@ def _allocate_service(resources: "Resources", obj: dict[str, Any],
                 spec["clusterIPs"] = ["None"]
             elif ip:
                 try:
-                    ips.reserve(ip)
+                    ok = await claims.reserve_ip(obj, ip)
                 except ValueError as exc:
                     raise _invalid(obj, "spec.clusterIPs", [ip], str(exc)) from None
-                undo.append(lambda ip=ip: ips.release(ip))
+                if not ok:
+                    raise _invalid(obj, "spec.clusterIPs", [ip], f"failed to allocate IP {ip}: "
+                                   f"provided IP is already allocated")
+                claimed.add(ip_key(ip))
                 spec["clusterIPs"] = [ip]
             else:
-                ip = ips.allocate()
-                undo.append(lambda ip=ip: ips.release(ip))
+                ip = await claims.allocate_ip(obj)
+                claimed.add(ip_key(ip))
                 spec["clusterIP"] = ip
                 spec["clusterIPs"] = [ip]
         if svc_type in ("NodePort", "LoadBalancer"):
@@ -323,23 +332,28 @@ def _allocate_service(resources: "Resources", obj: dict[str, Any],
                 if want and want == held:
                     continue
                 if want:
-                    try:
-                        resources.node_ports.reserve(want)
-                    except ValueError as exc:
-                        raise _invalid(obj, f"spec.ports[{i}].nodePort", want, str(exc)) from None
+                    if port_key(want) in claimed:
+                        ok = False
+                    else:
+                        try:
+                            ok = await claims.reserve_port(obj, want)
+                        except ValueError as exc:
+                            raise _invalid(obj, f"spec.ports[{i}].nodePort", want,
+                                           str(exc)) from None
+                    if not ok:
+                        raise _invalid(obj, f"spec.ports[{i}].nodePort", want,
+                                       "provided port is already allocated")
                 elif held:
                     p["nodePort"] = held
                     continue
                 else:
-                    want = resources.node_ports.allocate()
+                    want = await claims.allocate_port(obj)
                     p["nodePort"] = want
-                undo.append(lambda port=want: resources.node_ports.release(port))
-    except Exception:
-        for u in undo:
-            u()
+                claimed.add(port_key(want))
+    except BaseException:
+        claims.release(obj, claimed)
         raise
 
     def rollback() -> None:
-        for u in undo:
-            u()
+        claims.release(obj, claimed)
     return rollback

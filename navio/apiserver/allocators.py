@@ -27,6 +27,7 @@ class IPAllocator:
         # well-known static ones (kubernetes = .1, kube-dns = .10).
         size = self._last - self._first + 1
         self._next = self._first + min(max(16, size // 16), 256, size - 1)
+        self._next_floor = self._next
 
     def contains(self, ip: str) -> bool:
         try:
@@ -54,6 +55,11 @@ class IPAllocator:
         self._used.add(addr)
         self._next = addr + 1 if addr < self._last else self._first
         return str(ipaddress.ip_address(addr))
+
+    def scatter(self) -> None:
+        """Continue from a random address of the dynamic band: another API server is handing
+        out the addresses that follow the last one tried."""
+        self._next = random.randint(self._next_floor, self._last)
 
     def release(self, ip: str | None) -> None:
         if ip and ip != "None":

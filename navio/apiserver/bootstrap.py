@@ -86,7 +86,9 @@ async def ensure_local_path_class(resources: Resources) -> None:
 
 
 async def ensure_bootstrap_objects(resources: Resources, host: str, port: int, *,
-                                   dns_ip: str | None = None) -> None:
+                                   dns_ip: str | None = None, endpoints: bool = True) -> None:
+    """`endpoints=False`: the kubernetes Endpoints are kept by the lease reconciler
+    (`masterleases`), as when several API servers share the store."""
     for ns in SYSTEM_NAMESPACES:
         await _ensure(resources, "namespaces", "", {"metadata": {"name": ns}})
     await reconcile_policy(resources)  # default RBAC roles and bindings (bootstrappolicy)
@@ -111,7 +113,7 @@ async def ensure_bootstrap_objects(resources: Resources, host: str, port: int, *
             # still starts; pods' resolv.conf names an address no DNS Service owns.
             log.warning("kube-dns Service not created", extra={"ip": dns_ip,
                                                                "error": str(exc)[:300]})
-    if ipaddress.ip_address(host).is_loopback:
+    if not endpoints or ipaddress.ip_address(host).is_loopback:
         # Endpoints may not point at loopback (kube validation); pods reach the API server
         # once it advertises a routable address.
         return

@@ -31,6 +31,7 @@ from navio.apiserver.podsecurity import pod_security
 from navio.apiserver.podsecurityconfig import NAVIO_DEFAULT, PodSecurityConfig
 from navio.apiserver.quota import resource_quota
 from navio.apiserver.runtimeclass import validate_runtime_class
+from navio.apiserver.allocationclaims import AllocationClaims
 from navio.apiserver.allocators import IPAllocator, PortAllocator
 from navio.apiserver.crdconversion import ConversionWebhooks
 from navio.apiserver.policies import PolicyAdmission
@@ -137,6 +138,7 @@ class Resources:
         self.clock = clock
         self.service_ips = IPAllocator(service_cidr)
         self.node_ports = PortAllocator()
+        self.claims = AllocationClaims(self)
         self._caches: dict[tuple[str, str, str], WatchCache] = {}
         # Admission webhooks (admissionregistration.k8s.io): mutating after the built-in
         # mutating admission, validating before ResourceQuota, as kube orders them.
@@ -170,6 +172,7 @@ class Resources:
                                      for ip in (s.get("spec", {}).get("clusterIPs") or ()))
             self.node_ports.rebuild(p.get("nodePort", 0) for s in services
                                     for p in s.get("spec", {}).get("ports", ()))
+            await self.claims.sync(services)
 
     async def _start_cache(self, kind: Kind) -> WatchCache:
         key = _cache_key(kind)
@@ -281,7 +284,7 @@ class Resources:
         # kube-apiserver's field manager runs ahead of admission.
         if track_fields:
             obj = self._track_fields(kind, None, obj, opts, now)
-        undo = admission.admit_create(self, kind, obj)
+        undo = await admission.admit_create(self, kind, obj)
         try:
             mutated = await self._mutating_webhooks(admission.Request(kind, "CREATE", obj,
                                                                       None, opts))
@@ -291,7 +294,7 @@ class Resources:
                 # idempotent, a Service's allocation is not) and prepares the object after
                 # admission (status reset, a pod's QoS class); uid and time stay.
                 if (kind.group, kind.kind) == ("", "Pod"):
-                    admission.admit_create(self, kind, mutated)
+                    await admission.admit_create(self, kind, mutated)
                 kept = {k: v for k, v in obj["metadata"].items()
                         if k in ("uid", "creationTimestamp")}
                 strategy.prepare_for_create(kind, mutated, now)
@@ -412,7 +415,7 @@ class Resources:
             new = self._track_fields(kind, current, new, opts, now, subresource)
         rv = current["metadata"]["resourceVersion"]
         new["metadata"]["resourceVersion"] = rv
-        undo = admission.admit_update(self, kind, new, current)
+        undo = await admission.admit_update(self, kind, new, current)
         try:
             mutated = await self._mutating_webhooks(admission.Request(
                 kind, "UPDATE", new, current, opts, subresource))
@@ -443,6 +446,7 @@ class Resources:
         except BaseException:
             undo()
             raise
+        admission.after_update(self, kind, new, current)
         new["metadata"]["resourceVersion"] = str(rev)
         return new
 

@@ -7,12 +7,10 @@ to this one's allocator until it restarts, and the address could be handed out t
 server follows the Services watch cache (fed by etcd, every server's writes included) and
 reserves what it sees.
 
-Guarantees and limits: addresses and ports of every stored Service are reserved here within
-the watch's delay; they are not released on deletes seen this way (a release could race with
-this server's own allocation of the same address), so an address freed through another server
-becomes free here at the next restart. Two servers allocating within that delay can still
-pick the same address; kube-apiserver closes that gap with a compare-and-swap on a stored
-range bitmap (`/registry/ranges/serviceips`), which navio does not keep yet.
+The store, not this follower, is what keeps allocations unique: every allocated value is a
+claim key created with the store's create-if-absent guard (`allocationclaims`). Following only
+keeps the in-memory allocators' suggestions good — values taken elsewhere are not offered, and
+values released through another server (its Service deleted) are offered again.
 """
 
 from __future__ import annotations
@@ -41,6 +39,17 @@ def _reserve(resources: Resources, service: dict[str, Any]) -> None:
                 resources.node_ports.reserve(int(port["nodePort"]))
 
 
+def _forget(resources: Resources, service: dict[str, Any]) -> None:
+    """A deleted Service's values are free again in memory (its server deletes the claims; if
+    one is still there, allocating it meets the claim and moves on)."""
+    spec = service.get("spec") or {}
+    for ip in spec.get("clusterIPs") or ():
+        resources.service_ips.release(ip)
+    for port in spec.get("ports") or ():
+        if isinstance(port, dict) and port.get("nodePort"):
+            resources.node_ports.release(int(port["nodePort"]))
+
+
 def follow_shared_allocations(resources: Resources) -> "asyncio.Task[None]":
     """Start following; cancel the task to stop."""
     kind = resources.registry.resource("", "v1", "services")
@@ -57,6 +66,8 @@ def follow_shared_allocations(resources: Resources) -> "asyncio.Task[None]":
                     _, event = item
                     if event.type != "DELETED":
                         _reserve(resources, event.object)
+                    else:
+                        _forget(resources, event.object)
             finally:
                 watcher.close()
             await asyncio.sleep(0.1)   # the cache re-listed (or closed us): start over

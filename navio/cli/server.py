@@ -33,6 +33,7 @@ from navio.apiserver import builtincrds
 from navio.apiserver.crds import CustomResourceDefinitions
 from navio.apiserver.tokenauth import install_token_authentication
 from navio.apiserver.resources import Resources
+from navio.apiserver.masterleases import MasterLeases
 from navio.apiserver.sharedallocations import follow_shared_allocations
 from navio.cli.flags import duration
 from navio.cli.logs import setup_logging
@@ -85,6 +86,7 @@ class ServerConfig:
     etcd_cafile: Path | None = None
     etcd_certfile: Path | None = None
     etcd_keyfile: Path | None = None
+    advertise_address: str = ""             # the address in the kubernetes Endpoints
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -92,6 +94,8 @@ class ServerConfig:
         if not 0 <= self.kubelet_port < 65536:
             raise ValueError(f"--kubelet-port {self.kubelet_port}: not a valid TCP port")
         self.datastore_spec()   # a bad --datastore fails here, before anything starts
+        if self.advertise_address:
+            ipaddress.ip_address(self.advertise_address)   # ValueError: not an IP address
         net = ipaddress.ip_network(self.service_cidr)
         for flag in ("maxsize", "maxbackup", "maxage"):
             if getattr(self, f"audit_log_{flag}") < 0:
@@ -152,6 +156,10 @@ def add_apiserver_flags(p: Any) -> None:
     p.add_argument("--port", "--secure-port", dest="port", type=int, default=6443,
                    help="HTTPS port of the API server (0 picks a free one; default 6443)")
     p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--advertise-address", default="",
+                   help="the IP address this API server is reached at, listed in the "
+                        "default/kubernetes Endpoints (default: --bind-address); with a "
+                        "shared etcd every live API server's address is listed there")
     p.add_argument("--service-cluster-ip-range", dest="service_cidr", default="10.43.0.0/16")
     p.add_argument("--encryption-provider-config", dest="encryption_config", type=Path,
                    help="EncryptionConfiguration with the keys secrets are encrypted with "
@@ -242,16 +250,18 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
                         admission_config_file=args.admission_config_file,
                         compaction_interval=args.compaction_interval,
                         datastore=args.datastore, etcd_cafile=args.etcd_cafile,
-                        etcd_certfile=args.etcd_certfile, etcd_keyfile=args.etcd_keyfile)
+                        etcd_certfile=args.etcd_certfile, etcd_keyfile=args.etcd_keyfile,
+                        advertise_address=args.advertise_address)
 
 
-def _server_names(bind: str, service_cidr: str) -> tuple[str, ...]:
+def _server_names(bind: str, service_cidr: str, advertise: str = "") -> tuple[str, ...]:
     import ipaddress
     first = str(ipaddress.ip_network(service_cidr).network_address + 1)
     names = {"127.0.0.1", "::1", "localhost", bind, first, socket.gethostname(), "kubernetes",
              "kubernetes.default", "kubernetes.default.svc",
              "kubernetes.default.svc.cluster.local"}
-    names.discard("0.0.0.0")
+    names.add(advertise or bind)
+    names -= {"0.0.0.0", ""}
     return tuple(sorted(names))
 
 
@@ -271,7 +281,8 @@ async def serve(config: ServerConfig) -> None:
     serving = pki / "apiserver.crt"
     if not serving.exists() or not (pki / "apiserver.key").exists():
         ca.issue(pki, "apiserver", cn="kube-apiserver", client=False,
-                 server_names=_server_names(config.bind_address, config.service_cidr))
+                 server_names=_server_names(config.bind_address, config.service_cidr,
+                                            config.advertise_address))
     admin_pair = _client_cert(ca, pki, "admin", "kubernetes-admin", ("system:masters",))
     load_or_create_config(encryption_config)   # a bad key file fails before the store opens
     backend = await open_datastore(spec, data)
@@ -286,6 +297,7 @@ async def serve(config: ServerConfig) -> None:
     await resources.start()
     # A shared store (etcd): other API servers allocate cluster IPs and node ports too.
     shared = follow_shared_allocations(resources) if spec.is_etcd else None
+    repair = resources.claims.start_repair()   # claims left by a server that died mid-create
     api = ApiServer(resources)
     crds = CustomResourceDefinitions(resources, on_change=api.invalidate_openapi)
     await builtincrds.install(resources)     # navio's own kinds (PodGroup) are CRDs
@@ -309,7 +321,12 @@ async def serve(config: ServerConfig) -> None:
     host = "127.0.0.1" if config.bind_address in ("0.0.0.0", "127.0.0.1") else \
         config.bind_address
     url = f"https://{host}:{port}"
-    await ensure_bootstrap_objects(resources, host, port, dns_ip=config.dns_ip)
+    advertise = config.advertise_address or host
+    # A shared store (etcd): every live API server's address is in the kubernetes Endpoints.
+    await ensure_bootstrap_objects(resources, advertise, port, dns_ip=config.dns_ip,
+                                   endpoints=not spec.is_etcd)
+    leases = MasterLeases(resources, advertise, port).start() \
+        if spec.is_etcd and not ipaddress.ip_address(advertise).is_loopback else None
     kubeconfig = data / "admin.kubeconfig"
     write_kubeconfig(kubeconfig, server=url, ca_cert=ca.pair.cert, client=admin_pair,
                      user="kubernetes-admin")
@@ -333,10 +350,14 @@ async def serve(config: ServerConfig) -> None:
     finally:
         log.info("shutting down")
         api.ready = False
+        if leases is not None:
+            await leases.stop()
         await supervisor.stop()
         await site.stop()
         await runner.cleanup()
         await crds.stop()
+        repair.cancel()
+        await asyncio.wait({repair})
         if shared is not None:
             shared.cancel()
             await asyncio.wait({shared})
