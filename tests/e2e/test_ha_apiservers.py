@@ -10,24 +10,29 @@ no API list shows.
 
 `default/kubernetes` Endpoints list every live API server's advertised address (the lease
 endpoint reconciler): a server's address appears while it runs, leaves at once when it stops,
-and within the lease TTL when it is killed.
+and within the lease TTL when it is killed. kubectl, given the address of a node's local API
+load balancer, keeps working while one server is down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
 import signal
 import ssl
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 
-from cluster import NavioServer, wait_for
+from cluster import Kubectl, NavioServer, wait_for
 from etcdlab import EtcdCluster
+from navio.kubelet.apilb import ApiLoadBalancer
 from rawhttp import status_of
 
 SVCS = "/api/v1/namespaces/default/services"
@@ -210,3 +215,37 @@ def test_a_server_joined_with_pki_from_shares_the_ca_and_signing_key(
     assert resp.status == 201, review
     assert review["status"]["userInfo"]["username"] == \
         "system:serviceaccount:default:joined"
+
+
+def test_kubectl_fails_over_through_a_nodes_local_api_load_balancer(
+        pair: tuple[NavioServer, NavioServer], tmp_path: Path) -> None:
+    """Issue 10: kubectl (one `server` per kubeconfig) fails over the way k3s users do, through
+    the API load balancer an agent runs on 127.0.0.1 for its `--server A,B` (apilb.py)."""
+    a, b = pair
+    loop = asyncio.new_event_loop()
+    lb = ApiLoadBalancer([("127.0.0.1", a.port), ("127.0.0.1", b.port)], port=0)
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        url = asyncio.run_coroutine_threadsafe(lb.start(), loop).result(10)
+        config = yaml.safe_load(a.kubeconfig.read_text())
+        config["clusters"][0]["cluster"]["server"] = url
+        kubeconfig = tmp_path / "via-lb.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        kubeconfig.chmod(0o600)
+        kubectl = Kubectl(kubeconfig, tmp_path / "home")
+        assert "default" in kubectl("get", "namespaces", "-o", "name")
+        a.stop()
+        try:
+            # every new connection skips the dead server: kubectl keeps working through B
+            for _ in range(3):
+                assert "default" in kubectl("get", "namespaces", "-o", "name")
+            kubectl("create", "configmap", "through-b", "-n", "default")
+        finally:
+            a.start()
+        assert status_of(a, "GET", "/api/v1/namespaces/default/configmaps/through-b")[0] == 200
+    finally:
+        asyncio.run_coroutine_threadsafe(lb.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
