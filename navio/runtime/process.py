@@ -231,19 +231,29 @@ class ProcessRuntime:
                 out.append(container_status_of(rec, self._state.load_status(cid)))
         return out
 
+    def _sandbox_for_create(self, sandbox_id: str, name: str, attempt: int
+                            ) -> tuple[dict[str, Any], str | None]:
+        """The ready sandbox a container is created in, and the id of the container already
+        created for (name, attempt) if any: create_container is idempotent. Call under the
+        sandbox's lock."""
+        sandbox = self._state.load_sandbox(sandbox_id)
+        if sandbox is None:
+            raise NotFound(f"sandbox {sandbox_id} not found")
+        if sandbox_info_of(sandbox).state != "ready":
+            raise InvalidState(f"sandbox {sandbox_id} is not ready")
+        for status in self._containers_of(sandbox_id):
+            if status.name == name and status.attempt == attempt:
+                return sandbox, status.id
+        return sandbox, None
+
     @_bounded()
     async def create_container(self, sandbox_id: str, container: dict[str, Any],
                                config: ContainerConfig) -> str:
         name = config.name or str(container.get("name", ""))
         async with self._lock(sandbox_id):
-            sandbox = self._state.load_sandbox(sandbox_id)
-            if sandbox is None:
-                raise NotFound(f"sandbox {sandbox_id} not found")
-            if sandbox_info_of(sandbox).state != "ready":
-                raise InvalidState(f"sandbox {sandbox_id} is not ready")
-            for status in self._containers_of(sandbox_id):
-                if status.name == name and status.attempt == config.attempt:
-                    return status.id
+            sandbox, existing = self._sandbox_for_create(sandbox_id, name, config.attempt)
+            if existing is not None:
+                return existing
             if not config.argv:
                 raise RuntimeFailure(f"container {name!r} has no command: the process runtime "
                                      "runs host programs and needs command or args")

@@ -155,14 +155,9 @@ class OciRuntime(ProcessRuntime):
                                config: ContainerConfig) -> str:
         name = config.name or str(container.get("name", ""))
         async with self._lock(sandbox_id):
-            sandbox = self._state.load_sandbox(sandbox_id)
-            if sandbox is None:
-                raise NotFound(f"sandbox {sandbox_id} not found")
-            if sandbox_info_of(sandbox).state != "ready":
-                raise InvalidState(f"sandbox {sandbox_id} is not ready")
-            for status in self._containers_of(sandbox_id):
-                if status.name == name and status.attempt == config.attempt:
-                    return status.id
+            sandbox, existing = self._sandbox_for_create(sandbox_id, name, config.attempt)
+            if existing is not None:
+                return existing
             ref = str(container.get("image") or "")
             image = await asyncio.to_thread(self.store.resolve, ref)
             if image is None:
