@@ -262,18 +262,7 @@ class EtcdStore:
                 async for events in history(self.conn, self.layout, prefix, from_revision,
                                             upto):
                     yield WatchBatch(events, events[-1].kv.mod_revision)
-            floor = from_revision if from_revision > upto else 0
-            if progress and upto > from_revision:
-                yield WatchBatch((), upto)
-            while (batch := await sub.next()) is not None:
-                if floor:
-                    if batch.revision <= floor:
-                        continue
-                    batch = WatchBatch([e for e in batch if e.kv.mod_revision > floor],
-                                       batch.revision)
-                    floor = 0
-                    if not batch and not progress:
-                        continue
+            async for batch in sub.live(from_revision, upto, progress):
                 yield batch
         finally:
             self._hub.unsubscribe(sub)

@@ -286,20 +286,7 @@ class SQLiteStore:
                 cursor = events[-1].kv.mod_revision if scanned == self._replay_page else upto
                 if events:
                     yield WatchBatch(events, cursor)
-            # Live events are all > upto; a from_revision beyond upto (a revision not yet
-            # published, as etcd allows) still must not see the events up to it.
-            floor = from_revision if from_revision > upto else 0
-            if progress and upto > from_revision:
-                yield WatchBatch((), upto)
-            while (batch := await sub.next()) is not None:
-                if floor:
-                    if batch.revision <= floor:
-                        continue
-                    batch = WatchBatch([e for e in batch if e.kv.mod_revision > floor],
-                                       batch.revision)
-                    floor = 0
-                    if not batch and not progress:
-                        continue
+            async for batch in sub.live(from_revision, upto, progress):
                 yield batch
         finally:
             self._hub.unsubscribe(sub)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from typing import AsyncIterator
 
 from navio.storage.protocol import StoreEvent, WatchBatch, WatchOverflow
 
@@ -88,6 +89,26 @@ class Subscription:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+
+    async def live(self, from_revision: int, upto: int, progress: bool
+                   ) -> AsyncIterator[WatchBatch]:
+        """The live batches after a replay that ended at `upto`: live events are all > upto,
+        and a `from_revision` beyond it (a revision not yet published, as etcd allows) still
+        must not see the events up to it. With `progress`, a bookmark at `upto` first when the
+        replay moved past `from_revision`."""
+        floor = from_revision if from_revision > upto else 0
+        if progress and upto > from_revision:
+            yield WatchBatch((), upto)
+        while (batch := await self.next()) is not None:
+            if floor:
+                if batch.revision <= floor:
+                    continue
+                batch = WatchBatch([e for e in batch if e.kv.mod_revision > floor],
+                                   batch.revision)
+                floor = 0
+                if not batch and not progress:
+                    continue
+            yield batch
 
     async def next(self) -> WatchBatch | None:
         while True:
